@@ -1,0 +1,3 @@
+module github.com/unisched/unisched
+
+go 1.26.8
