@@ -1,0 +1,93 @@
+// Package config loads unisched's configuration with viper: built-in
+// defaults, then an optional YAML file, then UNISCHED_<SECTION>_<KEY>
+// environment variables, so every key can be overridden in a container
+// or a CI job without a file.
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/viper"
+)
+
+// Config is the whole configuration; sections mirror etc/unisched.yaml.
+type Config struct {
+	Database  Database  `mapstructure:"database"`
+	Placement Placement `mapstructure:"placement"`
+	Log       Log       `mapstructure:"log"`
+	Test      Test      `mapstructure:"test"`
+}
+
+// Database is where all state lives.
+type Database struct {
+	URL      string `mapstructure:"url"`
+	MaxConns int32  `mapstructure:"max_conns"`
+	// Migrate applies pending migrations when serve starts.
+	Migrate bool `mapstructure:"migrate"`
+}
+
+// Placement configures the Placement API.
+type Placement struct {
+	Listen                      string   `mapstructure:"listen"`
+	AuthStrategy                string   `mapstructure:"auth_strategy"`
+	Policy                      string   `mapstructure:"policy"`
+	IncompleteConsumerProjectID string   `mapstructure:"incomplete_consumer_project_id"`
+	IncompleteConsumerUserID    string   `mapstructure:"incomplete_consumer_user_id"`
+	AllocationConflictRetries   int      `mapstructure:"allocation_conflict_retry_count"`
+	MaxBodyBytes                int64    `mapstructure:"max_body_bytes"`
+	CORSAllowedOrigins          []string `mapstructure:"cors_allowed_origins"`
+	CORSAllowHeaders            []string `mapstructure:"cors_allow_headers"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Test holds switches that must never be on in production.
+type Test struct {
+	// Reset enables POST /_test/reset, which empties the database.
+	Reset bool `mapstructure:"reset"`
+}
+
+var defaults = map[string]any{
+	"database.url":                              "",
+	"database.max_conns":                        int32(20),
+	"database.migrate":                          true,
+	"placement.listen":                          "127.0.0.1:8778",
+	"placement.auth_strategy":                   "noauth2",
+	"placement.policy":                          "legacy",
+	"placement.incomplete_consumer_project_id":  "00000000-0000-0000-0000-000000000000",
+	"placement.incomplete_consumer_user_id":     "00000000-0000-0000-0000-000000000000",
+	"placement.allocation_conflict_retry_count": 10,
+	"placement.max_body_bytes":                  int64(1 << 20),
+	"placement.cors_allowed_origins":            []string{},
+	"placement.cors_allow_headers":              []string{},
+	"log.level":                                 "info",
+	"log.format":                                "text",
+	"test.reset":                                false,
+}
+
+// Load reads the file at path (optional) and the environment.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("UNISCHED")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("reading config %s: %w", path, err)
+		}
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return nil, fmt.Errorf("decoding config: %w", err)
+	}
+	return &c, nil
+}

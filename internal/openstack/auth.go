@@ -1,0 +1,102 @@
+package openstack
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+// Credentials are who is calling, as the policy engine sees them. noauth2
+// tokens and (later) Keystone tokens are both mapped onto this one shape.
+type Credentials struct {
+	UserID      string
+	ProjectID   string
+	Roles       []string
+	SystemScope string // "all" for system-scoped tokens
+}
+
+// HasRole reports whether the credentials carry role (case-insensitive, as
+// oslo.policy compares roles).
+func (c *Credentials) HasRole(role string) bool {
+	for _, r := range c.Roles {
+		if strings.EqualFold(r, role) {
+			return true
+		}
+	}
+	return false
+}
+
+type credentialsKey struct{}
+
+// CredentialsFrom returns the authenticated caller, or nil.
+func CredentialsFrom(ctx context.Context) *Credentials {
+	c, _ := ctx.Value(credentialsKey{}).(*Credentials)
+	return c
+}
+
+// WithCredentials stores c in ctx.
+func WithCredentials(ctx context.Context, c *Credentials) context.Context {
+	return context.WithValue(ctx, credentialsKey{}, c)
+}
+
+// Authenticator turns a request into credentials. It is the seam between
+// the development noauth2 mode and Keystone token validation.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*Credentials, error)
+}
+
+// ErrUnauthorized is returned by authenticators for a missing or invalid token.
+var ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Detail: "Unauthorized"}
+
+// NoAuth2 treats the token as "user[:project]", exactly as upstream's
+// noauth2 middleware: the user "admin" gets the admin role unless X-Roles
+// says otherwise, X-Project-Id and OpenStack-System-Scope are honoured.
+// It is for development and tests only.
+type NoAuth2 struct{}
+
+// Authenticate implements Authenticator.
+func (NoAuth2) Authenticate(r *http.Request) (*Credentials, error) {
+	token := r.Header.Get("X-Auth-Token")
+	if token == "" {
+		return nil, ErrUnauthorized
+	}
+	user, project, found := strings.Cut(token, ":")
+	if !found {
+		project = user
+	}
+	if user == "" {
+		return nil, ErrUnauthorized
+	}
+	c := &Credentials{UserID: user, ProjectID: project}
+	if p := r.Header.Get("X-Project-Id"); p != "" {
+		c.ProjectID = p
+	}
+	if roles := r.Header.Get("X-Roles"); roles != "" {
+		for _, role := range strings.Split(roles, ",") {
+			if role = strings.TrimSpace(role); role != "" {
+				c.Roles = append(c.Roles, role)
+			}
+		}
+	} else if user == "admin" {
+		c.Roles = []string{"admin"}
+	}
+	c.SystemScope = r.Header.Get("OpenStack-System-Scope")
+	return c, nil
+}
+
+// Authenticate requires credentials for every request except those public
+// says are open (the version documents at the root).
+func Authenticate(a Authenticator, public func(*http.Request) bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if public != nil && public(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		c, err := a.Authenticate(r)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithCredentials(r.Context(), c)))
+	})
+}

@@ -1,0 +1,149 @@
+package placement
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/unisched/unisched/internal/openstack"
+	"github.com/unisched/unisched/placement/policy"
+)
+
+// authorize checks rule for the caller; a refusal is upstream's 403.
+func (s *Server) authorize(r *http.Request, rule string, t policy.Target) error {
+	if s.current().Policy.Allowed(rule, openstack.CredentialsFrom(r.Context()), t) {
+		return nil
+	}
+	return &openstack.Error{Status: http.StatusForbidden,
+		Detail: fmt.Sprintf("Policy does not allow %s to be performed.", rule)}
+}
+
+// pathVar returns a path parameter of the route.
+func pathVar(r *http.Request, name string) string { return mux.Vars(r)[name] }
+
+// version is the request's negotiated microversion.
+func version(r *http.Request) openstack.Version { return openstack.VersionFrom(r.Context()) }
+
+// setLastModified adds the cache headers of microversion 1.15: responses
+// carry when their content last changed and must not be cached.
+func setLastModified(w http.ResponseWriter, r *http.Request, t time.Time) {
+	if !version(r).AtLeast(15) {
+		return
+	}
+	if t.IsZero() {
+		t = time.Now()
+	}
+	w.Header().Set("Last-Modified", t.UTC().Format(http.TimeFormat))
+	w.Header().Set("Cache-Control", "no-cache")
+}
+
+// location makes an absolute URL for a Location header, as WebOb does.
+func location(r *http.Request, path string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host + path
+}
+
+// normalizeUUID accepts what Python's uuid.UUID accepts (dashed or not,
+// braces, urn prefix, any case) and returns the canonical dashed form.
+func normalizeUUID(s string) (string, bool) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// validator is a compiled JSON schema (internal/jsonschema).
+type validator interface {
+	Validate(instance any) error
+}
+
+// readJSON enforces upstream's body rules in order: a JSON content type
+// (415), a parseable body ("Malformed JSON"), the schema for this
+// microversion ("JSON does not validate"), then decodes into dst.
+func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
+	ct := r.Header.Get("Content-Type")
+	mediaType := ""
+	if ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err == nil {
+			mediaType = mt
+		} else {
+			mediaType = strings.TrimSpace(strings.Split(ct, ";")[0])
+		}
+	}
+	if mediaType != "application/json" {
+		bad := mediaType
+		if bad == "" {
+			bad = "None"
+		}
+		return &openstack.Error{Status: http.StatusUnsupportedMediaType,
+			Detail: fmt.Sprintf("The media type %s is not supported, use application/json", bad)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &openstack.Error{Status: http.StatusRequestEntityTooLarge,
+				Detail: fmt.Sprintf("Request body larger than %d bytes.", s.cfg.MaxBodyBytes)}
+		}
+		return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: " + err.Error()}
+	}
+	var instance any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&instance); err != nil {
+		return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: Extra data after the JSON document"}
+	}
+	if schema != nil {
+		if err := schema.Validate(instance); err != nil {
+			return &openstack.Error{Status: http.StatusBadRequest, Detail: "JSON does not validate: " + err.Error()}
+		}
+	}
+	if dst == nil {
+		return nil
+	}
+	if p, ok := dst.(*any); ok {
+		*p = instance
+		return nil
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		return &openstack.Error{Status: http.StatusBadRequest, Detail: "JSON does not validate: " + err.Error()}
+	}
+	return nil
+}
+
+// badRequest is a 400 with the undefined code.
+func badRequest(format string, args ...any) *openstack.Error {
+	return openstack.Errorf(http.StatusBadRequest, "", format, args...)
+}
+
+// notFound is a 404 with the undefined code.
+func notFound(format string, args ...any) *openstack.Error {
+	return openstack.Errorf(http.StatusNotFound, "", format, args...)
+}
+
+// conflict is a 409 with the given code.
+func conflict(code, format string, args ...any) *openstack.Error {
+	return openstack.Errorf(http.StatusConflict, code, format, args...)
+}
+
+// writeJSON writes a 200 (or other) JSON body.
+func writeJSON(w http.ResponseWriter, status int, v any) { openstack.WriteJSON(w, status, v) }
