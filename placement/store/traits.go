@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/internal/pg"
+)
+
+// ErrTraitInUse: a trait to delete is still set on some provider.
+var ErrTraitInUse = errors.New("trait in use")
+
+// Trait is a row of the traits table.
+type Trait struct {
+	ID        int64
+	Name      string
+	CreatedAt time.Time
+	UpdatedAt *time.Time
+}
+
+// LastModified is the trait's updated_at, or created_at when never updated.
+func (t *Trait) LastModified() time.Time {
+	if t.UpdatedAt != nil {
+		return *t.UpdatedAt
+	}
+	return t.CreatedAt
+}
+
+// TraitFilter narrows ListTraits; nil fields do not filter.
+type TraitFilter struct {
+	NameIn []string
+	Prefix *string
+	// Associated: only traits set on some provider (true) or on none (false).
+	Associated *bool
+}
+
+const selectTraitColumns = `SELECT t.id, t.name, t.created_at, t.updated_at FROM traits t`
+
+func scanTraits(rows pgx.Rows) ([]Trait, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Trait, error) {
+		var t Trait
+		err := row.Scan(&t.ID, &t.Name, &t.CreatedAt, &t.UpdatedAt)
+		return t, err
+	})
+}
+
+// ListTraits returns the traits matching f ordered by name.
+func ListTraits(ctx context.Context, db pg.DBTX, f TraitFilter) ([]Trait, error) {
+	var q query
+	if f.NameIn != nil {
+		q.where("t.name = ANY(" + q.arg(f.NameIn) + ")")
+	}
+	if f.Prefix != nil {
+		// A LIKE pattern as upstream builds it: '%' and '_' in the prefix
+		// keep their wildcard meaning.
+		q.where("t.name LIKE " + q.arg(*f.Prefix+"%"))
+	}
+	if f.Associated != nil {
+		cond := "EXISTS (SELECT 1 FROM resource_provider_traits rpt WHERE rpt.trait_id = t.id)"
+		if !*f.Associated {
+			cond = "NOT " + cond
+		}
+		q.where(cond)
+	}
+	rows, err := db.Query(ctx, selectTraitColumns+q.sql()+" ORDER BY t.name", q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing traits: %w", err)
+	}
+	out, err := scanTraits(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing traits: %w", err)
+	}
+	return out, nil
+}
+
+// GetTrait loads a trait by name; ErrNotFound when there is none.
+func GetTrait(ctx context.Context, db pg.DBTX, name string) (*Trait, error) {
+	rows, err := db.Query(ctx, selectTraitColumns+" WHERE t.name = $1", name)
+	if err != nil {
+		return nil, fmt.Errorf("loading trait %s: %w", name, err)
+	}
+	ts, err := scanTraits(rows)
+	if err != nil {
+		return nil, fmt.Errorf("loading trait %s: %w", name, err)
+	}
+	if len(ts) == 0 {
+		return nil, ErrNotFound
+	}
+	return &ts[0], nil
+}
+
+const insertTrait = `INSERT INTO traits (name) VALUES ($1) ON CONFLICT (name) DO NOTHING
+RETURNING id, name, created_at, updated_at`
+
+// EnsureTrait creates the trait unless it exists; created tells which.
+func EnsureTrait(ctx context.Context, db pg.DBTX, name string) (t *Trait, created bool, err error) {
+	rows, err := db.Query(ctx, insertTrait, name)
+	if err != nil {
+		return nil, false, fmt.Errorf("creating trait %s: %w", name, err)
+	}
+	ts, err := scanTraits(rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("creating trait %s: %w", name, err)
+	}
+	if len(ts) == 1 {
+		return &ts[0], true, nil
+	}
+	t, err = GetTrait(ctx, db, name)
+	return t, false, err
+}
+
+const deleteTraitUnused = `WITH tr AS (SELECT id FROM traits WHERE name = $1),
+used AS (SELECT EXISTS (SELECT 1 FROM resource_provider_traits WHERE trait_id = (SELECT id FROM tr)) AS yes),
+del AS (DELETE FROM traits WHERE id = (SELECT id FROM tr) AND NOT (SELECT yes FROM used) RETURNING id)
+SELECT (SELECT id FROM tr), (SELECT yes FROM used), (SELECT count(*) FROM del)`
+
+// DeleteTrait removes an unused trait. Errors: ErrNotFound, ErrTraitInUse.
+// The caller refuses standard traits.
+func DeleteTrait(ctx context.Context, db pg.DBTX, name string) error {
+	var id *int64
+	var used bool
+	var deleted int64
+	if err := db.QueryRow(ctx, deleteTraitUnused, name).Scan(&id, &used, &deleted); err != nil {
+		if pg.HasCode(err, pg.CodeForeignKeyViolation) {
+			// A provider took the trait meanwhile.
+			return ErrTraitInUse
+		}
+		return fmt.Errorf("deleting trait %s: %w", name, err)
+	}
+	switch {
+	case id == nil:
+		return ErrNotFound
+	case used:
+		return ErrTraitInUse
+	case deleted == 0:
+		return ErrNotFound
+	}
+	return nil
+}
+
+const selectProviderTraits = selectTraitColumns + `
+JOIN resource_provider_traits rpt ON rpt.trait_id = t.id WHERE rpt.resource_provider_id = $1 ORDER BY t.name`
+
+// ProviderTraits returns the traits set on a provider, ordered by name.
+func ProviderTraits(ctx context.Context, db pg.DBTX, providerID int64) ([]Trait, error) {
+	rows, err := db.Query(ctx, selectProviderTraits, providerID)
+	if err != nil {
+		return nil, fmt.Errorf("listing traits of provider %d: %w", providerID, err)
+	}
+	out, err := scanTraits(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing traits of provider %d: %w", providerID, err)
+	}
+	return out, nil
+}
+
+const (
+	deleteOtherProviderTraits = `DELETE FROM resource_provider_traits WHERE resource_provider_id = $1 AND NOT trait_id = ANY($2)`
+	addProviderTraits         = `INSERT INTO resource_provider_traits (resource_provider_id, trait_id)
+SELECT $1, unnest($2::integer[]) ON CONFLICT DO NOTHING`
+)
+
+// SetProviderTraits makes traitIDs the provider's exact trait set and
+// bumps its generation (compare-and-swap from p.Generation) if the set
+// changed; p.Generation is updated. Errors: ErrConcurrentUpdate.
+func SetProviderTraits(ctx context.Context, db pg.DBTX, p *Provider, traitIDs []int64) error {
+	ids := make([]int32, len(traitIDs))
+	for i, id := range traitIDs {
+		ids[i] = int32(id)
+	}
+	del, err := db.Exec(ctx, deleteOtherProviderTraits, p.ID, ids)
+	if err != nil {
+		return fmt.Errorf("removing traits of provider %s: %w", p.UUID, err)
+	}
+	add, err := db.Exec(ctx, addProviderTraits, p.ID, ids)
+	if err != nil {
+		return fmt.Errorf("adding traits to provider %s: %w", p.UUID, err)
+	}
+	if del.RowsAffected() == 0 && add.RowsAffected() == 0 {
+		return nil
+	}
+	gen, err := IncrementGeneration(ctx, db, p.ID, p.Generation)
+	if err != nil {
+		return err
+	}
+	p.Generation = gen
+	return nil
+}
