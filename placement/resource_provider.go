@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/placement/policy"
@@ -65,9 +66,8 @@ var (
 	putProviderSchema1_14  = compileProviderSchema(schemaPutProvider1_14)
 )
 
-// compileProviderSchema compiles a request schema. Until internal/jsonschema
-// lands it returns nil and providerBody's own checks stand in.
-func compileProviderSchema(text string) validator { return nil }
+// compileProviderSchema compiles a request schema written into the program.
+func compileProviderSchema(text string) validator { return jsonschema.MustCompile(text) }
 
 // Policy rules of upstream placement/policies/resource_provider.py.
 const (
