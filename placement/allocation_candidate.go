@@ -1,7 +1,223 @@
 package placement
 
-import "net/http"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/internal/openstack"
+	"github.com/unisched/unisched/internal/pg"
+	"github.com/unisched/unisched/placement/candidates"
+	"github.com/unisched/unisched/placement/policy"
+	"github.com/unisched/unisched/placement/qs"
+	"github.com/unisched/unisched/placement/store"
+)
+
+// listAllocationCandidates is GET /allocation_candidates (1.10+): the ways
+// the requested resources can be allocated, with a summary of every
+// provider involved.
 func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request) error {
-	return errNotImplemented
+	if err := s.authorize(r, "placement:allocation_candidates:list", policy.Target{}); err != nil {
+		return err
+	}
+	v := version(r)
+	params, qerr := qs.ParseQuery(r.URL.RawQuery)
+	if qerr != nil {
+		return queryError(qerr)
+	}
+	q, qerr := qs.ParseCandidates(params, v.Minor)
+	if qerr != nil {
+		return queryError(qerr)
+	}
+
+	var data candidates.Data
+	err := pg.WithTx(r.Context(), s.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error {
+			var err error
+			data, err = store.LoadSnapshotData(r.Context(), tx)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("loading allocation candidates snapshot: %w", err)
+	}
+	snap, err := candidates.NewSnapshot(data)
+	if err != nil {
+		return fmt.Errorf("indexing allocation candidates snapshot: %w", err)
+	}
+	res, err := candidates.Find(r.Context(), snap, candidates.Request{Query: q, NestedAware: v.AtLeast(29)})
+	if err != nil {
+		var qe *qs.Error
+		if errors.As(err, &qe) {
+			return queryError(qe)
+		}
+		return fmt.Errorf("finding allocation candidates: %w", err)
+	}
+	body := renderCandidates(res, q, v)
+	setLastModified(w, r, time.Now())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// queryError turns a query-string error into upstream's 400. WebOb flattens
+// the detail's line breaks (python-jsonschema's messages have several).
+func queryError(e *qs.Error) error {
+	return &openstack.Error{Status: http.StatusBadRequest, Code: e.Code,
+		Detail: strings.ReplaceAll(e.Detail, "\n", " ")}
+}
+
+// renderCandidates writes the response body for microversion v: list-form
+// allocation requests before 1.12, mappings from 1.34; summaries with only
+// the requested classes before 1.27, traits from 1.17, parent and root
+// uuids from 1.29.
+func renderCandidates(res *candidates.Result, q *qs.CandidatesQuery, v openstack.Version) []byte {
+	s := res.Snapshot
+	var b bytes.Buffer
+	b.WriteString(`{"allocation_requests": [`)
+	for i, ar := range res.Requests {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if !v.AtLeast(12) {
+			b.WriteString(`{"allocations": [`)
+			for j, al := range ar.Allocations {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(`{"resource_provider": {"uuid": `)
+				writeString(&b, s.Providers[al.Provider].UUID)
+				b.WriteString(`}, "resources": `)
+				writeResources(&b, s, al.Resources)
+				b.WriteByte('}')
+			}
+			b.WriteString("]}")
+			continue
+		}
+		b.WriteString(`{"allocations": {`)
+		for j, al := range ar.Allocations {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			writeString(&b, s.Providers[al.Provider].UUID)
+			b.WriteString(`: {"resources": `)
+			writeResources(&b, s, al.Resources)
+			b.WriteByte('}')
+		}
+		b.WriteByte('}')
+		if v.AtLeast(34) {
+			b.WriteString(`, "mappings": {`)
+			for j, m := range ar.Mappings {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				writeString(&b, m.Suffix)
+				b.WriteString(": [")
+				for k, p := range m.Providers {
+					if k > 0 {
+						b.WriteString(", ")
+					}
+					writeString(&b, s.Providers[p].UUID)
+				}
+				b.WriteByte(']')
+			}
+			b.WriteByte('}')
+		}
+		b.WriteByte('}')
+	}
+	b.WriteString(`], "provider_summaries": {`)
+
+	var requested map[string]bool
+	if !v.AtLeast(27) {
+		requested = map[string]bool{}
+		for _, g := range q.Groups {
+			for _, a := range g.Resources {
+				requested[a.Class] = true
+			}
+		}
+	}
+	for i, pi := range res.Summaries {
+		p := &s.Providers[pi]
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		writeString(&b, p.UUID)
+		b.WriteString(`: {"resources": {`)
+		n := 0
+		for _, inv := range p.Inventories {
+			name := s.ClassName(inv.Class)
+			if requested != nil && !requested[name] {
+				continue
+			}
+			if n > 0 {
+				b.WriteString(", ")
+			}
+			n++
+			writeString(&b, name)
+			b.WriteString(`: {"capacity": `)
+			b.WriteString(strconv.FormatInt(inv.Capacity(), 10))
+			b.WriteString(`, "used": `)
+			b.WriteString(strconv.FormatInt(inv.Used, 10))
+			b.WriteByte('}')
+		}
+		b.WriteByte('}')
+		if v.AtLeast(17) {
+			b.WriteString(`, "traits": [`)
+			for j, t := range p.Traits {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				writeString(&b, s.TraitName(t))
+			}
+			b.WriteByte(']')
+		}
+		if v.AtLeast(29) {
+			b.WriteString(`, "parent_provider_uuid": `)
+			if p.Parent >= 0 {
+				writeString(&b, s.Providers[p.Parent].UUID)
+			} else {
+				b.WriteString("null")
+			}
+			b.WriteString(`, "root_provider_uuid": `)
+			writeString(&b, s.Providers[p.Root].UUID)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteString("}}")
+	return b.Bytes()
+}
+
+func writeResources(b *bytes.Buffer, s *candidates.Snapshot, rs []candidates.Resource) {
+	b.WriteByte('{')
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		writeString(b, s.ClassName(r.Class))
+		b.WriteString(": ")
+		b.WriteString(strconv.FormatInt(r.Amount, 10))
+	}
+	b.WriteByte('}')
+}
+
+// writeString writes s as a JSON string.
+func writeString(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			enc, _ := json.Marshal(s)
+			b.Write(enc)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
