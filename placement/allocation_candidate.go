@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,13 +64,6 @@ func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	return nil
-}
-
-// queryError turns a query-string error into upstream's 400. WebOb flattens
-// the detail's line breaks (python-jsonschema's messages have several).
-func queryError(e *qs.Error) error {
-	return &openstack.Error{Status: http.StatusBadRequest, Code: e.Code,
-		Detail: strings.ReplaceAll(e.Detail, "\n", " ")}
 }
 
 // renderCandidates writes the response body for microversion v: list-form

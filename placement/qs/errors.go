@@ -4,6 +4,8 @@
 // them) and the same placement.query.* error codes.
 package qs
 
+import "strings"
+
 // Error codes a query-string error may carry. An empty Code means
 // placement.undefined_code.
 const (
@@ -13,7 +15,8 @@ const (
 )
 
 // Error is a malformed query string; the HTTP layer turns it into a 400 with
-// Detail as the error detail and Code as the error code.
+// Detail as the error detail and Code as the error code. Line breaks in the
+// detail are already spaces, as WebOb renders them.
 type Error struct {
 	Detail string
 	Code   string
@@ -21,6 +24,8 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Detail }
 
-func badRequest(detail string) *Error { return &Error{Detail: detail} }
+func badRequest(detail string) *Error { return badRequestCode(detail, "") }
 
-func badRequestCode(detail, code string) *Error { return &Error{Detail: detail, Code: code} }
+func badRequestCode(detail, code string) *Error {
+	return &Error{Detail: strings.ReplaceAll(detail, "\n", " "), Code: code}
+}

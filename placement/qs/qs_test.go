@@ -211,13 +211,13 @@ func TestParseCandidates(t *testing.T) {
 
 func TestProvidersSchema(t *testing.T) {
 	err := ProvidersSchema(18).Validate(mustParse(t, "foo=bar"))
-	want := "Invalid query string parameters: Additional properties are not allowed ('foo' was unexpected)\n\n" +
-		"Failed validating 'additionalProperties' in schema:\n    {'additionalProperties': False,\n" +
-		"     'properties': {'in_tree': {'format': 'uuid', 'type': 'string'},\n" +
-		"                    'member_of': {'type': 'string'},\n                    'name': {'type': 'string'},\n" +
-		"                    'required': {'type': 'string'},\n                    'resources': {'type': 'string'},\n" +
-		"                    'uuid': {'format': 'uuid', 'type': 'string'}},\n     'type': 'object'}\n\n" +
-		"On instance:\n    {'foo': 'bar'}"
+	want := "Invalid query string parameters: Additional properties are not allowed ('foo' was unexpected)  " +
+		"Failed validating 'additionalProperties' in schema:     {'additionalProperties': False, " +
+		"     'properties': {'in_tree': {'format': 'uuid', 'type': 'string'}, " +
+		"                    'member_of': {'type': 'string'},                     'name': {'type': 'string'}, " +
+		"                    'required': {'type': 'string'},                     'resources': {'type': 'string'}, " +
+		"                    'uuid': {'format': 'uuid', 'type': 'string'}},      'type': 'object'}  " +
+		"On instance:     {'foo': 'bar'}"
 	if err == nil || err.Detail != want {
 		t.Errorf("got %q\nwant %q", err, want)
 	}
