@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/store"
@@ -82,13 +83,10 @@ const (
 }`
 )
 
-// Compiled inventory schemas; nil until internal/jsonschema is available,
-// in which case parseInventory still refuses values the database cannot
-// hold.
 var (
-	baseInventorySchema validator
-	postInventorySchema validator
-	putInventoriesSchema validator
+	baseInventorySchema  validator = jsonschema.MustCompile(baseInventorySchemaJSON)
+	postInventorySchema  validator = jsonschema.MustCompile(postInventorySchemaJSON)
+	putInventoriesSchema validator = jsonschema.MustCompile(putInventoriesSchemaJSON)
 )
 
 // pyFloat is a float rendered as Python's json module does (1.0, not 1),
@@ -241,9 +239,9 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-// jsonInt reads a JSON integer (python-jsonschema also calls 2.0 an
+// inventoryInt reads a JSON integer (python-jsonschema also calls 2.0 an
 // integer) that fits the inventory columns.
-func jsonInt(v any) (int64, bool) {
+func inventoryInt(v any) (int64, bool) {
 	n, ok := v.(json.Number)
 	if !ok {
 		return 0, false
@@ -258,9 +256,9 @@ func jsonInt(v any) (int64, bool) {
 	return int64(f), true
 }
 
-// parseInventory applies upstream's defaults to a validated inventory
-// record. The range checks only matter without a compiled schema: they
-// keep out values the int columns cannot hold.
+// parseInventory applies upstream's defaults to a schema-validated
+// inventory record. Its own checks repeat the schema's, as a guard for the
+// int columns.
 func parseInventory(class string, rec map[string]any) (store.Inventory, error) {
 	inv := store.NewInventory(class, 0)
 	ints := []struct {
@@ -283,7 +281,7 @@ func parseInventory(class string, rec map[string]any) (store.Inventory, error) {
 			}
 			continue
 		}
-		n, ok := jsonInt(raw)
+		n, ok := inventoryInt(raw)
 		if !ok {
 			return inv, badRequest("JSON does not validate: %v is not of type 'integer'", raw)
 		}
@@ -478,7 +476,7 @@ func (s *Server) setInventories(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readJSON(r, putInventoriesSchema, &body); err != nil {
 		return err
 	}
-	gen, ok := jsonInt(body.Generation)
+	gen, ok := inventoryInt(body.Generation)
 	if !ok || body.Inventories.records == nil {
 		return badRequest("JSON does not validate: 'resource_provider_generation' and 'inventories' are required properties")
 	}
@@ -568,7 +566,7 @@ func (s *Server) updateInventory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	gen, ok := jsonInt(body["resource_provider_generation"])
+	gen, ok := inventoryInt(body["resource_provider_generation"])
 	if !ok {
 		return badRequest("JSON does not validate: 'resource_provider_generation' is a required property")
 	}

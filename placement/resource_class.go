@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
+	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/store"
 )
@@ -33,24 +33,7 @@ const resourceClassSchemaJSON = `{
 	"additionalProperties": false
 }`
 
-// resourceClassSchema is resourceClassSchemaJSON compiled; nil until
-// internal/jsonschema is available, in which case checkCustomClassName
-// still keeps bad names out.
-var resourceClassSchema validator
-
-var customClassRE = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+$`)
-
-// checkCustomClassName is the part of the schema that protects the data:
-// it only fires when no compiled schema caught the name first.
-func checkCustomClassName(name string) error {
-	if len([]rune(name)) > 255 {
-		return badRequest("JSON does not validate: '%s' is too long", name)
-	}
-	if !customClassRE.MatchString(name) {
-		return badRequest("JSON does not validate: '%s' does not match '^CUSTOM_[A-Z0-9_]+$'", name)
-	}
-	return nil
-}
+var resourceClassSchema validator = jsonschema.MustCompile(resourceClassSchemaJSON)
 
 type resourceClassLink struct {
 	Rel  string `json:"rel"`
@@ -99,9 +82,6 @@ func (s *Server) createResourceClass(w http.ResponseWriter, r *http.Request) err
 		Name string `json:"name"`
 	}
 	if err := s.readJSON(r, resourceClassSchema, &body); err != nil {
-		return err
-	}
-	if err := checkCustomClassName(body.Name); err != nil {
 		return err
 	}
 	rc, err := store.CreateResourceClass(r.Context(), s.db, body.Name)
@@ -153,9 +133,6 @@ func (s *Server) updateResourceClass(w http.ResponseWriter, r *http.Request) err
 	if err := s.readJSON(r, resourceClassSchema, &body); err != nil {
 		return err
 	}
-	if err := checkCustomClassName(body.Name); err != nil {
-		return err
-	}
 	ctx := r.Context()
 	rc, err := store.GetResourceClass(ctx, s.db, name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -196,17 +173,12 @@ func (s *Server) ensureResourceClass(w http.ResponseWriter, r *http.Request) err
 	if err := dec.Decode(&instance); err != nil {
 		return badRequest("Malformed JSON: %v", err)
 	}
-	if resourceClassSchema != nil {
-		if err := resourceClassSchema.Validate(instance); err != nil {
-			return badRequest("JSON does not validate: %s", err.Error())
-		}
+	if err := resourceClassSchema.Validate(instance); err != nil {
+		return badRequest("JSON does not validate: %s", err.Error())
 	}
 	m, _ := instance.(map[string]any)
 	if n, ok := m["name"].(string); ok {
 		name = n
-	}
-	if err := checkCustomClassName(name); err != nil {
-		return err
 	}
 	ctx := r.Context()
 	status := http.StatusNoContent

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/unisched/unisched/internal/jsonschema"
+
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/qs"
 	"github.com/unisched/unisched/placement/store"
@@ -39,10 +41,9 @@ const (
 }`
 )
 
-// Compiled usage schemas; nil until internal/jsonschema is available.
 var (
-	usagesSchema1_9  validator
-	usagesSchema1_38 validator
+	usagesSchema1_9  validator = jsonschema.MustCompile(usagesSchema1_9JSON)
+	usagesSchema1_38 validator = jsonschema.MustCompile(usagesSchema1_38JSON)
 )
 
 type providerUsagesJSON struct {
@@ -82,7 +83,7 @@ func (s *Server) listUsages(w http.ResponseWriter, r *http.Request) error {
 	if qerr != nil {
 		return badRequest("%s", qerr.Detail)
 	}
-	projectID, hasProject := params.Get("project_id")
+	projectID, _ := params.Get("project_id")
 	userID, _ := params.Get("user_id")
 	consumerType, _ := params.Get("consumer_type")
 	if err := s.authorize(r, ruleTotalUsages, policy.Target{ProjectID: projectID}); err != nil {
@@ -93,17 +94,12 @@ func (s *Server) listUsages(w http.ResponseWriter, r *http.Request) error {
 	if byType {
 		schema = usagesSchema1_38
 	}
-	if schema != nil {
-		instance := map[string]any{}
-		for _, p := range params {
-			instance[p.Key] = p.Value
-		}
-		if err := schema.Validate(instance); err != nil {
-			return badRequest("Invalid query string parameters: %s", err.Error())
-		}
+	instance := map[string]any{}
+	for _, p := range params {
+		instance[p.Key] = p.Value
 	}
-	if !hasProject {
-		return badRequest("Invalid query string parameters: 'project_id' is a required property")
+	if err := schema.Validate(instance); err != nil {
+		return badRequest("Invalid query string parameters: %s", err.Error())
 	}
 	ctx := r.Context()
 	if !byType {
