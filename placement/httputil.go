@@ -18,10 +18,15 @@ import (
 	"github.com/unisched/unisched/placement/policy"
 )
 
-// authorize checks rule for the caller; a refusal is upstream's 403.
+// authorize checks rule for the caller; a refusal is upstream's 403. A
+// rule name upstream never registered is refused too (upstream fails with a
+// 500) and logged, since it can only be a typo in a handler.
 func (s *Server) authorize(r *http.Request, rule string, t policy.Target) error {
 	if s.current().Policy.Allowed(rule, openstack.CredentialsFrom(r.Context()), t) {
 		return nil
+	}
+	if !policy.Registered(rule) {
+		s.log.ErrorContext(r.Context(), "authorizing an unregistered policy rule", "rule", rule)
 	}
 	return &openstack.Error{Status: http.StatusForbidden,
 		Detail: fmt.Sprintf("Policy does not allow %s to be performed.", rule)}

@@ -9,8 +9,10 @@ import (
 // Credentials are who is calling, as the policy engine sees them. noauth2
 // tokens and (later) Keystone tokens are both mapped onto this one shape.
 type Credentials struct {
-	UserID      string
-	ProjectID   string
+	UserID    string
+	ProjectID string // empty when the token is not project-scoped
+	// DomainID is set for domain-scoped tokens.
+	DomainID    string
 	Roles       []string
 	SystemScope string // "all" for system-scoped tokens
 }
@@ -48,31 +50,27 @@ type Authenticator interface {
 // ErrUnauthorized is returned by authenticators for a missing or invalid token.
 var ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Detail: "Unauthorized"}
 
-// NoAuth2 treats the token as "user[:project]", exactly as upstream's
-// noauth2 middleware: the user "admin" gets the admin role unless X-Roles
-// says otherwise, X-Project-Id and OpenStack-System-Scope are honoured.
-// It is for development and tests only.
+// NoAuth2 treats the token as "user[:project]", as upstream Placement's
+// noauth2 middleware followed by oslo.context's from_environ does: any
+// X-Auth-Token (even an empty one) authenticates; X-Roles, when present,
+// replaces the roles (the user "admin" otherwise gets role admin); the
+// token's project applies only when the request is not system-scoped, and
+// X-Project-Id overrides it. It is for development and tests only.
 type NoAuth2 struct{}
 
 // Authenticate implements Authenticator.
 func (NoAuth2) Authenticate(r *http.Request) (*Credentials, error) {
-	token := r.Header.Get("X-Auth-Token")
-	if token == "" {
+	tokens, ok := r.Header["X-Auth-Token"]
+	if !ok || len(tokens) == 0 {
 		return nil, ErrUnauthorized
 	}
-	user, project, found := strings.Cut(token, ":")
-	if !found {
+	user, project, _ := strings.Cut(tokens[0], ":")
+	if project == "" {
 		project = user
 	}
-	if user == "" {
-		return nil, ErrUnauthorized
-	}
-	c := &Credentials{UserID: user, ProjectID: project}
-	if p := r.Header.Get("X-Project-Id"); p != "" {
-		c.ProjectID = p
-	}
-	if roles := r.Header.Get("X-Roles"); roles != "" {
-		for _, role := range strings.Split(roles, ",") {
+	c := &Credentials{UserID: user, SystemScope: r.Header.Get("OpenStack-System-Scope"), DomainID: r.Header.Get("X-Domain-Id")}
+	if roles, ok := r.Header["X-Roles"]; ok {
+		for _, role := range strings.Split(strings.Join(roles, ","), ",") {
 			if role = strings.TrimSpace(role); role != "" {
 				c.Roles = append(c.Roles, role)
 			}
@@ -80,7 +78,16 @@ func (NoAuth2) Authenticate(r *http.Request) (*Credentials, error) {
 	} else if user == "admin" {
 		c.Roles = []string{"admin"}
 	}
-	c.SystemScope = r.Header.Get("OpenStack-System-Scope")
+	switch {
+	case len(r.Header["X-Project-Id"]) > 0:
+		c.ProjectID = r.Header.Get("X-Project-Id")
+	case c.SystemScope == "":
+		c.ProjectID = project
+	case len(r.Header["X-Tenant-Id"]) > 0:
+		c.ProjectID = r.Header.Get("X-Tenant-Id")
+	default:
+		c.ProjectID = r.Header.Get("X-Tenant")
+	}
 	return c, nil
 }
 
