@@ -193,7 +193,8 @@ func (s *Server) listResourceProviders(w http.ResponseWriter, r *http.Request) e
 		c := qs.CanonicalUUID(val)
 		f.UUID = &c
 	}
-	if val, ok := params.Get("name"); ok {
+	// An empty name does not filter, as upstream tests its truth.
+	if val, ok := params.Get("name"); ok && val != "" {
 		f.Name = &val
 	}
 	if val, ok := params.Get("in_tree"); ok {
@@ -267,7 +268,12 @@ func (s *Server) createResourceProvider(w http.ResponseWriter, r *http.Request) 
 			"parent provider UUID cannot be same as UUID. Please set parent provider UUID to None if there is no parent.",
 			data.name, id)
 	}
-	p, err := store.CreateProvider(r.Context(), s.db, id, data.name, data.parent)
+	var p *store.Provider
+	err = pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var err error
+		p, err = store.CreateProvider(r.Context(), tx, id, data.name, data.parent)
+		return err
+	})
 	var dup *store.DuplicateProviderError
 	switch {
 	case errors.As(err, &dup):
@@ -376,11 +382,9 @@ func (s *Server) updateResourceProvider(w http.ResponseWriter, r *http.Request) 
 	}
 	var updated *store.Provider
 	err = pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		p, err := loadProvider(r.Context(), tx, r, true)
-		if err != nil {
-			return err
-		}
-		updated, err = store.UpdateProvider(r.Context(), tx, p, store.ProviderUpdate{
+		_, u, _ := providerUUIDFromPath(r)
+		var err error
+		updated, err = store.UpdateProvider(r.Context(), tx, u, store.ProviderUpdate{
 			Name:          data.name,
 			SetParent:     data.hasParent,
 			ParentUUID:    data.parent,
@@ -393,6 +397,8 @@ func (s *Server) updateResourceProvider(w http.ResponseWriter, r *http.Request) 
 		return badRequest("Unable to save resource provider %s: Object action %s", raw, reason)
 	}
 	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("No resource provider with uuid %s found", raw)
 	case errors.Is(err, store.ErrExists):
 		return conflict(CodeDuplicateName, "Conflicting resource provider %s already exists.", data.name)
 	case errors.Is(err, store.ErrParentNotFound):

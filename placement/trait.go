@@ -47,8 +47,9 @@ var listTraitsQuery = &qs.Schema{
 	},
 }
 
-// customTrait is CUSTOM_TRAIT: a custom trait name of at most 255 characters.
-var customTrait = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+$`)
+// customTrait is CUSTOM_TRAIT's pattern as Python's re.search applies it:
+// its '$' also matches before a final newline.
+var customTrait = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+\n?$`)
 
 // Policy rules of upstream placement/policies/trait.py.
 const (

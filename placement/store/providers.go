@@ -171,11 +171,27 @@ INSERT INTO resource_providers (id, uuid, name, parent_provider_id, root_provide
 SELECT new.id, $1, $2, $3, COALESCE($4, new.id) FROM new
 RETURNING id`
 
-// CreateProvider inserts a provider, under parentUUID when it is not nil.
+// treeLock serializes changes of tree shape (a provider created under a
+// parent, a provider moved): without it two concurrent moves could make a
+// loop, or a child created while its parent moves could get a stale root.
+const treeLock = `SELECT pg_advisory_xact_lock(7311580612401)`
+
+func lockTrees(ctx context.Context, db pg.DBTX) error {
+	if _, err := db.Exec(ctx, treeLock); err != nil {
+		return fmt.Errorf("locking provider trees: %w", err)
+	}
+	return nil
+}
+
+// CreateProvider inserts a provider, under parentUUID when it is not nil;
+// db must then be a transaction (see treeLock).
 // Errors: ErrParentNotFound, *DuplicateProviderError (ErrExists).
 func CreateProvider(ctx context.Context, db pg.DBTX, uuid, name string, parentUUID *string) (*Provider, error) {
 	var parentID, rootID *int64
 	if parentUUID != nil {
+		if err := lockTrees(ctx, db); err != nil {
+			return nil, err
+		}
 		ids, err := lookupProviderIDs(ctx, db, *parentUUID)
 		if err != nil {
 			return nil, err
@@ -222,11 +238,20 @@ SELECT id FROM sub`
 	setSubtreeRoot = `UPDATE resource_providers SET root_provider_id = $2 WHERE id = ANY($1)`
 )
 
-// UpdateProvider renames and possibly re-parents p; the generation does
-// not change. The descendants of a moved provider follow it into its new
-// tree. Errors: ErrParentNotFound, ErrReparent, ErrUnparent,
-// ErrProviderLoop, *DuplicateProviderError.
-func UpdateProvider(ctx context.Context, db pg.DBTX, p *Provider, u ProviderUpdate) (*Provider, error) {
+// UpdateProvider renames and possibly re-parents the provider; the
+// generation does not change. The descendants of a moved provider follow
+// it into its new tree. db must be a transaction: the tree lock (see
+// treeLock) is taken before any row lock, so that it cannot be part of a
+// deadlock. Errors: ErrNotFound, ErrParentNotFound, ErrReparent,
+// ErrUnparent, ErrProviderLoop, *DuplicateProviderError.
+func UpdateProvider(ctx context.Context, db pg.DBTX, uuid string, u ProviderUpdate) (*Provider, error) {
+	if err := lockTrees(ctx, db); err != nil {
+		return nil, err
+	}
+	p, err := GetProvider(ctx, db, uuid)
+	if err != nil {
+		return nil, err
+	}
 	me, err := lookupProviderIDs(ctx, db, p.UUID)
 	if err != nil {
 		return nil, err
