@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine (as root or a sudo user):
+#
+#   ./scripts/test.sh [tox-compat.sh arguments, default -e all]
+#
+# Prepares the machine, then runs ./tox-compat.sh -e all:
+# - installs what is missing from Debian: postgresql-15, python3-gabbi,
+#   python3-openstackclient, python3-osc-placement (apt, via sudo unless root);
+# - without UNISCHED_TEST_DATABASE_URL: starts Debian's cluster 15/main if it is
+#   down (pg_ctlcluster 15 main start) and, only if the postgres superuser is not
+#   reachable over the unix socket, maps this OS user to it (peer map in pg_hba.conf);
+# - then gofmt/vet/staticcheck, unit and functional Go tests, coverage, the CLI
+#   test, the Placement conformance suite and FUZZTIME (10s) of every Fuzz target.
+# Exits non-zero on any failure; the summary at the end has counts and timings.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib.sh"
+
+log "preparing the machine"
+ensure_go
+apt_install postgresql-15 postgresql-client-15 python3-gabbi python3-openstackclient python3-osc-placement curl
+ensure_test_database
+log "PostgreSQL reachable at $UNISCHED_TEST_DATABASE_URL"
+[ $# -gt 0 ] || set -- -e all
+export script_start
+exec "$top/tox-compat.sh" "$@"

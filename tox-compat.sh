@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# tox-style entry points for OpenStack developers (no tox needed):
+#
+#   ./tox-compat.sh -e ENV[,ENV...] [-e ENV ...]
+#
+#   pep8         gofmt -l, go vet ./..., staticcheck (installed into $UNISCHED_TOOLS,
+#                default ~/.cache/unisched-tools, from the Go module proxy when
+#                reachable, otherwise reported skipped)
+#   py3          unit tests: packages whose tests need no external service
+#                (their test builds do not depend on internal/pgtest)
+#   functional   the Go tests that need PostgreSQL (those depending on internal/pgtest,
+#                tests/cli excepted) with UNISCHED_TEST_DATABASE_URL
+#   cover        coverage of py3 + functional: profile, per-function summary, HTML
+#   cli          tests/cli: the real `openstack` CLI against a freshly started unisched
+#   conformance  the upstream Placement gabbi suite via tests/conformance/run.sh
+#   fuzz         every Fuzz target in the repository, FUZZTIME each (default 10s)
+#   all          pep8 py3 functional cover cli conformance fuzz
+#
+# Every step runs even when an earlier one failed; a summary with counts and
+# timings closes the run, and the exit status is non-zero if any step failed.
+# Logs and reports go to $ARTIFACTS (default ./_artifacts). This script does not
+# install or start anything: ./scripts/test.sh prepares the machine, then runs -e all.
+set -uo pipefail
+top=$(cd "$(dirname "$0")" && pwd)
+. "$top/scripts/lib.sh"
+cd "$top" || exit 1
+
+ARTIFACTS=${ARTIFACTS:-$top/_artifacts}
+export ARTIFACTS
+FUZZTIME=${FUZZTIME:-10s}
+GO_TEST_FLAGS=${GO_TEST_FLAGS:--count=1}
+TOOLS=${UNISCHED_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/unisched-tools}
+STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
+module=$(go list -m)
+
+envs=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -e) IFS=, read -ra more <<<"${2:-}"; envs+=("${more[@]}"); shift 2 ;;
+    -e*) IFS=, read -ra more <<<"${1#-e}"; envs+=("${more[@]}"); shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+[ ${#envs[@]} -gt 0 ] || envs=(all)
+expanded=()
+for e in "${envs[@]}"; do
+  case "$e" in
+    all) expanded+=(pep8 py3 functional cover cli conformance fuzz) ;;
+    pep8|py3|functional|cover|cli|conformance|fuzz) expanded+=("$e") ;;
+    bench) die "-e bench does not exist yet" ;;
+    *) die "unknown env $e (see --help)" ;;
+  esac
+done
+ensure_go
+mkdir -p "$ARTIFACTS"
+
+# Per-step results: each step sets pass/fail/skip counts and a note.
+s_names=() s_status=() s_counts=() s_secs=()
+pass=0 fail=0 skip=0 note=""
+
+run_step() {
+  local name=$1 start rc status
+  pass=0 fail=0 skip=0 note=""
+  log "=== $name"
+  start=$(date +%s)
+  "step_$name"
+  rc=$?
+  if [ "$rc" = 77 ]; then status=SKIPPED
+  elif [ "$rc" != 0 ]; then status=FAILED; [ "$fail" -gt 0 ] || fail=1
+  else status=ok; fi
+  s_names+=("$name") s_status+=("$status") s_secs+=("$(($(date +%s) - start))")
+  s_counts+=("$pass passed, $fail failed, $skip skipped${note:+; $note}")
+  log "=== $name: $status ($pass passed, $fail failed, $skip skipped${note:+; $note}) in $(($(date +%s) - start))s"
+}
+
+# Test packages split by whether their test build depends on internal/pgtest.
+packages_loaded=0
+unit_pkgs=() functional_pkgs=()
+load_packages() {
+  [ "$packages_loaded" = 1 ] && return 0
+  local line p
+  declare -A needs_db=() has_tests=()
+  while read -r p flag; do
+    [ -n "$p" ] || continue
+    case "$p" in "$module"/tests/*) continue ;; esac
+    has_tests[$p]=1
+    [ "$flag" = PG ] && needs_db[$p]=1
+  done < <(go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}{{if eq . "'"$module"'/internal/pgtest"}} PG{{end}}{{end}}{{"\n"}}{{end}}' ./... 2>"$ARTIFACTS/go-list.log" | sort -u)
+  for p in $(printf '%s\n' "${!has_tests[@]}" | sort); do
+    if [ -n "${needs_db[$p]:-}" ]; then functional_pkgs+=("$p"); else unit_pkgs+=("$p"); fi
+  done
+  packages_loaded=1
+}
+
+# go_test LOGNAME PKGS...: runs go test -v, keeps the full log, shows package
+# lines and failures, and counts top-level tests.
+go_test() {
+  local name=$1; shift
+  local logf=$ARTIFACTS/go-$name.log rc
+  # shellcheck disable=SC2086
+  go test $GO_TEST_FLAGS -v -coverprofile="$ARTIFACTS/cover-$name.out" "$@" >"$logf" 2>&1
+  rc=$?
+  # Package lines always; test log lines only when something failed.
+  if [ "$rc" = 0 ]; then
+    grep -E '^(ok|\?)' "$logf"
+  else
+    grep -E '^(ok|FAIL|--- FAIL|panic:|\?)|^\s+--- FAIL|^\s+\S+\.go:[0-9]+:|\[build failed\]|^#' "$logf" | head -300
+  fi
+  pass=$(grep -cE '^--- PASS' "$logf")
+  fail=$(grep -cE '^--- FAIL' "$logf")
+  skip=$(grep -cE '^--- SKIP' "$logf")
+  [ "$rc" = 0 ] || log "full log: $logf"
+  return "$rc"
+}
+
+need_db() {
+  ensure_test_database_url
+  pg_ok "$UNISCHED_TEST_DATABASE_URL" && return 0
+  log "PostgreSQL is not reachable at $UNISCHED_TEST_DATABASE_URL: run ./scripts/test.sh (it starts it) or set UNISCHED_TEST_DATABASE_URL"
+  return 1
+}
+ensure_test_database_url() { export UNISCHED_TEST_DATABASE_URL=${UNISCHED_TEST_DATABASE_URL:-$DEFAULT_TEST_DATABASE_URL}; }
+
+step_pep8() {
+  local rc=0 out
+  out=$(gofmt -l . 2>&1)
+  if [ -n "$out" ]; then log "gofmt would change:"; echo "$out"; fail=$((fail + 1)); rc=1; else pass=$((pass + 1)); fi
+  if go vet ./... >"$ARTIFACTS/vet.log" 2>&1; then pass=$((pass + 1)); else cat "$ARTIFACTS/vet.log"; fail=$((fail + 1)); rc=1; fi
+  local sc
+  sc=$(command -v staticcheck || true)
+  [ -n "$sc" ] || [ ! -x "$TOOLS/staticcheck" ] || sc=$TOOLS/staticcheck
+  if [ -z "$sc" ]; then
+    log "installing staticcheck $STATICCHECK_VERSION into $TOOLS"
+    if GOBIN=$TOOLS GOFLAGS= timeout 300 go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >"$ARTIFACTS/staticcheck-install.log" 2>&1; then
+      sc=$TOOLS/staticcheck
+    fi
+  fi
+  if [ -z "$sc" ]; then
+    log "staticcheck: SKIPPED (not installed, and installing it failed: $(tail -1 "$ARTIFACTS/staticcheck-install.log"))"
+    skip=$((skip + 1)); note="staticcheck skipped"
+  elif "$sc" ./... >"$ARTIFACTS/staticcheck.log" 2>&1; then
+    pass=$((pass + 1))
+  else
+    cat "$ARTIFACTS/staticcheck.log"; fail=$((fail + 1)); rc=1
+  fi
+  return "$rc"
+}
+
+step_py3() {
+  load_packages
+  [ ${#unit_pkgs[@]} -gt 0 ] || { note="no unit packages"; return 0; }
+  go_test unit "${unit_pkgs[@]}"
+}
+
+step_functional() {
+  need_db || return 1
+  load_packages
+  [ ${#functional_pkgs[@]} -gt 0 ] || { note="no functional packages"; return 0; }
+  go_test functional "${functional_pkgs[@]}"
+}
+
+ran_py3=0 ran_functional=0
+step_cover() {
+  local p profiles=() rc=0
+  for p in unit functional; do
+    # Standalone -e cover runs the tests it measures; under -e all they just ran.
+    if [ "$p" = unit ] && ! in_run py3; then step_py3 >/dev/null || rc=1; fi
+    if [ "$p" = functional ] && ! in_run functional; then step_functional >/dev/null || rc=1; fi
+    [ -s "$ARTIFACTS/cover-$p.out" ] && profiles+=("$ARTIFACTS/cover-$p.out")
+  done
+  pass=0 fail=0 skip=0
+  [ ${#profiles[@]} -gt 0 ] || { log "no coverage profiles"; return 1; }
+  { head -1 "${profiles[0]}"; for p in "${profiles[@]}"; do tail -n +2 "$p"; done; } >"$ARTIFACTS/cover.out"
+  go tool cover -func="$ARTIFACTS/cover.out" >"$ARTIFACTS/cover.txt" || return 1
+  go tool cover -html="$ARTIFACTS/cover.out" -o "$ARTIFACTS/cover.html" || return 1
+  grep -hE '^ok\s.*coverage: [0-9.]+% of statements' "$ARTIFACTS"/go-unit.log "$ARTIFACTS"/go-functional.log 2>/dev/null \
+    | awk '{printf "  %-60s %s\n", $2, $(NF-2)}' | tee "$ARTIFACTS/cover-packages.txt"
+  note="total $(tail -1 "$ARTIFACTS/cover.txt" | awk '{print $NF}') of statements; $ARTIFACTS/cover.html"
+  echo "$note"
+  return "$rc"
+}
+in_run() { local e; for e in "${expanded[@]}"; do [ "$e" = "$1" ] && return 0; done; return 1; }
+
+step_cli() {
+  need_db || return 1
+  go_test cli ./tests/cli/...
+}
+
+step_conformance() {
+  need_db || return 1
+  local out last rc
+  out=$ARTIFACTS/conformance-run.log
+  "$top/tests/conformance/run.sh" >"$out" 2>&1
+  rc=$?
+  if grep -q 'SKIPPED' "$out" && ! grep -qE '^[0-9]+ passed, [0-9]+ failed' "$out"; then
+    cat "$out"
+    note="no suite (give --suite DIR or UNISCHED_CONFORMANCE_DIR)"
+    return 77
+  fi
+  grep -vE 'pass=[0-9]+ +fail=0 +error=0' "$out" | tail -60
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  [ -n "$last" ] || { log "conformance: the runner printed no result line (see $out)"; return 1; }
+  pass=${last%% passed*}
+  fail=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$last")
+  note="details: $ARTIFACTS/conformance-detail.txt"
+  [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$rc" = 0 ]
+}
+
+step_fuzz() {
+  local pkg name line rc=0 targets=()
+  # `go test -list` prints a package's matching names, then its "ok" line.
+  local names=()
+  while read -r line; do
+    case "$line" in
+      Fuzz*) names+=("$line") ;;
+      ok*) pkg=$(awk '{print $2}' <<<"$line"); for name in "${names[@]}"; do targets+=("$pkg $name"); done; names=() ;;
+      *) names=() ;;
+    esac
+  done < <(go test -list '^Fuzz' ./... 2>"$ARTIFACTS/fuzz-list.log")
+  [ ${#targets[@]} -gt 0 ] || { note="no Fuzz targets"; return 0; }
+  mkdir -p "$ARTIFACTS/fuzz"
+  for line in "${targets[@]}"; do
+    read -r pkg name <<<"$line"
+    local logf=$ARTIFACTS/fuzz/$name.log
+    if go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg" >"$logf" 2>&1; then
+      pass=$((pass + 1)); echo "ok   $pkg $name ($FUZZTIME)"
+    else
+      fail=$((fail + 1)); rc=1; echo "FAIL $pkg $name: see $logf"; tail -30 "$logf"
+    fi
+  done
+  note="$FUZZTIME each"
+  return "$rc"
+}
+
+for e in "${expanded[@]}"; do run_step "$e"; done
+
+total_pass=0 total_fail=0 total_skip=0 failed_steps=()
+{
+  echo
+  echo "summary (artifacts in $ARTIFACTS):"
+  for i in "${!s_names[@]}"; do
+    printf '  %-12s %-8s %5ss  %s\n' "${s_names[$i]}" "${s_status[$i]}" "${s_secs[$i]}" "${s_counts[$i]}"
+    read -r p _ f _ s _ <<<"${s_counts[$i]//,/}"
+    total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + s))
+    [ "${s_status[$i]}" = FAILED ] && failed_steps+=("${s_names[$i]}")
+  done
+  printf '  %-12s %-8s %5ss\n' total "" "$(($(date +%s) - script_start))"
+  [ ${#failed_steps[@]} -eq 0 ] || echo "  failed steps: ${failed_steps[*]}"
+  echo "total: $total_pass passed, $total_fail failed, $total_skip skipped"
+} | tee "$ARTIFACTS/summary.txt"
+[ ${#failed_steps[@]} -eq 0 ]
