@@ -12,12 +12,14 @@ import (
 type golden struct {
 	Schemas map[string]string `json:"schemas"`
 	Cases   []struct {
-		Name     string `json:"name"`
-		Schema   string `json:"schema"`
-		Instance string `json:"instance"`
-		Valid    bool   `json:"valid"`
-		Message  string `json:"message"`
-		Error    string `json:"error"`
+		Name   string `json:"name"`
+		Schema string `json:"schema"`
+		// SchemaJSON is set for the random cases, which each have their own.
+		SchemaJSON string `json:"schema_json"`
+		Instance   string `json:"instance"`
+		Valid      bool   `json:"valid"`
+		Message    string `json:"message"`
+		Error      string `json:"error"`
 	} `json:"cases"`
 	Values []struct {
 		JSON    string `json:"json"`
@@ -51,7 +53,14 @@ func TestGoldenValidate(t *testing.T) {
 	}
 	for _, c := range g.Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			err := compiled[c.Schema].ValidateJSON([]byte(c.Instance))
+			s := compiled[c.Schema]
+			if c.SchemaJSON != "" {
+				var err error
+				if s, err = Compile(c.SchemaJSON); err != nil {
+					t.Fatalf("compiling %s: %v", c.SchemaJSON, err)
+				}
+			}
+			err := s.ValidateJSON([]byte(c.Instance))
 			if c.Valid {
 				if err != nil {
 					t.Fatalf("want valid, got:\n%v", err)

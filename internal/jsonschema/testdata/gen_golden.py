@@ -16,6 +16,7 @@ import collections
 import json
 import os
 import pprint
+import random
 
 import jsonschema
 from oslo_utils import uuidutils
@@ -325,6 +326,69 @@ CASES = [
 ]
 
 
+# --- random cases, from a fixed seed so that the file is reproducible.
+# Schemas are drawn from the keywords this package implements and kept
+# only if the metaschema accepts them; additionalProperties is never a
+# schema there, because Python walks those extras in set order, which
+# changes from run to run.
+RND = random.Random(20240501)
+RANDOM_CASES = 400
+RANDOM_VALUES = 60
+KEYS = ["a", "b", "c", "ab", "B1"]
+TYPES = ["array", "boolean", "integer", "null", "number", "object", "string"]
+PATS = ["^a", "b$", "^[a-c]+$", "\\d", "^.{2}$", "^$"]
+def scalar():
+    return RND.choice([None, True, False, 0, 1, 2, -3, 1.0, 2.5, 0.5, "", "a", "ab", "abc", "b", "1", "30e4ce5e-bd36-4d0d-9a4e-b5a1c8d0e2a1"])
+def rand_value(d=0):
+    c = RND.randrange(10)
+    if d > 3 or c < 5: return scalar()
+    if c < 7: return [rand_value(d+1) for _ in range(RND.randrange(4))]
+    return {RND.choice(KEYS): rand_value(d+1) for _ in range(RND.randrange(4))}
+def rand_schema(d=0):
+    if d > 3 or RND.random() < 0.15:
+        return RND.choice([True, False, {}, {"type": RND.choice(TYPES)}])
+    s = {}
+    for _ in range(RND.randrange(1, 4)):
+        k = RND.choice(["type", "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                        "minLength", "maxLength", "pattern", "minItems", "maxItems", "uniqueItems", "items", "prefixItems",
+                        "contains", "properties", "properties", "patternProperties", "additionalProperties", "required",
+                        "minProperties", "maxProperties", "allOf", "anyOf", "anyOf", "oneOf", "oneOf", "not", "if",
+                        "multipleOf", "propertyNames", "dependentRequired", "dependentSchemas", "format"])
+        if k == "type": s[k] = RND.choice(TYPES) if RND.random() < 0.7 else RND.sample(TYPES, RND.randrange(1, 3))
+        elif k == "enum": s[k] = [scalar() for _ in range(RND.randrange(1, 4))]
+        elif k == "const": s[k] = rand_value()
+        elif k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"): s[k] = RND.choice([0, 1, 2, 0.5, -1])
+        elif k in ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"): s[k] = RND.randrange(0, 4)
+        elif k == "pattern": s[k] = RND.choice(PATS)
+        elif k == "uniqueItems": s[k] = RND.choice([True, False])
+        elif k in ("items", "contains", "not", "propertyNames"): s[k] = rand_schema(d+1)
+        elif k == "prefixItems": s[k] = [rand_schema(d+1) for _ in range(RND.randrange(1, 3))]
+        elif k == "properties": s[k] = {RND.choice(KEYS): rand_schema(d+1) for _ in range(RND.randrange(1, 4))}
+        elif k == "patternProperties": s[k] = {RND.choice(PATS): rand_schema(d+1) for _ in range(RND.randrange(1, 3))}
+        elif k == "additionalProperties": s[k] = RND.choice([False, True])
+        elif k == "required": s[k] = RND.sample(KEYS, RND.randrange(1, 3))
+        elif k in ("allOf", "anyOf", "oneOf"): s[k] = [rand_schema(d+1) for _ in range(RND.randrange(1, 4))]
+        elif k == "if":
+            s[k] = rand_schema(d+1)
+            if RND.random() < 0.7: s["then"] = rand_schema(d+1)
+            if RND.random() < 0.7: s["else"] = rand_schema(d+1)
+        elif k == "multipleOf": s[k] = RND.choice([2, 3, 0.5, 0.1])
+        elif k == "dependentRequired": s[k] = {RND.choice(KEYS): RND.sample(KEYS, 2)}
+        elif k == "dependentSchemas": s[k] = {RND.choice(KEYS): rand_schema(d+1)}
+        elif k == "format": s[k] = "uuid"
+    return s
+WORDS = ["a", "bb", "word", "x"*40, "it's", "q\"", "\u00e9\u00e9", "\u4e2d\u6587", "\n", "  ", "\t", "line\r\n", "\u2028", "\x85", "\u3000", "\U0001F600", "\\"]
+def words():
+    return "".join(RND.choice(WORDS) + RND.choice(["", " ", "  "]) for _ in range(RND.randrange(0, 14)))
+def nested(d=0):
+    c = RND.randrange(10)
+    if d > 3 or c < 4:
+        return RND.choice([None, True, 1, -5, 10**20, 1.5, 1e20, 1e-9, words(), words(), words()])
+    if c < 7:
+        return [nested(d+1) for _ in range(RND.randrange(6))]
+    return {words()[:RND.randrange(1, 30)]: nested(d+1) for _ in range(RND.randrange(6))}
+
+
 def jtext(v):
     return v if isinstance(v, str) else json.dumps(v)
 
@@ -340,6 +404,7 @@ def main():
         else:
             key = "inline:" + name
             schemas[key] = json.dumps(schema)
+
         inst_text = jtext(instance)
         s = json.loads(schemas[key])
         inst = json.loads(inst_text)
@@ -353,14 +418,40 @@ def main():
             case["error"] = str(exc)
         cases.append(case)
 
+    random_cases = []
+    while len(random_cases) < RANDOM_CASES:
+        st = json.dumps(rand_schema())
+        s = json.loads(st)
+        try:
+            jsonschema.Draft202012Validator.check_schema(s)
+        except jsonschema.SchemaError:
+            continue
+        it = json.dumps(rand_value())
+        inst = json.loads(it)
+        case = {"name": "random-%d" % len(random_cases), "schema": "random", "schema_json": st, "instance": it}
+        try:
+            jsonschema.validate(inst, s, format_checker=jsonschema.FormatChecker())
+            case["valid"] = True
+        except jsonschema.ValidationError as exc:
+            case["valid"] = False
+            case["message"] = exc.message
+            case["error"] = str(exc)
+        random_cases.append(case)
+
     values = []
     for _, _, instance in CASES:
         v = json.loads(jtext(instance))
         values.append({"json": jtext(instance), "repr": repr(v),
                        "pformat": pprint.pformat(v, width=72)})
 
+    for _ in range(RANDOM_VALUES):
+        text = json.dumps(nested())
+        v = json.loads(text)
+        values.append({"json": text, "repr": repr(v),
+                       "pformat": pprint.pformat(v, width=72)})
+
     with open(os.path.join(HERE, "golden.json"), "w") as fh:
-        json.dump({"schemas": schemas, "cases": cases, "values": values},
+        json.dump({"schemas": schemas, "cases": cases + random_cases, "values": values},
                   fh, indent=1, ensure_ascii=False)
         fh.write("\n")
 
