@@ -55,24 +55,30 @@ type Mapping struct {
 // request (unknown resource class or trait); anything that merely matches
 // nothing gives an empty Result.
 func Find(ctx context.Context, snap *Snapshot, req Request) (*Result, error) {
-	f := &finder{ctx: ctx, s: snap, req: req, q: req.Query, anchorsOf: map[int32][]int32{}}
+	f := &finder{ctx: ctx, s: snap, req: req, q: req.Query, cur: -1}
 	empty := &Result{Snapshot: snap}
 	ok, err := f.anchorFilter()
 	if err != nil || !ok {
 		return empty, err
 	}
-	for _, qg := range f.q.Groups {
-		g, ok, err := f.newGroup(qg)
-		if err != nil || !ok {
+	// Upstream sets up and searches one group after the other and stops at
+	// the first that matches nothing, so a later group's unknown name is
+	// only reported when every earlier group has candidates. Groups are
+	// searched lazily here; that check is made only when it matters.
+	for i, qg := range f.q.Groups {
+		g, found, err := f.prepare(qg)
+		if err != nil {
+			for _, prev := range f.groups[:i] {
+				if !prev.nonEmpty(f) {
+					return empty, nil
+				}
+			}
 			return empty, err
 		}
-		f.groups = append(f.groups, g)
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if !g.nonEmpty(f) {
+		if !found {
 			return empty, nil
 		}
+		f.groups = append(f.groups, g)
 	}
 	return f.merge()
 }
@@ -85,8 +91,9 @@ type finder struct {
 	groups []*group
 	// anchorRoots holds the roots allowed by root_required; nil means all.
 	anchorRoots *bitset
-	anchorsOf   map[int32][]int32 // sharing provider -> anchors, per request
-	scratch     *bitset
+	// cur and curSharing cache sharingFor for the anchor being evaluated.
+	cur        int32
+	curSharing []int32
 }
 
 func traitNotFound(name string) error {
@@ -149,16 +156,35 @@ func (f *finder) anchorAllowed(root int32) bool {
 	return f.anchorRoots == nil || f.anchorRoots.has(root)
 }
 
-func (f *finder) sharingAnchors(sp int32) []int32 {
-	if a, ok := f.anchorsOf[sp]; ok {
-		return a
+// sharingFor returns the sharing providers outside the tree rooted at a
+// that share an aggregate with a provider of that tree, ascending.
+func (f *finder) sharingFor(a int32) []int32 {
+	if f.cur == a {
+		return f.curSharing
 	}
-	if f.scratch == nil {
-		f.scratch = newBitset(len(f.s.Providers))
+	f.cur, f.curSharing = a, f.curSharing[:0]
+	s := f.s
+	for _, m := range s.members[a] {
+		for _, agg := range s.Providers[m].Aggregates {
+			for _, sp := range s.sharingInAgg[agg] {
+				if s.Providers[sp].Root != a && !containsInt32(f.curSharing, sp) {
+					f.curSharing = append(f.curSharing, sp)
+				}
+			}
+		}
 	}
-	a := f.s.sharingAnchors(sp, f.scratch)
-	f.anchorsOf[sp] = a
-	return a
+	sortInt32(f.curSharing)
+	return f.curSharing
+}
+
+// nonEmpty reports whether the group can be satisfied at some anchor.
+func (g *group) nonEmpty(f *finder) bool {
+	for _, a := range f.s.roots {
+		if len(g.at(f, a)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // merge combines the groups anchor by anchor (the root of the tree the
@@ -170,11 +196,12 @@ func (f *finder) merge() (*Result, error) {
 	limit := f.q.Limit
 	earlyStop := limit > 0 && !exclude
 
-	// Anchors common to all groups, ascending.
-	base := f.groups[0]
-	for _, g := range f.groups[1:] {
-		if len(g.anchors) < len(base.anchors) {
-			base = g
+	// Every root is a potential anchor; an unsuffixed group limited by
+	// in_tree has only one.
+	anchors := f.s.roots
+	for _, g := range f.groups {
+		if g.multi && g.treeRoot >= 0 {
+			anchors = []int32{g.treeRoot}
 		}
 	}
 	seen := map[string]struct{}{}
@@ -188,17 +215,14 @@ func (f *finder) merge() (*Result, error) {
 	idx := make([]int, len(f.groups))
 	pick := make([]*areq, len(f.groups))
 anchors:
-	for n, a := range base.anchors {
-		if n%256 == 0 {
+	for n, a := range anchors {
+		if n%1024 == 0 {
 			if err := f.ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
 		for i, g := range f.groups {
-			if g != base && !g.hasAnchor(a) {
-				continue anchors
-			}
-			lists[i] = g.areqsFor(f, a)
+			lists[i] = g.at(f, a)
 			if len(lists[i]) == 0 {
 				continue anchors
 			}
@@ -345,6 +369,14 @@ func (f *finder) combine(pick []*areq, granular int, seen map[string]struct{}) (
 			if inv == nil || inv.Used+r.Amount > inv.Capacity() || r.Amount > inv.MaxUnit {
 				return AllocationRequest{}, false
 			}
+		}
+	}
+	// The same request can come from two anchors only if every provider in
+	// it is a sharing provider (any other provider ties it to its own
+	// tree); within one anchor the combinations are distinct.
+	for _, al := range ar.Allocations {
+		if f.s.shares < 0 || !f.s.hasTrait(al.Provider, f.s.shares) {
+			return ar, true
 		}
 	}
 	key := requestKey(ar)

@@ -6,7 +6,8 @@ import (
 	"github.com/unisched/unisched/placement/qs"
 )
 
-// group is one request group being searched.
+// group is one request group being searched. Groups are evaluated lazily,
+// one anchor (tree root) at a time.
 type group struct {
 	q    *qs.Group
 	same bool // one provider must satisfy the whole group
@@ -23,19 +24,7 @@ type group struct {
 	inAggs   *bitset // providers meeting member_of; nil without member_of
 	badAggs  *bitset // providers in a forbidden aggregate; nil without
 	treeRoot int32   // in_tree root, -1 without
-	withRes  [][]int32
-
-	// anchors is every root this group may be anchored at, ascending.
-	anchors []int32
-	// perRes holds, for the multi case, per resource the (anchor, provider)
-	// pairs sorted by anchor then provider; pairs does the same for the
-	// single-provider case.
-	perRes [][]pair
-	pairs  []pair
-	cache  map[int32][]*areq
 }
-
-type pair struct{ anchor, p int32 }
 
 // areq is one way to satisfy a single group at one anchor.
 type areq struct {
@@ -49,12 +38,14 @@ type rr struct {
 	amount int64
 }
 
-// newGroup resolves a group's names and the providers with room for each of
-// its resources, in upstream's order (so the same error wins). ok is false
-// when nothing can match.
-func (f *finder) newGroup(qg *qs.Group) (*group, bool, error) {
+// prepare resolves a group's names and checks what upstream checks when it
+// sets the group up (RequestGroupSearchContext), in the same order so the
+// same error wins: classes, member_of, traits, in_tree, then whether any
+// provider has room for each resource. found is false when nothing can
+// match.
+func (f *finder) prepare(qg *qs.Group) (g *group, found bool, err error) {
 	s := f.s
-	g := &group{q: qg, same: qg.SameProvider(), treeRoot: -1, cache: map[int32][]*areq{}}
+	g = &group{q: qg, same: qg.SameProvider(), treeRoot: -1}
 	g.multi = !g.same && (len(s.sharing) > 0 || s.hasTrees)
 	for _, a := range qg.Resources {
 		c, ok := s.classIdx[a.Class]
@@ -73,7 +64,7 @@ func (f *finder) newGroup(qg *qs.Group) (*group, bool, error) {
 	if len(qg.MemberOf.Required) > 0 {
 		g.inAggs = f.providersInAll(qg.MemberOf.Required)
 		if g.inAggs == nil {
-			return nil, false, nil
+			return g, false, nil
 		}
 	}
 	for _, any := range qg.Traits.Required {
@@ -93,7 +84,7 @@ func (f *finder) newGroup(qg *qs.Group) (*group, bool, error) {
 	if qg.InTree != "" {
 		p, ok := s.byUUID[qg.InTree]
 		if !ok {
-			return nil, false, nil
+			return g, false, nil
 		}
 		g.treeRoot = s.Providers[p].Root
 	}
@@ -108,26 +99,30 @@ func (f *finder) newGroup(qg *qs.Group) (*group, bool, error) {
 		}
 	}
 	for i, c := range g.classes {
-		var list []int32
-		for _, p := range s.withClass[c] {
-			if g.treeRoot >= 0 && s.Providers[p].Root != g.treeRoot {
-				continue
-			}
-			if s.inventory(p, c).fits(g.amounts[i]) {
-				list = append(list, p)
-			}
+		if !g.anyRoom(s, c, g.amounts[i]) {
+			return g, false, nil
 		}
-		if len(list) == 0 {
-			return nil, false, nil
-		}
-		g.withRes = append(g.withRes, list)
-	}
-	if g.multi {
-		g.buildMulti(f)
-	} else {
-		g.buildSingle(f)
 	}
 	return g, true, nil
+}
+
+// anyRoom reports whether some provider (in the in_tree tree, if given)
+// has room for amount of class c.
+func (g *group) anyRoom(s *Snapshot, c int32, amount int64) bool {
+	if g.treeRoot >= 0 {
+		for _, p := range s.members[g.treeRoot] {
+			if inv := s.inventory(p, c); inv != nil && inv.fits(amount) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range s.withClass[c] {
+		if s.inventory(p, c).fits(amount) {
+			return true
+		}
+	}
+	return false
 }
 
 // providersInAll returns the providers that are, for every inner list, in at
@@ -156,7 +151,65 @@ func (f *finder) providersInAll(clauses [][]string) *bitset {
 	return result
 }
 
-func (g *group) hasTrait(s *Snapshot, p int32) bool {
+// at returns the ways this group can be satisfied in the tree rooted at a
+// (with the sharing providers linked to it).
+func (g *group) at(f *finder, a int32) []*areq {
+	if !f.anchorAllowed(a) {
+		return nil
+	}
+	if g.multi {
+		return g.multiAt(f, a)
+	}
+	var out []*areq
+	add := func(p int32) {
+		if !g.matchesSingle(f.s, p) {
+			return
+		}
+		ar := &areq{provs: []int32{p}}
+		for i, c := range g.classes {
+			ar.rrs = append(ar.rrs, rr{p, c, g.amounts[i]})
+		}
+		out = append(out, ar)
+	}
+	for _, p := range f.s.members[a] {
+		add(p)
+	}
+	for _, sp := range f.sharingFor(a) {
+		add(sp)
+	}
+	return out
+}
+
+// matchesSingle reports whether p alone satisfies the group
+// (get_provider_ids_matching).
+func (g *group) matchesSingle(s *Snapshot, p int32) bool {
+	if len(g.classes) == 0 && len(g.required) == 0 && g.inAggs == nil {
+		// A resourceless group with neither required traits nor member_of
+		// matches nothing upstream (its filter set stays empty).
+		return false
+	}
+	if !g.hasTraits(s, p) || g.hasForbiddenTrait(s, p) {
+		return false
+	}
+	if g.inAggs != nil && !g.inAggs.has(p) {
+		return false
+	}
+	if g.badAggs != nil && g.badAggs.has(p) {
+		return false
+	}
+	if len(g.classes) > 0 && g.treeRoot >= 0 && s.Providers[p].Root != g.treeRoot {
+		return false
+	}
+	for i, c := range g.classes {
+		inv := s.inventory(p, c)
+		if inv == nil || !inv.fits(g.amounts[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *group) hasTraits(s *Snapshot, p int32) bool {
 	for _, any := range g.required {
 		ok := false
 		for _, t := range any {
@@ -172,10 +225,7 @@ func (g *group) hasTrait(s *Snapshot, p int32) bool {
 	return true
 }
 
-func (g *group) forbidden(s *Snapshot, p int32) bool {
-	if g.badAggs != nil && g.badAggs.has(p) {
-		return true
-	}
+func (g *group) hasForbiddenTrait(s *Snapshot, p int32) bool {
 	for _, t := range g.forbid {
 		if s.hasTrait(p, t) {
 			return true
@@ -184,190 +234,46 @@ func (g *group) forbidden(s *Snapshot, p int32) bool {
 	return false
 }
 
-// buildSingle finds the providers that alone satisfy the group
-// (get_provider_ids_matching) and the anchors each can serve: its own root,
-// and for a sharing provider every root it shares an aggregate with.
-func (g *group) buildSingle(f *finder) {
+// multiAt builds (get_trees_matching_all, _alloc_candidates_multiple_
+// providers) every combination of one provider per resource within the tree
+// anchored at a plus its sharing providers, whose providers together have
+// the required traits and none of them a forbidden trait. member_of is met
+// by a provider or by the anchor; a forbidden aggregate on either excludes.
+func (g *group) multiAt(f *finder, a int32) []*areq {
 	s := f.s
-	var base []int32
-	switch {
-	case len(g.withRes) > 0:
-		base = g.withRes[0]
-		for _, l := range g.withRes[1:] {
-			if len(l) < len(base) {
-				base = l
-			}
-		}
-	case len(g.required) > 0:
-		seen := newBitset(len(s.Providers))
-		for _, t := range g.required[0] {
-			for _, p := range s.withTrait[t] {
-				if !seen.has(p) {
-					seen.set(p)
-					base = append(base, p)
-				}
-			}
-		}
-		sortInt32(base)
-	case g.inAggs != nil:
-		for i := range s.Providers {
-			if g.inAggs.has(int32(i)) {
-				base = append(base, int32(i))
-			}
-		}
-	default:
-		// A resourceless group with neither required traits nor member_of
-		// matches nothing upstream (its filter set stays empty).
-		return
+	if g.treeRoot >= 0 && a != g.treeRoot {
+		return nil
 	}
-	for _, p := range base {
-		if !g.matchesSingle(s, p) {
-			continue
-		}
-		root := s.Providers[p].Root
-		if f.anchorAllowed(root) {
-			g.pairs = append(g.pairs, pair{root, p})
-		}
-		if s.shares >= 0 && s.hasTrait(p, s.shares) {
-			for _, a := range f.sharingAnchors(p) {
-				if a != root && f.anchorAllowed(a) {
-					g.pairs = append(g.pairs, pair{a, p})
-				}
-			}
-		}
+	anchorIn := g.inAggs != nil && g.inAggs.has(a)
+	if g.badAggs != nil && g.badAggs.has(a) {
+		return nil
 	}
-	sortPairs(g.pairs)
-	g.anchors = anchorsOf(g.pairs)
-}
-
-func (g *group) matchesSingle(s *Snapshot, p int32) bool {
-	if !g.hasTrait(s, p) || g.forbidden(s, p) {
-		return false
-	}
-	if g.inAggs != nil && !g.inAggs.has(p) {
-		return false
-	}
-	for i, c := range g.classes {
-		if g.treeRoot >= 0 && s.Providers[p].Root != g.treeRoot {
-			return false
-		}
-		inv := s.inventory(p, c)
-		if inv == nil || !inv.fits(g.amounts[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// buildMulti finds, per resource, the providers of each tree and the sharing
-// providers that can give it (get_trees_matching_all), and keeps the trees
-// that can give every resource.
-func (g *group) buildMulti(f *finder) {
-	s := f.s
-	var common map[int32]int
-	for i, c := range g.classes {
-		var ps []pair
-		add := func(a, p int32) {
-			if !f.anchorAllowed(a) {
-				return
+	opts := make([][]int32, len(g.classes))
+	for k, i := range g.byClass {
+		c, amount := g.classes[i], g.amounts[i]
+		for _, p := range s.members[a] {
+			if g.inAggs != nil && !anchorIn && !g.inAggs.has(p) {
+				continue
 			}
-			if g.inAggs != nil && !g.inAggs.has(p) && !g.inAggs.has(a) {
-				return
+			if g.badAggs != nil && g.badAggs.has(p) {
+				continue
 			}
-			if g.badAggs != nil && (g.badAggs.has(p) || g.badAggs.has(a)) {
-				return
+			if inv := s.inventory(p, c); inv != nil && inv.fits(amount) {
+				opts[k] = append(opts[k], p)
 			}
-			ps = append(ps, pair{a, p})
-		}
-		for _, p := range g.withRes[i] {
-			add(s.Providers[p].Root, p)
 		}
 		if g.treeRoot < 0 {
-			for _, sp := range s.sharing {
+			for _, sp := range f.sharingFor(a) {
 				if g.inAggs != nil && !g.inAggs.has(sp) {
 					continue
 				}
-				inv := s.inventory(sp, c)
-				if inv == nil || !inv.fits(g.amounts[i]) {
+				if g.badAggs != nil && g.badAggs.has(sp) {
 					continue
 				}
-				for _, a := range f.sharingAnchors(sp) {
-					if a != s.Providers[sp].Root {
-						add(a, sp)
-					}
+				if inv := s.inventory(sp, c); inv != nil && inv.fits(amount) {
+					opts[k] = append(opts[k], sp)
 				}
 			}
-		}
-		if len(ps) == 0 {
-			g.anchors = nil
-			return
-		}
-		sortPairs(ps)
-		ps = dedupPairs(ps)
-		g.perRes = append(g.perRes, ps)
-		next := map[int32]int{}
-		for _, a := range anchorsOf(ps) {
-			if common == nil || common[a] == i {
-				next[a] = i + 1
-			}
-		}
-		if len(next) == 0 {
-			g.anchors = nil
-			return
-		}
-		common = next
-	}
-	for a := range common {
-		g.anchors = append(g.anchors, a)
-	}
-	sortInt32(g.anchors)
-}
-
-func (g *group) hasAnchor(a int32) bool {
-	i := sort.Search(len(g.anchors), func(i int) bool { return g.anchors[i] >= a })
-	return i < len(g.anchors) && g.anchors[i] == a
-}
-
-// nonEmpty reports whether the group can be satisfied at some anchor.
-func (g *group) nonEmpty(f *finder) bool {
-	for _, a := range g.anchors {
-		if len(g.areqsFor(f, a)) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// areqsFor returns the ways this group can be satisfied at anchor a.
-func (g *group) areqsFor(f *finder, a int32) []*areq {
-	if out, ok := g.cache[a]; ok {
-		return out
-	}
-	var out []*areq
-	if g.multi {
-		out = g.multiAt(f, a)
-	} else {
-		for _, pr := range pairsAt(g.pairs, a) {
-			ar := &areq{provs: []int32{pr.p}}
-			for i, c := range g.classes {
-				ar.rrs = append(ar.rrs, rr{pr.p, c, g.amounts[i]})
-			}
-			out = append(out, ar)
-		}
-	}
-	g.cache[a] = out
-	return out
-}
-
-// multiAt builds every combination of one provider per resource within the
-// tree anchored at a (plus its sharing providers) whose providers together
-// have the required traits and none of them a forbidden trait.
-func (g *group) multiAt(f *finder, a int32) []*areq {
-	s := f.s
-	opts := make([][]int32, len(g.classes))
-	for k, i := range g.byClass {
-		for _, pr := range pairsAt(g.perRes[i], a) {
-			opts[k] = append(opts[k], pr.p)
 		}
 		if len(opts[k]) == 0 {
 			return nil
@@ -410,15 +316,6 @@ func (g *group) multiAt(f *finder, a int32) []*areq {
 	return out
 }
 
-func (g *group) hasForbiddenTrait(s *Snapshot, p int32) bool {
-	for _, t := range g.forbid {
-		if s.hasTrait(p, t) {
-			return true
-		}
-	}
-	return false
-}
-
 func (g *group) collectivelyHas(s *Snapshot, provs []int32) bool {
 	for _, any := range g.required {
 		ok := false
@@ -438,43 +335,4 @@ func (g *group) collectivelyHas(s *Snapshot, provs []int32) bool {
 		}
 	}
 	return true
-}
-
-func sortPairs(ps []pair) {
-	sort.Slice(ps, func(i, j int) bool {
-		if ps[i].anchor != ps[j].anchor {
-			return ps[i].anchor < ps[j].anchor
-		}
-		return ps[i].p < ps[j].p
-	})
-}
-
-func dedupPairs(ps []pair) []pair {
-	out := ps[:0]
-	for i, p := range ps {
-		if i == 0 || p != ps[i-1] {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func anchorsOf(ps []pair) []int32 {
-	var out []int32
-	for i, p := range ps {
-		if i == 0 || p.anchor != ps[i-1].anchor {
-			out = append(out, p.anchor)
-		}
-	}
-	return out
-}
-
-// pairsAt returns the pairs of a sorted list whose anchor is a.
-func pairsAt(ps []pair, a int32) []pair {
-	lo := sort.Search(len(ps), func(i int) bool { return ps[i].anchor >= a })
-	hi := lo
-	for hi < len(ps) && ps[hi].anchor == a {
-		hi++
-	}
-	return ps[lo:hi]
 }

@@ -117,6 +117,9 @@ type Snapshot struct {
 	inAgg     [][]int32 // aggregate -> providers
 	members   [][]int32 // root -> providers of its tree (root first); nil for non-roots
 	sharing   []int32   // providers with SharesTrait
+	roots     []int32   // root providers, ascending
+	// sharingInAgg lists, per aggregate, its members with SharesTrait.
+	sharingInAgg [][]int32
 	shares    int32     // trait index of SharesTrait, -1 if unknown
 	hasTrees  bool
 }
@@ -213,6 +216,15 @@ func NewSnapshot(d Data) (*Snapshot, error) {
 	for i := range s.Providers {
 		r := s.Providers[i].Root
 		s.members[r] = append(s.members[r], int32(i))
+		if r == int32(i) {
+			s.roots = append(s.roots, r)
+		}
+	}
+	s.sharingInAgg = make([][]int32, len(s.aggs))
+	for _, sp := range s.sharing {
+		for _, a := range s.Providers[sp].Aggregates {
+			s.sharingInAgg[a] = append(s.sharingInAgg[a], sp)
+		}
 	}
 	for i := range s.members {
 		if m := s.members[i]; len(m) > 1 && m[0] != int32(i) {
@@ -266,24 +278,6 @@ func (s *Snapshot) inAggregate(p, agg int32) bool {
 	return i < len(as) && as[i] == agg
 }
 
-// sharingAnchors returns the roots of every tree that has a provider in an
-// aggregate of sp (sp's own root included when sp has any aggregate),
-// ascending.
-func (s *Snapshot) sharingAnchors(sp int32, seen *bitset) []int32 {
-	seen.clear()
-	var out []int32
-	for _, a := range s.Providers[sp].Aggregates {
-		for _, m := range s.inAgg[a] {
-			r := s.Providers[m].Root
-			if !seen.has(r) {
-				seen.set(r)
-				out = append(out, r)
-			}
-		}
-	}
-	sortInt32(out)
-	return out
-}
 
 func sortInt32(s []int32) { sort.Slice(s, func(i, j int) bool { return s[i] < s[j] }) }
 

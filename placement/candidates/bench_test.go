@@ -1,0 +1,92 @@
+package candidates
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/unisched/unisched/placement/qs"
+)
+
+// scaleData builds n compute nodes with two NUMA children each (VCPU and
+// MEMORY_MB on the NUMA nodes, DISK_GB on the root), a few traits and one
+// aggregate per 1000 hosts with a sharing DISK_GB provider in it.
+func scaleData(n int) Data {
+	d := Data{Classes: standardClasses, Traits: append(append([]string(nil), standardTraits...), "CUSTOM_GOLD")}
+	for i := 0; i < n; i++ {
+		agg := fmt.Sprintf("a%07d-0000-4000-8000-000000000000", i/1000)
+		cn := fmt.Sprintf("c%07d-0000-4000-8000-000000000000", i)
+		p := ProviderData{UUID: cn, Name: cn, Aggregates: []string{agg},
+			Inventories: []InventoryData{{Class: "DISK_GB", Total: 1000, MinUnit: 1, MaxUnit: 1000, StepSize: 1, AllocationRatio: 1, Used: int64(i % 900)}}}
+		if i%10 == 0 {
+			p.Traits = []string{"CUSTOM_GOLD"}
+		}
+		d.Providers = append(d.Providers, p)
+		for j := 0; j < 2; j++ {
+			u := fmt.Sprintf("c%07d-0000-4000-8000-00000000000%d", i, j+1)
+			d.Providers = append(d.Providers, ProviderData{UUID: u, Name: u, ParentUUID: cn, Traits: []string{"HW_NUMA_ROOT"},
+				Inventories: []InventoryData{
+					{Class: "VCPU", Total: 32, MinUnit: 1, MaxUnit: 32, StepSize: 1, AllocationRatio: 4, Used: int64(i % 100)},
+					{Class: "MEMORY_MB", Total: 65536, MinUnit: 1, MaxUnit: 65536, StepSize: 1, AllocationRatio: 1, Used: int64(i%64) * 1024},
+				}})
+		}
+		if i%1000 == 0 {
+			s := fmt.Sprintf("5%07d-0000-4000-8000-000000000000", i/1000)
+			d.Providers = append(d.Providers, ProviderData{UUID: s, Name: s, Aggregates: []string{agg}, Traits: []string{SharesTrait},
+				Inventories: []InventoryData{{Class: "DISK_GB", Total: 100000, MinUnit: 1, MaxUnit: 100000, StepSize: 1, AllocationRatio: 1}}})
+		}
+	}
+	return d
+}
+
+func benchFind(b *testing.B, s *Snapshot, query string, minor int) {
+	params, perr := qs.ParseQuery(query)
+	if perr != nil {
+		b.Fatal(perr)
+	}
+	q, perr := qs.ParseCandidates(params, minor)
+	if perr != nil {
+		b.Fatal(perr)
+	}
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		r, err := Find(context.Background(), s, Request{Query: q, NestedAware: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(r.Requests)
+	}
+	b.ReportMetric(float64(n), "requests")
+}
+
+func BenchmarkScale(b *testing.B) {
+	d := scaleData(33000) // ~100k providers
+	b.Run("NewSnapshot", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := NewSnapshot(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	s, err := NewSnapshot(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d providers", len(s.Providers))
+	b.Run("limit1", func(b *testing.B) {
+		benchFind(b, s, "resources=VCPU:2,MEMORY_MB:2048,DISK_GB:10&limit=1", 39)
+	})
+	b.Run("limit1000", func(b *testing.B) {
+		benchFind(b, s, "resources=VCPU:2,MEMORY_MB:2048,DISK_GB:10&limit=1000", 39)
+	})
+	b.Run("nolimit", func(b *testing.B) {
+		benchFind(b, s, "resources=VCPU:2,MEMORY_MB:2048,DISK_GB:10", 39)
+	})
+	b.Run("scan-nomatch", func(b *testing.B) {
+		benchFind(b, s, "resources=VCPU:2,MEMORY_MB:2048,DISK_GB:10&required=HW_CPU_X86_AVX&limit=1", 39)
+	})
+	b.Run("granular-limit10", func(b *testing.B) {
+		benchFind(b, s, "resources=DISK_GB:10&resources1=VCPU:2,MEMORY_MB:2048&required=CUSTOM_GOLD&limit=10", 39)
+	})
+}
