@@ -120,8 +120,8 @@ type Snapshot struct {
 	roots     []int32   // root providers, ascending
 	// sharingInAgg lists, per aggregate, its members with SharesTrait.
 	sharingInAgg [][]int32
-	shares    int32     // trait index of SharesTrait, -1 if unknown
-	hasTrees  bool
+	shares       int32 // trait index of SharesTrait, -1 if unknown
+	hasTrees     bool
 }
 
 // NewSnapshot indexes d.
@@ -277,7 +277,6 @@ func (s *Snapshot) inAggregate(p, agg int32) bool {
 	i := sort.Search(len(as), func(i int) bool { return as[i] >= agg })
 	return i < len(as) && as[i] == agg
 }
-
 
 func sortInt32(s []int32) { sort.Slice(s, func(i, j int) bool { return s[i] < s[j] }) }
 
