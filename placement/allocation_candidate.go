@@ -23,7 +23,7 @@ import (
 // the requested resources can be allocated, with a summary of every
 // provider involved.
 func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request) error {
-	if err := s.authorize(r, "placement:allocation_candidates:list", policy.Target{}); err != nil {
+	if err := s.authorize(r, policy.AllocationCandidatesList, policy.Target{}); err != nil {
 		return err
 	}
 	v := version(r)
