@@ -109,10 +109,14 @@ type Verification struct {
 	// accepted claims missing (or rejected ones present) on their provider.
 	Mismatches []string `json:"mismatches"`
 	Seconds    float64  `json:"seconds"`
+	// Error is why the audit could not read everything back.
+	Error string `json:"error,omitempty"`
 }
 
-// OK is true when the audit found nothing.
-func (v Verification) OK() bool { return len(v.OverAllocated) == 0 && len(v.Mismatches) == 0 }
+// OK is true when the audit read everything back and found nothing.
+func (v Verification) OK() bool {
+	return v.Error == "" && len(v.OverAllocated) == 0 && len(v.Mismatches) == 0
+}
 
 // Verify reads back every provider the phases touched: the allocations on
 // it summed per class must fit its capacity and equal its usages, and the

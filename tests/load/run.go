@@ -48,9 +48,10 @@ type Report struct {
 	Seconds    float64        `json:"seconds"`
 }
 
-// Run seeds, queries and claims as the plan says. An error means the run
-// could not be completed (seeding failed, server gone); request failures
-// during timing are counted in the report instead.
+// Run seeds, queries and claims as the plan says. An error means the fleet
+// could not be built (seeding failed, server gone), so later sizes are
+// meaningless; failed requests while timing are counted in the report, and
+// an audit that could not complete is recorded in Verify.Error.
 func Run(ctx context.Context, c *Client, server string, p Plan, progress io.Writer) (Report, error) {
 	start := time.Now()
 	rep := Report{Server: server, URL: c.Base, Providers: p.Providers, Start: start.UTC().Format(time.RFC3339)}
@@ -109,10 +110,10 @@ func Run(ctx context.Context, c *Client, server string, p Plan, progress io.Writ
 	}
 	if len(phases) > 0 {
 		v, err := Verify(ctx, c, max(p.ClaimConc, 1), phases...)
-		rep.Verify = &v
 		if err != nil {
-			return rep, fmt.Errorf("verifying allocations: %w", err)
+			v.Error = err.Error()
 		}
+		rep.Verify = &v
 		logf("audit of %d providers: %d over-allocated, %d mismatches", v.Providers, len(v.OverAllocated), len(v.Mismatches))
 	}
 	rep.Seconds = elapsedSince(start)
@@ -146,14 +147,17 @@ func WriteTable(w io.Writer, rep Report) {
 	tw.Flush()
 	if v := rep.Verify; v != nil {
 		verdict := "OK: no over-allocation, usages match allocations"
-		if !v.OK() {
+		if v.Error != "" {
+			verdict = "INCOMPLETE: " + v.Error
+		} else if !v.OK() {
 			verdict = fmt.Sprintf("FAILED: %d over-allocated, %d mismatches:\n  %s", len(v.OverAllocated), len(v.Mismatches),
 				strings.Join(append(append([]string{}, v.OverAllocated...), v.Mismatches...), "\n  "))
 		}
 		fmt.Fprintf(w, "audit of %d providers: %s\n", v.Providers, verdict)
 	}
-	for _, k := range sortedKeys(rep.Memory) {
-		fmt.Fprintf(w, "memory %s: %d KiB (%.1f MiB)\n", k, rep.Memory[k], float64(rep.Memory[k])/1024)
+	if rep.Memory != nil {
+		fmt.Fprintf(w, "memory: VmRSS %.1f MiB, VmHWM %.1f MiB (%d processes)\n",
+			float64(rep.Memory["VmRSS"])/1024, float64(rep.Memory["VmHWM"])/1024, rep.Memory["processes"])
 	}
 }
 

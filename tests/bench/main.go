@@ -1,0 +1,311 @@
+// Command bench measures unisched side by side with upstream Placement 8.0.0
+// (issue 3): it starts both on fresh databases of the local PostgreSQL,
+// grows the same fleet on each through the sizes, runs the same load
+// against each, compares their candidate sets, and prints a table of
+// medians, p99s and ratios which it also writes to docs/benchmarks.md.
+// scripts/bench.sh installs the packages and runs it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/unisched/unisched/tests/harness"
+	"github.com/unisched/unisched/tests/load"
+)
+
+type config struct {
+	upstreamPort, unischedPort int
+	workers                    int
+	sizes, unischedSizes       []int
+	seedConc, bigSeedConc      int
+	reps, claims, claimConc    int
+	hot, hotClaims             int
+	out, artifacts             string
+	skipUpstream               bool
+	unischedEnv                []string
+}
+
+func main() {
+	var c config
+	var sizes, uSizes, uEnv string
+	flag.IntVar(&c.upstreamPort, "upstream-port", 18880, "port of upstream placement")
+	flag.IntVar(&c.unischedPort, "unisched-port", 18788, "port of unisched")
+	flag.IntVar(&c.workers, "workers", 4, "uwsgi worker processes of upstream placement")
+	flag.StringVar(&sizes, "sizes", "1000,5000", "fleet sizes measured on both servers")
+	flag.StringVar(&uSizes, "unisched-sizes", "100000", "further sizes measured on unisched only")
+	flag.IntVar(&c.seedConc, "seed-c", 8, "seeding clients at the sizes both servers run")
+	flag.IntVar(&c.bigSeedConc, "big-seed-c", 64, "seeding clients at unisched-only sizes")
+	flag.IntVar(&c.reps, "reps", 20, "repetitions of each candidates query")
+	flag.IntVar(&c.claims, "claims", 500, "claims spread one per provider")
+	flag.IntVar(&c.claimConc, "claim-c", 8, "claiming clients")
+	flag.IntVar(&c.hot, "hot", 4, "providers the contended claims go to")
+	flag.IntVar(&c.hotClaims, "hot-claims", 400, "contended claims (64 fit per provider)")
+	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "markdown report ('' to skip)")
+	flag.StringVar(&c.artifacts, "artifacts", "_artifacts/bench", "logs, configs and the JSON lines of every run")
+	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure unisched only")
+	flag.StringVar(&uEnv, "unisched-env", "", "extra UNISCHED_* settings for unisched, comma separated K=V")
+	flag.Parse()
+	var err error
+	if c.sizes, err = parseSizes(sizes); err == nil {
+		c.unischedSizes, err = parseSizes(uSizes)
+	}
+	if err != nil {
+		fatal(err)
+	}
+	if uEnv != "" {
+		c.unischedEnv = strings.Split(uEnv, ",")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fatal(err)
+	}
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+// side is one server through the sizes.
+type side struct {
+	name   string
+	srv    *harness.Server
+	client *load.Client
+	have   int    // providers seeded so far
+	failed string // first fatal error; later sizes are skipped
+}
+
+// result is one size: each side's report and the differential verdict.
+type result struct {
+	Size     int                    `json:"size"`
+	Reports  map[string]load.Report `json:"reports"`
+	Errors   map[string]string      `json:"errors,omitempty"`
+	Compared []comparison           `json:"compared,omitempty"`
+}
+
+type comparison struct {
+	Query      string   `json:"query"`
+	Candidates int      `json:"candidates"`
+	Diff       []string `json:"diff,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+func run(ctx context.Context, c config) error {
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	if !filepath.IsAbs(c.artifacts) {
+		c.artifacts = filepath.Join(root, c.artifacts)
+	}
+	if c.out != "" && !filepath.IsAbs(c.out) {
+		c.out = filepath.Join(root, c.out)
+	}
+	if err := os.MkdirAll(c.artifacts, 0o755); err != nil {
+		return err
+	}
+	machine := describeMachine(ctx, root)
+	started := time.Now()
+	fmt.Fprintf(os.Stderr, "bench: building unisched\n")
+	bin := filepath.Join(c.artifacts, "unisched-bench")
+	if err := harness.BuildUnisched(ctx, root, bin); err != nil {
+		return err
+	}
+
+	var sides []*side
+	defer func() {
+		for _, s := range sides {
+			if err := s.srv.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: stopping %s: %v\n", s.name, err)
+			}
+		}
+	}()
+	conc := max(c.seedConc, c.bigSeedConc, c.claimConc)
+	if !c.skipUpstream {
+		fmt.Fprintf(os.Stderr, "bench: starting upstream placement (%d uwsgi workers) on port %d\n", c.workers, c.upstreamPort)
+		srv, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: c.upstreamPort, Workers: c.workers,
+			DB: "bench_upstream", Dir: filepath.Join(c.artifacts, "upstream")})
+		if err != nil {
+			return err
+		}
+		sides = append(sides, &side{name: "upstream", srv: srv, client: load.NewClient(srv.URL, conc, 5*time.Minute)})
+	}
+	fmt.Fprintf(os.Stderr, "bench: starting unisched on port %d\n", c.unischedPort)
+	usrv, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: c.unischedPort,
+		DB: "bench_unisched", Dir: filepath.Join(c.artifacts, "unisched"), Env: c.unischedEnv})
+	if err != nil {
+		return err
+	}
+	sides = append(sides, &side{name: "unisched", srv: usrv, client: load.NewClient(usrv.URL, conc, 5*time.Minute)})
+
+	jsonl, err := os.Create(filepath.Join(c.artifacts, "bench.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer jsonl.Close()
+	fleet := load.Fleet{}
+	all := slices.Concat(c.sizes, c.unischedSizes)
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var results []result
+	for _, size := range all {
+		res := result{Size: size, Reports: map[string]load.Report{}, Errors: map[string]string{}}
+		for _, s := range sides {
+			both := slices.Contains(c.sizes, size)
+			if s.failed != "" || (s.name == "upstream" && !both) {
+				continue
+			}
+			seedConc := c.seedConc
+			if !both {
+				seedConc = c.bigSeedConc
+			}
+			plan := load.Plan{Fleet: fleet, Providers: size, Have: s.have, SeedConc: seedConc,
+				Queries: load.StandardQueries(fleet), Reps: c.reps, QueryConc: 1,
+				Claims: c.claims, ClaimConc: c.claimConc, HotProviders: c.hot, HotClaims: c.hotClaims}
+			rep, err := load.Run(ctx, s.client, s.name, plan, os.Stderr)
+			if mem, merr := s.srv.Memory(); merr == nil {
+				rep.Memory = mem
+			}
+			if rep.Seed != nil {
+				s.have += rep.Seed.Created
+			}
+			res.Reports[s.name] = rep
+			if err != nil {
+				s.failed = err.Error()
+				res.Errors[s.name] = err.Error()
+				fmt.Fprintf(os.Stderr, "bench: %s at %d providers failed: %v\n", s.name, size, err)
+			}
+			load.WriteTable(os.Stderr, rep)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if len(sides) == 2 && sides[0].failed == "" && sides[1].failed == "" && slices.Contains(c.sizes, size) {
+			res.Compared = compare(ctx, sides[0], sides[1], fleet, size)
+		}
+		results = append(results, res)
+		line, _ := json.Marshal(res)
+		fmt.Fprintf(jsonl, "%s\n", line)
+	}
+	sum := summary{Machine: machine, Config: c, Results: results, Seconds: time.Since(started).Seconds(),
+		LoadAfter: loadAverage()}
+	text := renderMarkdown(sum)
+	fmt.Println(text)
+	if c.out != "" {
+		if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.out, []byte(text), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "bench: wrote %s (raw results in %s)\n", c.out, filepath.Join(c.artifacts, "bench.jsonl"))
+	}
+	var problems []string
+	for _, r := range results {
+		for who, e := range r.Errors {
+			problems = append(problems, fmt.Sprintf("%s at %d: %s", who, r.Size, e))
+		}
+		for who, rep := range r.Reports {
+			if rep.Failures > 0 {
+				problems = append(problems, fmt.Sprintf("%s at %d: %d failed requests", who, r.Size, rep.Failures))
+			}
+			if rep.Verify != nil && !rep.Verify.OK() {
+				problems = append(problems, fmt.Sprintf("%s at %d: claims audit failed", who, r.Size))
+			}
+		}
+		for _, cmp := range r.Compared {
+			if len(cmp.Diff) > 0 || cmp.Error != "" {
+				problems = append(problems, fmt.Sprintf("candidates differ at %d providers for %s", r.Size, cmp.Query))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// compare asks both servers the standard queries without a limit (with a
+// limit each server may pick a different subset) and diffs the answers.
+func compare(ctx context.Context, a, b *side, fleet load.Fleet, size int) []comparison {
+	names := map[string]string{}
+	if size <= 5000 {
+		for i := range size {
+			p := fleet.Provider(i)
+			names[p.UUID] = p.Name
+		}
+	}
+	var out []comparison
+	for _, q := range load.StandardQueries(fleet) {
+		if q.Name == "limit1" {
+			continue // the same query as limit1000 without its limit
+		}
+		query := strings.Replace(q.Query, "&limit=1000", "", 1)
+		cmp := comparison{Query: query}
+		var got [2]load.Candidates
+		for i, s := range []*side{a, b} {
+			r, err := s.client.Expect(ctx, "GET", "/allocation_candidates?"+query, load.MVLatest, nil, 200)
+			if err == nil {
+				got[i], err = load.ParseCandidates(r.Body)
+			}
+			if err != nil {
+				cmp.Error = fmt.Sprintf("%s: %v", s.name, err)
+				break
+			}
+		}
+		if cmp.Error == "" {
+			cmp.Candidates = got[0].Len()
+			cmp.Diff = load.DiffCandidates(a.name, got[0], b.name, got[1], names)
+		}
+		verdict := "identical"
+		if cmp.Error != "" {
+			verdict = cmp.Error
+		} else if len(cmp.Diff) > 0 {
+			verdict = "DIFFERENT:\n  " + strings.Join(cmp.Diff, "\n  ")
+		}
+		fmt.Fprintf(os.Stderr, "bench: %d providers, %s: %d candidates, %s\n", size, query, cmp.Candidates, verdict)
+		out = append(out, cmp)
+	}
+	return out
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
