@@ -15,6 +15,8 @@
 #   conformance  the upstream Placement gabbi suite via tests/conformance/run.sh
 #   fuzz         every Fuzz target in the repository, FUZZTIME each (default 10s)
 #   all          pep8 py3 functional cover cli conformance fuzz
+#   bench        scripts/bench.sh: unisched vs upstream Placement, writes docs/benchmarks.md
+#                (not part of all: installs Debian packages, takes ~15 minutes)
 #
 # Every step runs even when an earlier one failed; a summary with counts and
 # timings closes the run, and the exit status is non-zero if any step failed.
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -e) IFS=, read -ra more <<<"${2:-}"; envs+=("${more[@]}"); shift 2 ;;
     -e*) IFS=, read -ra more <<<"${1#-e}"; envs+=("${more[@]}"); shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -48,7 +50,7 @@ for e in "${envs[@]}"; do
   case "$e" in
     all) expanded+=(pep8 py3 functional cover cli conformance fuzz) ;;
     pep8|py3|functional|cover|cli|conformance|fuzz) expanded+=("$e") ;;
-    bench) die "-e bench does not exist yet" ;;
+    bench) expanded+=(bench) ;;
     *) die "unknown env $e (see --help)" ;;
   esac
 done
@@ -230,6 +232,15 @@ step_fuzz() {
     fi
   done
   note="$FUZZTIME each"
+  return "$rc"
+}
+
+step_bench() {
+  need_db || return 1
+  "$top/scripts/bench.sh" -artifacts "$ARTIFACTS/bench" 2>&1 | tee "$ARTIFACTS/bench.log"
+  local rc=${PIPESTATUS[0]}
+  note="docs/benchmarks.md, $ARTIFACTS/bench/bench.jsonl"
+  if [ "$rc" = 0 ]; then pass=1; else fail=1; fi
   return "$rc"
 }
 
