@@ -147,6 +147,10 @@ func TestCompileErrors(t *testing.T) {
 		`{"multipleOf": 0}`,
 		`{"$ref": "#/$defs/missing"}`,
 		`{"$ref": "http://example.com/schema"}`,
+		`{"$ref": "#"}`,
+		`{"allOf": [{"$ref": "#"}]}`,
+		`{"$defs": {"a": {"not": {"$ref": "#/$defs/a"}}}, "properties": {"x": {"$ref": "#/$defs/a"}}}`,
+		`{"$defs": {"a": {"if": {"$ref": "#/$defs/b"}}, "b": {"anyOf": [{}, {"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"}`,
 		`{"unevaluatedProperties": false}`,
 		`{"$schema": "http://json-schema.org/draft-04/schema#"}`,
 		`{"items": [{}]}`,
@@ -246,4 +250,60 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCompileRecursionThroughInstance(t *testing.T) {
+	s, err := Compile(`{"$defs": {"t": {"type": "object", "properties": {"c": {"$ref": "#/$defs/t"}}, "additionalProperties": false}}, "$ref": "#/$defs/t"}`)
+	if err != nil {
+		t.Fatalf("a reference that descends into the instance is fine: %v", err)
+	}
+	err = s.ValidateJSON([]byte(`{"c": {"c": {"d": 1}}}`))
+	if err == nil || err.Error() == "" || !strings.HasPrefix(err.Error(), "Additional properties are not allowed ('d' was unexpected)") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// FuzzCompile checks that no schema text makes Compile, or validating a
+// few documents against what it compiled, panic or loop.
+func FuzzCompile(f *testing.F) {
+	for _, seed := range []string{
+		inventorySchema, `true`, `{"$ref": "#"}`, `{"anyOf": [{"$ref": "#/anyOf/1"}, {"type": "null"}]}`,
+		`{"items": {"$ref": "#"}, "prefixItems": [false], "contains": {"const": 1}, "minContains": 0}`,
+		`{"patternProperties": {"^a$": {"multipleOf": 0.1}}, "additionalProperties": {"not": {}}}`,
+		`{"if": {"minimum": 1e400}, "then": {"enum": [null]}, "else": {"maxLength": 1e2}}`,
+	} {
+		f.Add(seed)
+	}
+	docs := [][]byte{[]byte(`{"a": [1, "x", null], "b": {"c": 1.5}}`), []byte(`[[], {}, 1e400, -0.0, 123456789012345678901234567890]`), []byte(`"abc"`)}
+	f.Fuzz(func(t *testing.T, schema string) {
+		s, err := Compile(schema)
+		if err != nil {
+			return
+		}
+		for _, d := range docs {
+			if err := s.ValidateJSON(d); err != nil {
+				_ = err.Error()
+			}
+		}
+	})
+}
+
+func TestConcurrentValidate(t *testing.T) {
+	s := MustCompile(inventorySchema)
+	done := make(chan string)
+	for i := 0; i < 4; i++ {
+		go func() {
+			msg := ""
+			for j := 0; j < 50; j++ {
+				err := s.ValidateJSON([]byte(`{"total": 0, "resource_provider_generation": 1}`))
+				msg = err.Error()
+			}
+			done <- msg
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if msg := <-done; !strings.HasPrefix(msg, "0 is less than the minimum of 1\n") {
+			t.Errorf("got %q", msg)
+		}
+	}
 }

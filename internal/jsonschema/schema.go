@@ -11,6 +11,7 @@
 package jsonschema
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -56,6 +57,9 @@ func Compile(schemaJSON string) (*Schema, error) {
 			return nil, fmt.Errorf("compiling schema: %w", err)
 		}
 	}
+	if err := c.checkCycles(); err != nil {
+		return nil, fmt.Errorf("compiling schema: %w", err)
+	}
 	return &Schema{root: root}, nil
 }
 
@@ -73,6 +77,17 @@ type compiler struct {
 	root    any
 	refs    map[string]*node // compiled $ref targets by JSON pointer
 	pending []*pendingRef
+	cur     *node // the schema whose keywords are being compiled
+	// inPlace links a schema to the subschemas that see the same instance
+	// ($ref, allOf, not, if...); a cycle there would never terminate.
+	inPlace []inPlaceEdge
+}
+
+type inPlaceEdge struct {
+	from  *node
+	to    *node
+	toRef **node // for $ref, known once references are resolved
+	where string
 }
 
 type pendingRef struct {
@@ -87,7 +102,14 @@ var typeNames = map[string]bool{
 }
 
 func (c *compiler) compile(raw any, where string) (*node, error) {
-	n := &node{raw: raw}
+	return c.compileInto(&node{}, raw, where)
+}
+
+func (c *compiler) compileInto(n *node, raw any, where string) (*node, error) {
+	n.raw = raw
+	prev := c.cur
+	c.cur = n
+	defer func() { c.cur = prev }()
 	switch t := raw.(type) {
 	case bool:
 		if !t {
@@ -111,14 +133,70 @@ func (c *compiler) compile(raw any, where string) (*node, error) {
 
 func (c *compiler) sub(raw any, where string) (*node, error) { return c.compile(raw, where) }
 
-func (c *compiler) subMap(v any, where string) ([]string, []*node, error) {
+// inPlaceSub compiles a subschema that applies to the same instance.
+func (c *compiler) inPlaceSub(raw any, where string) (*node, error) {
+	from := c.cur
+	n, err := c.compile(raw, where)
+	if err == nil {
+		c.inPlace = append(c.inPlace, inPlaceEdge{from: from, to: n, where: where})
+	}
+	return n, err
+}
+
+// checkCycles rejects schemas that would recurse forever on any instance
+// reaching them, such as {"$ref": "#"}; Python dies there with
+// RecursionError, Go would exhaust the stack.
+func (c *compiler) checkCycles() error {
+	edges := map[*node][]inPlaceEdge{}
+	for _, e := range c.inPlace {
+		edges[e.from] = append(edges[e.from], e)
+	}
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[*node]int{}
+	var visit func(n *node) error
+	visit = func(n *node) error {
+		switch state[n] {
+		case visiting:
+			return errors.New("references loop without descending into the instance")
+		case done:
+			return nil
+		}
+		state[n] = visiting
+		for _, e := range edges[n] {
+			to := e.to
+			if e.toRef != nil {
+				to = *e.toRef
+			}
+			if err := visit(to); err != nil {
+				return fmt.Errorf("%s: %w", e.where, err)
+			}
+		}
+		state[n] = done
+		return nil
+	}
+	for _, e := range c.inPlace {
+		if err := visit(e.from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *compiler) subMap(v any, where string, inPlace bool) ([]string, []*node, error) {
 	o, ok := v.(*Object)
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: %s is not of type 'object'", where, repr(v))
 	}
 	nodes := make([]*node, len(o.keys))
 	for i, k := range o.keys {
-		n, err := c.sub(o.vals[k], where+"/"+k)
+		sub := c.sub
+		if inPlace {
+			sub = c.inPlaceSub
+		}
+		n, err := sub(o.vals[k], where+"/"+k)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -127,14 +205,18 @@ func (c *compiler) subMap(v any, where string) ([]string, []*node, error) {
 	return o.keys, nodes, nil
 }
 
-func (c *compiler) subList(v any, where string) ([]*node, error) {
+func (c *compiler) subList(v any, where string, inPlace bool) ([]*node, error) {
 	l, ok := v.([]any)
 	if !ok || len(l) == 0 {
 		return nil, fmt.Errorf("%s: %s is not a non-empty array of schemas", where, repr(v))
 	}
 	nodes := make([]*node, len(l))
 	for i, e := range l {
-		n, err := c.sub(e, where+"/"+strconv.Itoa(i))
+		sub := c.sub
+		if inPlace {
+			sub = c.inPlaceSub
+		}
+		n, err := sub(e, where+"/"+strconv.Itoa(i))
 		if err != nil {
 			return nil, err
 		}
@@ -203,13 +285,13 @@ func (c *compiler) keyword(s *Object, k string, v any, where string) (evalFunc, 
 		}
 		return kwType(types), nil
 	case "properties":
-		names, nodes, err := c.subMap(v, where)
+		names, nodes, err := c.subMap(v, where, false)
 		if err != nil {
 			return nil, err
 		}
 		return kwProperties(names, nodes), nil
 	case "patternProperties":
-		pats, nodes, err := c.subMap(v, where)
+		pats, nodes, err := c.subMap(v, where, false)
 		if err != nil {
 			return nil, err
 		}
@@ -280,7 +362,7 @@ func (c *compiler) keyword(s *Object, k string, v any, where string) (evalFunc, 
 		}
 		return kwDependentRequired(o.keys, deps), nil
 	case "dependentSchemas":
-		names, nodes, err := c.subMap(v, where)
+		names, nodes, err := c.subMap(v, where, true)
 		if err != nil {
 			return nil, err
 		}
@@ -358,7 +440,7 @@ func (c *compiler) keyword(s *Object, k string, v any, where string) (evalFunc, 
 		}
 		return kwItems(prefix, sub), nil
 	case "prefixItems":
-		nodes, err := c.subList(v, where)
+		nodes, err := c.subList(v, where, false)
 		if err != nil {
 			return nil, err
 		}
@@ -399,7 +481,7 @@ func (c *compiler) keyword(s *Object, k string, v any, where string) (evalFunc, 
 		}
 		return kwContains(sub, minC, maxC), nil
 	case "allOf", "anyOf", "oneOf":
-		nodes, err := c.subList(v, where)
+		nodes, err := c.subList(v, where, true)
 		if err != nil {
 			return nil, err
 		}
@@ -411,24 +493,24 @@ func (c *compiler) keyword(s *Object, k string, v any, where string) (evalFunc, 
 		}
 		return kwOneOf(nodes), nil
 	case "not":
-		sub, err := c.sub(v, where)
+		sub, err := c.inPlaceSub(v, where)
 		if err != nil {
 			return nil, err
 		}
 		return kwNot(sub), nil
 	case "if":
-		ifn, err := c.sub(v, where)
+		ifn, err := c.inPlaceSub(v, where)
 		if err != nil {
 			return nil, err
 		}
 		var then, els *node
 		if tv, ok := s.Get("then"); ok {
-			if then, err = c.sub(tv, where); err != nil {
+			if then, err = c.inPlaceSub(tv, where); err != nil {
 				return nil, err
 			}
 		}
 		if ev, ok := s.Get("else"); ok {
-			if els, err = c.sub(ev, where); err != nil {
+			if els, err = c.inPlaceSub(ev, where); err != nil {
 				return nil, err
 			}
 		}
@@ -440,9 +522,10 @@ func (c *compiler) keyword(s *Object, k string, v any, where string) (evalFunc, 
 		}
 		holder := new(*node)
 		c.pending = append(c.pending, &pendingRef{ref: ref, target: holder, where: where})
+		c.inPlace = append(c.inPlace, inPlaceEdge{from: c.cur, toRef: holder, where: where})
 		return kwRef(holder), nil
 	case "$defs", "definitions":
-		if _, _, err := c.subMap(v, where); err != nil {
+		if _, _, err := c.subMap(v, where, false); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -495,14 +578,11 @@ func (c *compiler) resolve(r *pendingRef) error {
 			}
 		}
 	}
-	// Register before compiling so that recursive references terminate.
 	n := &node{}
 	c.refs[frag] = n
-	compiled, err := c.compile(cur, "#"+frag)
-	if err != nil {
+	if _, err := c.compileInto(n, cur, "#"+frag); err != nil {
 		return err
 	}
-	*n = *compiled
 	*r.target = n
 	return nil
 }
