@@ -139,4 +139,3 @@ func TestErrorPrecedence(t *testing.T) {
 		}
 	}
 }
-
