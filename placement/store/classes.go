@@ -41,7 +41,7 @@ func (rc *ResourceClass) LastModified() time.Time {
 const (
 	selectClasses      = `SELECT id, name, created_at, updated_at FROM resource_classes ORDER BY id`
 	selectClassByName  = `SELECT id, name, created_at, updated_at FROM resource_classes WHERE name = $1`
-	selectClassIDs     = `SELECT name, id FROM resource_classes WHERE name = ANY($1)`
+	classIDsByName     = `SELECT name, id FROM resource_classes WHERE name = ANY($1)`
 	insertCustomClass  = `INSERT INTO resource_classes (id, name) VALUES (nextval('resource_classes_custom_id_seq'), $1) RETURNING id, name, created_at, updated_at`
 	renameCustomClass  = `UPDATE resource_classes SET name = $2, updated_at = now() WHERE id = $1 RETURNING id, name, created_at, updated_at`
 	classHasInventory  = `SELECT EXISTS (SELECT 1 FROM inventories WHERE resource_class_id = $1)`
@@ -96,7 +96,7 @@ func ResourceClassIDs(ctx context.Context, db pg.DBTX, names []string) (map[stri
 	if len(names) == 0 {
 		return out, nil
 	}
-	rows, err := db.Query(ctx, selectClassIDs, names)
+	rows, err := db.Query(ctx, classIDsByName, names)
 	if err != nil {
 		return nil, fmt.Errorf("looking up resource classes: %w", err)
 	}
