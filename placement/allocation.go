@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/placement/policy"
@@ -390,7 +391,7 @@ func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, co
 		}
 	}
 	if len(names) > 0 {
-		ids, err := store.ResourceClassIDsByName(ctx, tx, names)
+		ids, err := store.ResourceClassIDs(ctx, tx, names)
 		if err != nil {
 			return err
 		}
@@ -409,7 +410,7 @@ func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, co
 	if _, err := store.DeleteAllocationsOfConsumers(ctx, tx, consumerIDs); err != nil {
 		return err
 	}
-	if err := checkCapacity(ctx, tx, items); err != nil {
+	if err := checkClaimCapacity(ctx, tx, items); err != nil {
 		return err
 	}
 
@@ -461,12 +462,12 @@ func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, co
 	return store.DeleteConsumersWithoutAllocations(ctx, tx, all)
 }
 
-// checkCapacity applies upstream's checks in its order: every provider must
+// checkClaimCapacity applies upstream's checks in its order: every provider must
 // have inventory in at least one requested class, then per allocation in
 // request order: the inventory exists, min_unit <= amount <= max_unit,
 // amount is a multiple of step_size, and usage plus everything requested of
 // that inventory in this claim fits (total - reserved) * allocation_ratio.
-func checkCapacity(ctx context.Context, tx pgx.Tx, items []claimItem) error {
+func checkClaimCapacity(ctx context.Context, tx pgx.Tx, items []claimItem) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -890,24 +891,17 @@ func (s *Server) deleteConsumerAllocations(w http.ResponseWriter, r *http.Reques
 // their key order, which is the order python-jsonschema evaluates keywords.
 
 var (
-	schemaPutAllocationsV1_0   = compileAllocationSchema(putAllocationsSchemaV1_0)
-	schemaPutAllocationsV1_8   = compileAllocationSchema(putAllocationsSchemaV1_8)
-	schemaPutAllocationsV1_12  = compileAllocationSchema(putAllocationsSchemaV1_12)
-	schemaPutAllocationsV1_28  = compileAllocationSchema(putAllocationsSchemaV1_28)
-	schemaPutAllocationsV1_34  = compileAllocationSchema(putAllocationsSchemaV1_34)
-	schemaPutAllocationsV1_38  = compileAllocationSchema(putAllocationsSchemaV1_38)
-	schemaPostAllocationsV1_13 = compileAllocationSchema(postAllocationsSchemaV1_13)
-	schemaPostAllocationsV1_28 = compileAllocationSchema(postAllocationsSchemaV1_28)
-	schemaPostAllocationsV1_34 = compileAllocationSchema(postAllocationsSchemaV1_34)
-	schemaPostAllocationsV1_38 = compileAllocationSchema(postAllocationsSchemaV1_38)
+	schemaPutAllocationsV1_0   = jsonschema.MustCompile(putAllocationsSchemaV1_0)
+	schemaPutAllocationsV1_8   = jsonschema.MustCompile(putAllocationsSchemaV1_8)
+	schemaPutAllocationsV1_12  = jsonschema.MustCompile(putAllocationsSchemaV1_12)
+	schemaPutAllocationsV1_28  = jsonschema.MustCompile(putAllocationsSchemaV1_28)
+	schemaPutAllocationsV1_34  = jsonschema.MustCompile(putAllocationsSchemaV1_34)
+	schemaPutAllocationsV1_38  = jsonschema.MustCompile(putAllocationsSchemaV1_38)
+	schemaPostAllocationsV1_13 = jsonschema.MustCompile(postAllocationsSchemaV1_13)
+	schemaPostAllocationsV1_28 = jsonschema.MustCompile(postAllocationsSchemaV1_28)
+	schemaPostAllocationsV1_34 = jsonschema.MustCompile(postAllocationsSchemaV1_34)
+	schemaPostAllocationsV1_38 = jsonschema.MustCompile(postAllocationsSchemaV1_38)
 )
-
-// compileAllocationSchema waits for internal/jsonschema; until it lands the
-// bodies are only decoded, not validated.
-func compileAllocationSchema(text string) validator {
-	_ = text
-	return nil
-}
 
 const (
 	putAllocationsSchemaV1_0   = `{"type": "object", "properties": {"allocations": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {"resource_provider": {"type": "object", "properties": {"uuid": {"type": "string", "format": "uuid"}}, "additionalProperties": false, "required": ["uuid"]}, "resources": {"type": "object", "minProperties": 1, "patternProperties": {"^[A-Z0-9_]+$": {"type": "integer", "minimum": 1}}, "additionalProperties": false}}, "required": ["resource_provider", "resources"], "additionalProperties": false}}}, "required": ["allocations"], "additionalProperties": false}`

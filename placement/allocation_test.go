@@ -50,7 +50,7 @@ func (f *allocFixture) provider(name string) string {
 	return u
 }
 
-type inv struct {
+type invRec struct {
 	class                           string
 	total, reserved, min, max, step int
 	ratio                           float64
@@ -58,7 +58,7 @@ type inv struct {
 
 // inventory adds inventory records the way the inventory handler will:
 // rows plus one generation bump per class.
-func (f *allocFixture) inventory(rp string, invs ...inv) {
+func (f *allocFixture) inventory(rp string, invs ...invRec) {
 	f.t.Helper()
 	for _, i := range invs {
 		if i.min == 0 {
@@ -127,8 +127,8 @@ func (f *allocFixture) count(sql string, args ...any) int {
 	return n
 }
 
-// step is one request of a scenario and what must come back.
-type step struct {
+// allocStep is one request of a scenario and what must come back.
+type allocStep struct {
 	name     string
 	method   string
 	path     string
@@ -143,7 +143,7 @@ type step struct {
 	absent []string
 }
 
-func (f *allocFixture) run(steps []step) {
+func (f *allocFixture) run(steps []allocStep) {
 	f.t.Helper()
 	for _, s := range steps {
 		resp, body := do(f.t, f.srv, s.method, s.path, s.mv, s.body)
@@ -209,8 +209,8 @@ func TestConsumerAllocationsLifecycle(t *testing.T) {
 	f := newAllocFixture(t)
 	rp := f.provider("cn1")
 	rp2 := f.provider("cn2")
-	f.inventory(rp, inv{class: "DISK_GB", total: 2048, min: 10, max: 1024}, inv{class: "VCPU", total: 8, max: 16})
-	f.inventory(rp2, inv{class: "VCPU", total: 4})
+	f.inventory(rp, invRec{class: "DISK_GB", total: 2048, min: 10, max: 1024}, invRec{class: "VCPU", total: 8, max: 16})
+	f.inventory(rp2, invRec{class: "VCPU", total: 4})
 	c1, c2 := uuid.NewString(), uuid.NewString()
 	missing := uuid.NewString()
 	list := func(rpUUID string, res string) string {
@@ -219,7 +219,7 @@ func TestConsumerAllocationsLifecycle(t *testing.T) {
 	dict := func(gen string, extra string, allocs string) string {
 		return fmt.Sprintf(`{"allocations": %s, "project_id": "p1", "user_id": "u1", "consumer_generation": %s%s}`, allocs, gen, extra)
 	}
-	f.run([]step{
+	f.run([]allocStep{
 		{name: "empty get", method: "GET", path: "/allocations/" + c1, status: 200, json: map[string]string{"$": `{"allocations":{}}`}},
 		{name: "get non-uuid", method: "GET", path: "/allocations/not-a-uuid", status: 200, json: map[string]string{"$": `{"allocations":{}}`}},
 		{name: "malformed consumer", method: "PUT", path: "/allocations/not-a-uuid", body: list(rp, `{"DISK_GB": 10}`), status: 400,
@@ -301,7 +301,7 @@ func TestConsumerAllocationsLifecycle(t *testing.T) {
 func TestPostAllocations(t *testing.T) {
 	f := newAllocFixture(t)
 	rp := f.provider("cn1")
-	f.inventory(rp, inv{class: "VCPU", total: 2})
+	f.inventory(rp, invRec{class: "VCPU", total: 2})
 	a, b, c := uuid.NewString(), uuid.NewString(), uuid.NewString()
 	entry := func(consumer, gen string, vcpu int) string {
 		res := `{}`
@@ -310,7 +310,7 @@ func TestPostAllocations(t *testing.T) {
 		}
 		return fmt.Sprintf(`%q: {"allocations": %s, "project_id": "p", "user_id": "u", "consumer_generation": %s}`, consumer, res, gen)
 	}
-	f.run([]step{
+	f.run([]allocStep{
 		{name: "below 1.13", method: "POST", path: "/allocations", mv: "1.12", body: "{}", status: 404},
 		{name: "sum over consumers exceeds capacity", method: "POST", path: "/allocations", mv: "1.28",
 			body: "{" + entry(a, "null", 1) + "," + entry(b, "null", 1) + "," + entry(c, "null", 1) + "}", status: 409,
@@ -471,7 +471,7 @@ func sameSet(a, b map[string]bool) bool {
 func TestConcurrentClaimsOneProvider(t *testing.T) {
 	f := newAllocFixture(t)
 	rp := f.provider("cn1")
-	f.inventory(rp, inv{class: "VCPU", total: 12, reserved: 2})
+	f.inventory(rp, invRec{class: "VCPU", total: 12, reserved: 2})
 	results := f.race(40, func(int) string {
 		return fmt.Sprintf(`{"allocations": {%q: {"resources": {"VCPU": 1}}}, "project_id": "p", "user_id": "u", "consumer_generation": null}`, rp)
 	})
@@ -497,9 +497,9 @@ func TestConcurrentClaimsOneProvider(t *testing.T) {
 func TestConcurrentClaimsFewProviders(t *testing.T) {
 	f := newAllocFixture(t)
 	rps := []string{f.provider("a"), f.provider("b"), f.provider("c")}
-	f.inventory(rps[0], inv{class: "VCPU", total: 8}, inv{class: "MEMORY_MB", total: 4096})
-	f.inventory(rps[1], inv{class: "VCPU", total: 8})
-	f.inventory(rps[2], inv{class: "VCPU", total: 6, ratio: 1.5, max: 2})
+	f.inventory(rps[0], invRec{class: "VCPU", total: 8}, invRec{class: "MEMORY_MB", total: 4096})
+	f.inventory(rps[1], invRec{class: "VCPU", total: 8})
+	f.inventory(rps[2], invRec{class: "VCPU", total: 6, ratio: 1.5, max: 2})
 	pair := func(i int) (string, string) { return rps[i%3], rps[(i+1+i/3%2)%3] }
 	results := f.race(60, func(i int) string {
 		x, y := pair(i)

@@ -60,31 +60,6 @@ func LockProviders(ctx context.Context, db pg.DBTX, uuids []string, consumerIDs 
 	return out, nil
 }
 
-const selectClassIDs = `SELECT name, id FROM resource_classes WHERE name = ANY($1)`
-
-// ResourceClassIDsByName maps the known names among names to their ids;
-// unknown names are absent.
-func ResourceClassIDsByName(ctx context.Context, db pg.DBTX, names []string) (map[string]int, error) {
-	rows, err := db.Query(ctx, selectClassIDs, names)
-	if err != nil {
-		return nil, fmt.Errorf("looking up resource classes: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[string]int, len(names))
-	for rows.Next() {
-		var name string
-		var id int32
-		if err := rows.Scan(&name, &id); err != nil {
-			return nil, fmt.Errorf("reading resource class: %w", err)
-		}
-		out[name] = int(id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up resource classes: %w", err)
-	}
-	return out, nil
-}
-
 // ConsumerProviderAllocation is one existing allocation row of a consumer,
 // as a claim that empties the consumer needs it.
 type ConsumerProviderAllocation struct {
