@@ -9,14 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/unisched/unisched/internal/openstack"
-	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/placement/candidates"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/qs"
-	"github.com/unisched/unisched/placement/store"
 )
 
 // listAllocationCandidates is GET /allocation_candidates (1.10+): the ways
@@ -36,19 +32,9 @@ func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request
 		return queryError(qerr)
 	}
 
-	var data candidates.Data
-	err := pg.WithTx(r.Context(), s.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
-		func(tx pgx.Tx) error {
-			var err error
-			data, err = store.LoadSnapshotData(r.Context(), tx)
-			return err
-		})
+	snap, err := s.snapshots.get(r.Context(), s.db)
 	if err != nil {
 		return fmt.Errorf("loading allocation candidates snapshot: %w", err)
-	}
-	snap, err := candidates.NewSnapshot(data)
-	if err != nil {
-		return fmt.Errorf("indexing allocation candidates snapshot: %w", err)
 	}
 	res, err := candidates.Find(r.Context(), snap, candidates.Request{Query: q, NestedAware: v.AtLeast(29)})
 	if err != nil {

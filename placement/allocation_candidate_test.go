@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -143,6 +144,17 @@ func TestListAllocationCandidates(t *testing.T) {
 		}
 		if e.code != "" && !strings.Contains(body, `"code":"`+e.code+`"`) {
 			t.Errorf("%s: want code %s in %s", e.query, e.code, body)
+		}
+	}
+
+	// The cached snapshot must not hide a committed write.
+	for _, used := range []int{2, 7} {
+		if _, err := pool.Exec(context.Background(), `UPDATE allocations SET used = $1`, used); err != nil {
+			t.Fatal(err)
+		}
+		_, body := do(t, srv, "GET", "/allocation_candidates?resources=VCPU:1", "1.10", "")
+		if want := fmt.Sprintf(`"VCPU": {"capacity": 16, "used": %d}`, used); !strings.Contains(body, want) {
+			t.Errorf("after write: want %s in %s", want, body)
 		}
 	}
 

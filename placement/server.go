@@ -58,6 +58,8 @@ type Server struct {
 	settings atomic.Pointer[Settings]
 	log      *slog.Logger
 	handler  http.Handler
+	// snapshots caches the allocation-candidates snapshot between writes.
+	snapshots snapshotCache
 }
 
 // New builds the server and its handler chain. The order follows upstream's
