@@ -74,6 +74,9 @@ func (s *Server) getAggregates(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) setAggregates(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleAggregatesUpdate, policy.Target{}); err != nil {
 		return err
 	}

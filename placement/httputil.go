@@ -78,10 +78,10 @@ type validator interface {
 	Validate(instance any) error
 }
 
-// readJSON enforces upstream's body rules in order: a JSON content type
-// (415), a parseable body ("Malformed JSON"), the schema for this
-// microversion ("JSON does not validate"), then decodes into dst.
-func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
+// requireJSON is upstream's require_content decorator: a write handler
+// answers 415 unless the body is declared application/json, before its
+// policy check or any lookup.
+func requireJSON(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	mediaType := ""
 	if ct != "" {
@@ -98,6 +98,16 @@ func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
 		}
 		return &openstack.Error{Status: http.StatusUnsupportedMediaType,
 			Detail: fmt.Sprintf("The media type %s is not supported, use application/json", bad)}
+	}
+	return nil
+}
+
+// readJSON enforces upstream's body rules in order: a JSON content type
+// (415), a parseable body ("Malformed JSON"), the schema for this
+// microversion ("JSON does not validate"), then decodes into dst.
+func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
+	if err := requireJSON(r); err != nil {
+		return err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {

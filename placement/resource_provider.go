@@ -240,6 +240,9 @@ func queryError(e *qs.Error) error {
 }
 
 func (s *Server) createResourceProvider(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleProvidersCreate, policy.Target{}); err != nil {
 		return err
 	}
@@ -361,6 +364,9 @@ func (s *Server) getResourceProvider(w http.ResponseWriter, r *http.Request) err
 }
 
 func (s *Server) updateResourceProvider(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleProvidersUpdate, policy.Target{}); err != nil {
 		return err
 	}

@@ -97,6 +97,8 @@ func TestResourceProviderLifecycle(t *testing.T) {
 		{name: "show malformed uuid", method: "GET", path: "/resource_providers/not-a-uuid", wantStatus: 404,
 			wantIn: []string{"No resource provider with uuid not-a-uuid found"}},
 		{name: "show unknown", method: "GET", path: "/resource_providers/" + rpC, wantStatus: 404},
+		{name: "put without content type is 415 before 404", method: "PUT", path: "/resource_providers/" + rpC, wantStatus: 415,
+			wantIn: []string{"The media type None is not supported, use application/json"}},
 		{name: "list in tree", method: "GET", path: "/resource_providers?in_tree=" + rpB, mv: "1.14", wantStatus: 200,
 			wantIn: []string{rpA, rpB}},
 		{name: "list by name", method: "GET", path: "/resource_providers?name=b", wantStatus: 200,

@@ -218,6 +218,9 @@ type traitsBody struct {
 }
 
 func (s *Server) setProviderTraits(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleProviderTraitUpdate, policy.Target{}); err != nil {
 		return err
 	}
