@@ -198,7 +198,7 @@ func (s *Server) lookupProvider(ctx context.Context, db pg.DBTX, uuid string) (*
 	return p, true, nil
 }
 
-// providerNotFound is upstream's NotFound text for a provider lookup.
+// providerNotFoundText is upstream's NotFound text for a provider lookup.
 func providerNotFoundText(uuid string) string {
 	return fmt.Sprintf("No resource provider with uuid %s found", uuid)
 }

@@ -163,7 +163,9 @@ func classesInUse(ctx context.Context, db pg.DBTX, providerID int64, classIDs []
 // lockProvider is the generation compare-and-swap, done first so that the
 // provider row is locked for the rest of the transaction: concurrent
 // inventory and allocation writers then queue on it instead of
-// interleaving, and the loser sees ErrConcurrentUpdate.
+// interleaving, and the loser sees ErrConcurrentUpdate. p.Generation is
+// advanced at once, so it is only meaningful once the transaction commits;
+// a caller that retries must reload the provider.
 func lockProvider(ctx context.Context, db pg.DBTX, p *Provider) error {
 	gen, err := IncrementGeneration(ctx, db, p.ID, p.Generation)
 	if err != nil {
