@@ -331,9 +331,6 @@ func (s *Server) deleteProviderTraits(w http.ResponseWriter, r *http.Request) er
 	if err := s.authorize(r, ruleProviderTraitDelete, policy.Target{}); err != nil {
 		return err
 	}
-	if _, err := loadProvider(r.Context(), s.db, r, false); err != nil {
-		return err
-	}
 	err := pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		p, err := loadProvider(r.Context(), tx, r, true)
 		if err != nil {

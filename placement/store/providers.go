@@ -460,7 +460,7 @@ const (
 	condResource = `EXISTS (SELECT 1 FROM inventories inv
 	WHERE inv.resource_provider_id = rp.id AND inv.resource_class_id = %[1]s
 	AND COALESCE((SELECT SUM(al.used) FROM allocations al
-		WHERE al.resource_provider_id = rp.id AND al.resource_class_id = %[1]s), 0) + %[2]s
+		WHERE al.resource_provider_id = rp.id AND al.resource_class_id = %[1]s), 0)::numeric + %[2]s
 		<= (inv.total - inv.reserved) * inv.allocation_ratio
 	AND inv.min_unit <= %[2]s AND inv.max_unit >= %[2]s AND %[2]s %% inv.step_size = 0)`
 )

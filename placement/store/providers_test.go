@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -282,6 +283,7 @@ func TestListProviders(t *testing.T) {
 			Resources: []ResourceAmount{{"CUSTOM_NOPE", 1}}}, nil, ""},
 		{"resources fit", ProviderFilter{Resources: []ResourceAmount{{"VCPU", 6}}}, []string{"other"}, ""},
 		{"resources exceed capacity", ProviderFilter{Resources: []ResourceAmount{{"VCPU", 7}}}, nil, ""},
+		{"resources beyond any integer", ProviderFilter{Resources: []ResourceAmount{{"VCPU", math.MaxInt64}}}, nil, ""},
 		{"resources with unknown class", ProviderFilter{Resources: []ResourceAmount{{"CUSTOM_NOPE", 1}}}, nil, "No such resource class CUSTOM_NOPE."},
 		{"resources of a class not inventoried", ProviderFilter{Resources: []ResourceAmount{{"VCPU", 1}, {"DISK_GB", 1}}}, nil, ""},
 		{"everything", ProviderFilter{RequiredTraits: [][]string{{"HW_CPU_X86_SSE"}}, ForbiddenAggs: []string{a2},
