@@ -414,6 +414,9 @@ func (s *Server) getInventory(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createInventory(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleInventoriesCreate, policy.Target{}); err != nil {
 		return err
 	}
@@ -462,6 +465,9 @@ func (s *Server) createInventory(w http.ResponseWriter, r *http.Request) error {
 const errProviderConcurrentUpdate = "Another thread concurrently updated the resource provider data. Please retry your update"
 
 func (s *Server) setInventories(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleInventoriesUpdate, policy.Target{}); err != nil {
 		return err
 	}
@@ -554,6 +560,9 @@ func (s *Server) deleteInventories(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) updateInventory(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleInventoriesUpdate, policy.Target{}); err != nil {
 		return err
 	}

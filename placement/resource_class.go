@@ -75,6 +75,9 @@ func (s *Server) listResourceClasses(w http.ResponseWriter, r *http.Request) err
 }
 
 func (s *Server) createResourceClass(w http.ResponseWriter, r *http.Request) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := s.authorize(r, ruleResourceClassesCreate, policy.Target{}); err != nil {
 		return err
 	}
@@ -122,6 +125,9 @@ func (s *Server) getResourceClass(w http.ResponseWriter, r *http.Request) error 
 func (s *Server) updateResourceClass(w http.ResponseWriter, r *http.Request) error {
 	if version(r).AtLeast(7) {
 		return s.ensureResourceClass(w, r)
+	}
+	if err := requireJSON(r); err != nil {
+		return err
 	}
 	name := pathVar(r, "name")
 	if err := s.authorize(r, ruleResourceClassesUpdate, policy.Target{}); err != nil {

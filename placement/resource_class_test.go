@@ -2,6 +2,9 @@ package placement
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -95,4 +98,63 @@ func TestResourceClassInUse(t *testing.T) {
 		{name: "drop inventory", method: "DELETE", path: "/resource_providers/" + rp + "/inventories", mv: "1.5", status: 204},
 		{name: "now free", method: "DELETE", path: "/resource_classes/CUSTOM_GOLD", mv: "1.2", status: 204},
 	})
+}
+
+// TestContentTypeBeforePolicy: upstream checks the media type of a write
+// before policy, so a non-admin sending text/plain gets 415, not 403.
+func TestContentTypeBeforePolicy(t *testing.T) {
+	srv, pool := newStoreTestServer(t)
+	rp := sqlProvider(t, pool, "ct")
+	cases := []struct {
+		method, path, mv string
+	}{
+		{"POST", "/resource_providers/" + rp + "/inventories", "1.0"},
+		{"PUT", "/resource_providers/" + rp + "/inventories", "1.0"},
+		{"PUT", "/resource_providers/" + rp + "/inventories/VCPU", "1.0"},
+		{"POST", "/resource_classes", "1.2"},
+		{"PUT", "/resource_classes/CUSTOM_X", "1.6"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader("data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Auth-Token", "user")
+			req.Header.Set("Content-Type", "text/plain")
+			req.Header.Set("OpenStack-API-Version", "placement "+tc.mv)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnsupportedMediaType {
+				t.Errorf("status %d, want 415", resp.StatusCode)
+			}
+		})
+	}
+	// With the right media type the same caller is refused by policy.
+	resp, _ := doAs(t, srv, "user", "POST", "/resource_classes", "1.2", `{"name": "CUSTOM_X"}`)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("non-admin create: status %d, want 403", resp.StatusCode)
+	}
+}
+
+// doAs is do with another token.
+func doAs(t *testing.T, srv *httptest.Server, token, method, path, mv, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("OpenStack-API-Version", "placement "+mv)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
