@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"sort"
 	"strconv"
@@ -164,28 +163,6 @@ func parseUUIDLike(s string) (string, bool) {
 		}
 	}
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
-}
-
-// checkJSONContentType is upstream's @require_content: the media type is
-// checked before policy and before the body is read.
-func checkJSONContentType(r *http.Request) error {
-	ct := r.Header.Get("Content-Type")
-	mediaType := ""
-	if ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err == nil {
-			mediaType = mt
-		} else {
-			mediaType = strings.TrimSpace(strings.Split(ct, ";")[0])
-		}
-	}
-	if mediaType == "application/json" {
-		return nil
-	}
-	if mediaType == "" {
-		mediaType = "None"
-	}
-	return &openstack.Error{Status: http.StatusUnsupportedMediaType,
-		Detail: fmt.Sprintf("The media type %s is not supported, use application/json", mediaType)}
 }
 
 // ---------------------------------------------------------------------------
@@ -640,7 +617,7 @@ func postAllocationsSchema(v openstack.Version) validator {
 
 // setConsumerAllocations is PUT /allocations/{consumer_uuid}.
 func (s *Server) setConsumerAllocations(w http.ResponseWriter, r *http.Request) error {
-	if err := checkJSONContentType(r); err != nil {
+	if err := requireJSON(r); err != nil {
 		return err
 	}
 	if err := s.authorize(r, ruleAllocationsUpdate, policy.Target{}); err != nil {
@@ -691,7 +668,7 @@ func (s *Server) setConsumerAllocations(w http.ResponseWriter, r *http.Request) 
 // setAllocations is POST /allocations (1.13): several consumers at once,
 // an empty allocations object removing a consumer's allocations.
 func (s *Server) setAllocations(w http.ResponseWriter, r *http.Request) error {
-	if err := checkJSONContentType(r); err != nil {
+	if err := requireJSON(r); err != nil {
 		return err
 	}
 	if err := s.authorize(r, ruleAllocationsManage, policy.Target{}); err != nil {

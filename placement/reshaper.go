@@ -56,7 +56,7 @@ func providerGenerationConflict(uuid string, actual int, given int64) *openstack
 // inventory, with the allocations against it, from a provider to a new
 // child.
 func (s *Server) reshape(w http.ResponseWriter, r *http.Request) error {
-	if err := checkJSONContentType(r); err != nil {
+	if err := requireJSON(r); err != nil {
 		return err
 	}
 	if err := s.authorize(r, ruleReshape, policy.Target{}); err != nil {
