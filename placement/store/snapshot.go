@@ -12,25 +12,18 @@ import (
 // REPEATABLE READ transaction so usage, inventory and trees are from the
 // same instant.
 const (
-	snapshotClasses = `SELECT name FROM resource_classes ORDER BY id`
+	snapshotClasses = `SELECT id, name FROM resource_classes ORDER BY id`
 	snapshotTraits  = `SELECT id, name FROM traits ORDER BY id`
 	// Providers in id order; parent ids are resolved in Go.
 	snapshotProviders = `SELECT id, uuid::text, name, generation, parent_provider_id
 FROM resource_providers ORDER BY id`
-	snapshotInventories = `SELECT i.resource_provider_id, rc.name, i.total, i.reserved, i.min_unit, i.max_unit,
-	i.step_size, i.allocation_ratio, COALESCE(u.used, 0)
-FROM inventories i
-JOIN resource_classes rc ON rc.id = i.resource_class_id
-LEFT JOIN (
-	SELECT resource_provider_id, resource_class_id, SUM(used) AS used
-	FROM allocations GROUP BY resource_provider_id, resource_class_id
-) u ON u.resource_provider_id = i.resource_provider_id AND u.resource_class_id = i.resource_class_id
-ORDER BY i.resource_provider_id, i.resource_class_id`
-	snapshotProviderTraits = `SELECT resource_provider_id, trait_id FROM resource_provider_traits
-ORDER BY resource_provider_id, trait_id`
+	snapshotInventories = `SELECT resource_provider_id, resource_class_id, total, reserved, min_unit, max_unit,
+	step_size, allocation_ratio FROM inventories`
+	snapshotUsages = `SELECT resource_provider_id, resource_class_id, SUM(used) FROM allocations
+GROUP BY resource_provider_id, resource_class_id`
+	snapshotProviderTraits     = `SELECT resource_provider_id, trait_id FROM resource_provider_traits`
 	snapshotProviderAggregates = `SELECT rpa.resource_provider_id, a.uuid::text
-FROM resource_provider_aggregates rpa JOIN placement_aggregates a ON a.id = rpa.aggregate_id
-ORDER BY rpa.resource_provider_id, a.id`
+FROM resource_provider_aggregates rpa JOIN placement_aggregates a ON a.id = rpa.aggregate_id`
 )
 
 // LoadSnapshotData reads everything the candidates engine needs: every
@@ -43,12 +36,15 @@ func LoadSnapshotData(ctx context.Context, db pg.DBTX) (candidates.Data, error) 
 	if err != nil {
 		return d, fmt.Errorf("reading resource classes: %w", err)
 	}
+	className := map[int32]string{}
 	for rows.Next() {
+		var id int32
 		var name string
-		if err := rows.Scan(&name); err != nil {
+		if err := rows.Scan(&id, &name); err != nil {
 			rows.Close()
 			return d, fmt.Errorf("reading resource classes: %w", err)
 		}
+		className[id] = name
 		d.Classes = append(d.Classes, name)
 	}
 	if err := rows.Err(); err != nil {
@@ -105,19 +101,43 @@ func LoadSnapshotData(ctx context.Context, db pg.DBTX) (candidates.Data, error) 
 		}
 	}
 
+	type key struct {
+		rp    int64
+		class int32
+	}
+	used := map[key]int64{}
+	rows, err = db.Query(ctx, snapshotUsages)
+	if err != nil {
+		return d, fmt.Errorf("reading usages: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		var n int64
+		if err := rows.Scan(&k.rp, &k.class, &n); err != nil {
+			rows.Close()
+			return d, fmt.Errorf("reading usages: %w", err)
+		}
+		used[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("reading usages: %w", err)
+	}
+
 	rows, err = db.Query(ctx, snapshotInventories)
 	if err != nil {
 		return d, fmt.Errorf("reading inventories: %w", err)
 	}
 	for rows.Next() {
-		var rp int64
+		var k key
 		var inv candidates.InventoryData
-		if err := rows.Scan(&rp, &inv.Class, &inv.Total, &inv.Reserved, &inv.MinUnit, &inv.MaxUnit,
-			&inv.StepSize, &inv.AllocationRatio, &inv.Used); err != nil {
+		if err := rows.Scan(&k.rp, &k.class, &inv.Total, &inv.Reserved, &inv.MinUnit, &inv.MaxUnit,
+			&inv.StepSize, &inv.AllocationRatio); err != nil {
 			rows.Close()
 			return d, fmt.Errorf("reading inventories: %w", err)
 		}
-		if i, ok := index[rp]; ok {
+		inv.Class = className[k.class]
+		inv.Used = used[k]
+		if i, ok := index[k.rp]; ok {
 			d.Providers[i].Inventories = append(d.Providers[i].Inventories, inv)
 		}
 	}
