@@ -34,6 +34,7 @@ type config struct {
 	hot, hotClaims             int
 	out, artifacts             string
 	skipUpstream               bool
+	timeout                    time.Duration
 	unischedEnv                []string
 }
 
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "markdown report ('' to skip)")
 	flag.StringVar(&c.artifacts, "artifacts", "_artifacts/bench", "logs, configs and the JSON lines of every run")
 	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure unisched only")
+	flag.DurationVar(&c.timeout, "timeout", 45*time.Minute, "stop the whole run after this long")
 	flag.StringVar(&uEnv, "unisched-env", "", "extra UNISCHED_* settings for unisched, comma separated K=V")
 	flag.Parse()
 	var err error
@@ -64,11 +66,16 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	if len(c.sizes) == 0 {
+		c.skipUpstream = true // nothing to compare at
+	}
 	if uEnv != "" {
 		c.unischedEnv = strings.Split(uEnv, ",")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	if err := run(ctx, c); err != nil {
 		fatal(err)
 	}
@@ -213,6 +220,14 @@ func run(ctx context.Context, c config) error {
 			res.Compared = compare(ctx, sides[0], sides[1], fleet, size)
 		}
 		results = append(results, res)
+		// Upstream has nothing left to do once the common sizes are done:
+		// stop it so it does not share the machine with the large runs.
+		if !c.skipUpstream && size >= slices.Max(c.sizes) && sides[0].name == "upstream" && sides[0].srv.DB != "" {
+			fmt.Fprintf(os.Stderr, "bench: stopping upstream placement\n")
+			if err := sides[0].srv.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: stopping upstream: %v\n", err)
+			}
+		}
 		line, _ := json.Marshal(res)
 		fmt.Fprintf(jsonl, "%s\n", line)
 	}
