@@ -3,60 +3,112 @@ package placement
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
-// corsMiddleware answers cross-origin requests as oslo.middleware's CORS
-// filter does when [cors] allowed_origin is set: a preflight is answered
-// here (200, headers only for an allowed origin), and actual requests from
-// an allowed origin get Access-Control-Allow-Origin. With no origins
+// defaultCORSMethods is oslo.middleware's [cors] allow_methods default.
+var defaultCORSMethods = []string{"OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "PATCH"}
+
+// simpleHeaders may always be requested in a preflight (oslo.middleware's
+// CORS.simple_headers).
+var simpleHeaders = []string{"Accept", "Accept-Language", "Content-Type", "Cache-Control", "Content-Language",
+	"Expires", "Last-Modified", "Pragma"}
+
+// corsMiddleware behaves as oslo.middleware's CORS filter, which upstream
+// installs when [cors] allowed_origin is set. Every OPTIONS request is
+// answered here with an empty 200 (upstream lets the application answer
+// and replaces its 405 or 401 by one), carrying the preflight headers when
+// the origin, method and requested headers are allowed. Other requests
+// from an allowed origin get Access-Control-Allow-Origin. With no origins
 // configured it does nothing, so OPTIONS falls through to the 405.
 func (s *Server) corsMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cors := s.current().CORS
-		origin := r.Header.Get("Origin")
-		if cors == nil || len(cors.AllowedOrigins) == 0 || origin == "" {
+		if cors == nil || len(cors.AllowedOrigins) == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		allowed := slices.Contains(cors.AllowedOrigins, origin) || slices.Contains(cors.AllowedOrigins, "*")
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			if allowed && s.preflightHeadersAllowed(cors, r) {
-				h := w.Header()
-				h.Set("Access-Control-Allow-Origin", origin)
-				h.Set("Access-Control-Allow-Methods", "GET, PUT, POST, DELETE, PATCH")
-				if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-					h.Set("Access-Control-Allow-Headers", req)
-				}
-				h.Add("Vary", "Origin")
+		origin, allowed := cors.allowedOrigin(r)
+		if r.Method == http.MethodOptions {
+			if allowed {
+				cors.preflight(w.Header(), r, origin)
 			}
 			w.WriteHeader(http.StatusOK)
 			return
 		}
 		if allowed {
-			w.Header().Set("Access-Control-Allow-Origin", origin)
-			w.Header().Add("Vary", "Origin")
+			h := w.Header()
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Origin", origin)
+			if !cors.DisallowCredentials {
+				h.Set("Access-Control-Allow-Credentials", "true")
+			}
+			if len(cors.ExposeHeaders) > 0 {
+				h.Set("Access-Control-Expose-Headers", strings.Join(cors.ExposeHeaders, ","))
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// simpleHeaders need no configuration (CORS "simple" request headers).
-var simpleHeaders = []string{"cache-control", "content-language", "content-type", "expires", "last-modified", "pragma"}
+// allowedOrigin returns the origin to echo: the request's, or "*" when only
+// the wildcard admits it.
+func (c *CORS) allowedOrigin(r *http.Request) (string, bool) {
+	values, ok := r.Header["Origin"]
+	if !ok {
+		return "", false
+	}
+	origin := strings.Join(values, ",")
+	switch {
+	case slices.Contains(c.AllowedOrigins, origin):
+		return origin, true
+	case slices.Contains(c.AllowedOrigins, "*"):
+		return "*", true
+	}
+	return "", false
+}
 
-func (s *Server) preflightHeadersAllowed(cors *CORS, r *http.Request) bool {
-	req := r.Header.Get("Access-Control-Request-Headers")
-	if req == "" {
-		return true
+// preflight adds the headers of CORS section 6.2 when the requested method
+// and headers are allowed.
+func (c *CORS) preflight(h http.Header, r *http.Request, origin string) {
+	methods, ok := r.Header["Access-Control-Request-Method"]
+	if !ok {
+		return
 	}
-	for _, h := range strings.Split(req, ",") {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if h == "" || slices.Contains(simpleHeaders, h) {
-			continue
-		}
-		if !slices.ContainsFunc(cors.AllowHeaders, func(a string) bool { return strings.EqualFold(a, h) }) {
-			return false
+	method := strings.Join(methods, ",")
+	allowMethods := c.AllowMethods
+	if allowMethods == nil {
+		allowMethods = defaultCORSMethods
+	}
+	if !slices.Contains(allowMethods, method) {
+		return
+	}
+	var requested []string
+	for _, v := range strings.Split(strings.Join(r.Header.Values("Access-Control-Request-Headers"), ","), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			requested = append(requested, v)
 		}
 	}
-	return true
+	for _, req := range requested {
+		permitted := func(a string) bool { return strings.EqualFold(a, req) }
+		if !slices.ContainsFunc(c.AllowHeaders, permitted) && !slices.ContainsFunc(simpleHeaders, permitted) {
+			return
+		}
+	}
+	h.Set("Vary", "Origin")
+	h.Set("Access-Control-Allow-Origin", origin)
+	if !c.DisallowCredentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	switch {
+	case c.MaxAge == 0:
+		h.Set("Access-Control-Max-Age", "3600")
+	case c.MaxAge > 0:
+		h.Set("Access-Control-Max-Age", strconv.Itoa(c.MaxAge))
+	}
+	h.Set("Access-Control-Allow-Methods", method)
+	if len(requested) > 0 {
+		h.Set("Access-Control-Allow-Headers", strings.Join(requested, ","))
+	}
 }

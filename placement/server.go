@@ -19,10 +19,22 @@ var (
 	MaxVersion = openstack.Version{Major: 1, Minor: 39}
 )
 
-// CORS configures cross-origin access; nil Origins disables it.
+// CORS configures cross-origin access as oslo.middleware's [cors] options
+// do; no AllowedOrigins disables it.
 type CORS struct {
 	AllowedOrigins []string
-	AllowHeaders   []string
+	// AllowHeaders may be requested in a preflight besides the simple ones.
+	AllowHeaders []string
+	// AllowMethods may be requested in a preflight; nil means oslo's
+	// default (OPTIONS, GET, HEAD, POST, PUT, DELETE, TRACE, PATCH).
+	AllowMethods []string
+	// ExposeHeaders are listed in Access-Control-Expose-Headers.
+	ExposeHeaders []string
+	// MaxAge of preflight answers in seconds: 0 means oslo's 3600, a
+	// negative value omits the header.
+	MaxAge int
+	// DisallowCredentials drops Access-Control-Allow-Credentials: true.
+	DisallowCredentials bool
 }
 
 // Settings are the parts of the configuration the test-only reset may
@@ -63,7 +75,8 @@ type Server struct {
 }
 
 // New builds the server and its handler chain. The order follows upstream's
-// deploy.py: request id, CORS, auth, microversion, then routing.
+// deploy.py: request id (and the Accept defaulting of its request log),
+// CORS, auth, microversion, then routing; panics become Placement's 500.
 func New(cfg Config) *Server {
 	if cfg.Auth == nil {
 		cfg.Auth = openstack.NoAuth2{}
@@ -93,10 +106,10 @@ func New(cfg Config) *Server {
 	versions := openstack.VersionRange{Service: "placement", Min: MinVersion, Max: MaxVersion, Default: MinVersion}
 	var h http.Handler = s.router()
 	h = versions.VersionMiddleware(h)
-	h = openstack.WithErrorFormatter(errorFormatter{}, h)
 	h = openstack.Authenticate(cfg.Auth, isPublic, h)
 	h = s.corsMiddleware(h)
 	h = openstack.Recover(h)
+	h = openstack.WithErrorFormatter(errorFormatter{}, h)
 	h = openstack.RequestID(h)
 	s.handler = h
 	return s

@@ -48,7 +48,7 @@ type Authenticator interface {
 }
 
 // ErrUnauthorized is returned by authenticators for a missing or invalid token.
-var ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Detail: "Unauthorized"}
+var ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Bare: true}
 
 // NoAuth2 treats the token as "user[:project]", as upstream Placement's
 // noauth2 middleware followed by oslo.context's from_environ does: any
