@@ -1,10 +1,11 @@
 // Package candidates answers GET /allocation_candidates over an in-memory
 // Snapshot of the providers, with Placement 8.0.0's semantics (objects/
-// allocation_candidate.py and research_context.py) but none of its SQL: the
-// snapshot keeps per-class, per-trait and per-aggregate provider lists so a
-// request only touches the providers its resources, traits and aggregates
-// name, and trees are combined lazily, anchor by anchor, so a small limit
-// stops early.
+// allocation_candidate.py and research_context.py) but none of its SQL.
+// Upstream computes every group's candidates over the whole deployment and
+// then merges them; here each tree root is an anchor evaluated on its own
+// (its providers plus the sharing providers linked to it by aggregate), in
+// ascending order, so a small limit stops after the first few trees and the
+// cost of a request follows the answer rather than the fleet.
 package candidates
 
 import (
@@ -113,7 +114,6 @@ type Snapshot struct {
 	aggIdx    map[string]int32
 	byUUID    map[string]int32
 	withClass [][]int32 // class -> providers with inventory of it
-	withTrait [][]int32 // trait -> providers
 	inAgg     [][]int32 // aggregate -> providers
 	members   [][]int32 // root -> providers of its tree (root first); nil for non-roots
 	sharing   []int32   // providers with SharesTrait
@@ -152,7 +152,6 @@ func NewSnapshot(d Data) (*Snapshot, error) {
 		s.byUUID[pd.UUID] = int32(i)
 	}
 	s.withClass = make([][]int32, len(d.Classes))
-	s.withTrait = make([][]int32, len(d.Traits))
 	for i, pd := range d.Providers {
 		p := &s.Providers[i]
 		p.UUID, p.Name, p.Generation, p.Parent = pd.UUID, pd.Name, pd.Generation, -1
@@ -182,7 +181,6 @@ func NewSnapshot(d Data) (*Snapshot, error) {
 				return nil, fmt.Errorf("provider %s: unknown trait %s", pd.UUID, t)
 			}
 			p.Traits = append(p.Traits, ti)
-			s.withTrait[ti] = append(s.withTrait[ti], int32(i))
 			if ti == s.shares {
 				s.sharing = append(s.sharing, int32(i))
 			}
@@ -272,12 +270,6 @@ func (s *Snapshot) hasTrait(p, trait int32) bool {
 	return i < len(ts) && ts[i] == trait
 }
 
-func (s *Snapshot) inAggregate(p, agg int32) bool {
-	as := s.Providers[p].Aggregates
-	i := sort.Search(len(as), func(i int) bool { return as[i] >= agg })
-	return i < len(as) && as[i] == agg
-}
-
 func sortInt32(s []int32) { sort.Slice(s, func(i, j int) bool { return s[i] < s[j] }) }
 
 // bitset is a set of provider indexes.
@@ -287,8 +279,3 @@ func newBitset(n int) *bitset { return &bitset{w: make([]uint64, (n+63)/64)} }
 
 func (b *bitset) set(i int32)      { b.w[i>>6] |= 1 << (uint(i) & 63) }
 func (b *bitset) has(i int32) bool { return b.w[i>>6]&(1<<(uint(i)&63)) != 0 }
-func (b *bitset) clear() {
-	for i := range b.w {
-		b.w[i] = 0
-	}
-}
