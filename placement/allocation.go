@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -91,13 +92,41 @@ func (m *orderedMap[T]) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// jsonInteger is a JSON integer as python-jsonschema's "integer" accepts
+// it (2 and 2.0 alike), keeping its text for messages that echo it.
+type jsonInteger struct {
+	n    int64
+	text string
+}
+
+func (j *jsonInteger) UnmarshalJSON(b []byte) error {
+	text := string(bytes.TrimSpace(b))
+	if text == "" || text[0] == '"' {
+		return fmt.Errorf("%s is not of type 'integer'", text)
+	}
+	var num json.Number
+	if err := json.Unmarshal(b, &num); err != nil {
+		return err
+	}
+	if n, err := num.Int64(); err == nil {
+		*j = jsonInteger{n: n, text: text}
+		return nil
+	}
+	f, err := num.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<62 {
+		return fmt.Errorf("%s is not an integer this service can store", text)
+	}
+	*j = jsonInteger{n: int64(f), text: text}
+	return nil
+}
+
 // listAllocationsBody is PUT /allocations/{consumer} before 1.12.
 type listAllocationsBody struct {
 	Allocations []struct {
 		ResourceProvider struct {
 			UUID string `json:"uuid"`
 		} `json:"resource_provider"`
-		Resources orderedMap[int64] `json:"resources"`
+		Resources orderedMap[jsonInteger] `json:"resources"`
 	} `json:"allocations"`
 	ProjectID *string `json:"project_id"`
 	UserID    *string `json:"user_id"`
@@ -105,7 +134,7 @@ type listAllocationsBody struct {
 
 // providerResources is one provider's part of a dict-form allocation.
 type providerResources struct {
-	Resources orderedMap[int64] `json:"resources"`
+	Resources orderedMap[jsonInteger] `json:"resources"`
 }
 
 // consumerAllocationsBody is PUT /allocations/{consumer} from 1.12, one
@@ -114,7 +143,7 @@ type consumerAllocationsBody struct {
 	Allocations        orderedMap[providerResources] `json:"allocations"`
 	ProjectID          *string                       `json:"project_id"`
 	UserID             *string                       `json:"user_id"`
-	ConsumerGeneration *int64                        `json:"consumer_generation"`
+	ConsumerGeneration *jsonInteger                  `json:"consumer_generation"`
 	ConsumerType       *string                       `json:"consumer_type"`
 }
 
@@ -125,7 +154,7 @@ type consumerWrite struct {
 	providers  []entry[providerResources]
 	projectID  string
 	userID     string
-	generation *int64
+	generation *jsonInteger
 	// consumerType is set from 1.38 on; below, an existing type is kept.
 	consumerType *string
 }
@@ -192,10 +221,10 @@ type claimErrors struct {
 }
 
 // consumerGenerationConflict is the 409 Nova recognizes by its text.
-func consumerGenerationConflict(expected string, got *int64) *openstack.Error {
+func consumerGenerationConflict(expected string, got *jsonInteger) *openstack.Error {
 	gotText := "None"
 	if got != nil {
-		gotText = strconv.FormatInt(*got, 10)
+		gotText = got.text
 	}
 	return conflict(CodeConcurrentUpdate, "consumer generation conflict - expected %s but got %s", expected, gotText)
 }
@@ -218,7 +247,7 @@ func prepareConsumers(ctx context.Context, tx pgx.Tx, writes []consumerWrite, v 
 	for _, w := range writes {
 		c := existing[w.uuid]
 		if v.AtLeast(28) {
-			if c != nil && (w.generation == nil || *w.generation != int64(c.Generation)) {
+			if c != nil && (w.generation == nil || w.generation.n != int64(c.Generation)) {
 				return nil, consumerGenerationConflict(strconv.Itoa(c.Generation), w.generation)
 			}
 			if c == nil && w.generation != nil {
@@ -356,7 +385,7 @@ func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, co
 		for _, pr := range w.providers {
 			u, _ := parseUUIDLike(pr.Key)
 			for _, res := range pr.Value.Resources {
-				items = append(items, claimItem{provider: locked[u], consumer: c, class: res.Key, used: res.Value})
+				items = append(items, claimItem{provider: locked[u], consumer: c, class: res.Key, used: res.Value.n})
 			}
 		}
 	}

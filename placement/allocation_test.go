@@ -373,10 +373,18 @@ type claimResult struct {
 
 // race runs n claimers at once, the i-th PUTting body(i) for a fresh
 // consumer, and returns their answers.
-func (f *allocFixture) race(n int, body func(i int) string) []claimResult {
+func (f *allocFixture) race(n int, body func(i int) string, alongside ...func()) []claimResult {
 	results := make([]claimResult, n)
 	var start, done sync.WaitGroup
 	start.Add(1)
+	for _, fn := range alongside {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			fn()
+		}()
+	}
 	for i := range n {
 		done.Add(1)
 		go func() {
@@ -541,5 +549,77 @@ func TestConcurrentClaimsFewProviders(t *testing.T) {
 	}
 	if len(winners) == 0 {
 		t.Error("nobody won")
+	}
+}
+
+// TestIntegralFloats: python-jsonschema's "integer" accepts 2.0, so
+// upstream takes it as an amount and as a consumer generation.
+func TestIntegralFloats(t *testing.T) {
+	f := newAllocFixture(t)
+	rp := f.provider("cn1")
+	f.inventory(rp, invRec{class: "VCPU", total: 8})
+	c := uuid.NewString()
+	put := func(gen, amount string) string {
+		return fmt.Sprintf(`{"allocations": {%q: {"resources": {"VCPU": %s}}}, "project_id": "p", "user_id": "u", "consumer_generation": %s}`, rp, amount, gen)
+	}
+	f.run([]allocStep{
+		{name: "amount 2.0", method: "PUT", path: "/allocations/" + c, mv: "1.28", body: put("null", "2.0"), status: 204},
+		{name: "generation 1.0", method: "PUT", path: "/allocations/" + c, mv: "1.28", body: put("1.0", "3"), status: 204},
+		{name: "generation 7.0 echoed", method: "PUT", path: "/allocations/" + c, mv: "1.28", body: put("7.0", "3"), status: 409,
+			contains: []string{"expected 2 but got 7.0"}},
+		{name: "amount 2.5", method: "PUT", path: "/allocations/" + c, mv: "1.28", body: put("2", "2.5"), status: 400,
+			contains: []string{"JSON does not validate"}},
+	})
+	if u := f.used(rp, "VCPU"); u != 3 {
+		t.Errorf("used %d, want 3", u)
+	}
+}
+
+// TestClaimsRaceInventoryDelete: claims racing the removal of the inventory
+// they draw on. Whatever the interleaving, allocations never outlive their
+// inventory: either the delete failed (in use or a lost generation race) or
+// no claim got in before it.
+func TestClaimsRaceInventoryDelete(t *testing.T) {
+	for round, claimers := range []int{1, 2, 4, 15} {
+		f := newAllocFixture(t)
+		rp := f.provider(fmt.Sprintf("cn%d", round))
+		f.inventory(rp, invRec{class: "VCPU", total: 100}, invRec{class: "DISK_GB", total: 100})
+		var deleteStatus int
+		var deleteBody string
+		results := f.race(claimers, func(int) string {
+			return fmt.Sprintf(`{"allocations": {%q: {"resources": {"VCPU": 1}}}, "project_id": "p", "user_id": "u", "consumer_generation": null}`, rp)
+		}, func() {
+			resp, body := do(t, f.srv, "DELETE", "/resource_providers/"+rp+"/inventories/VCPU", "", "")
+			deleteStatus, deleteBody = resp.StatusCode, body
+		})
+		winners := map[string]bool{}
+		for _, r := range results {
+			switch {
+			case r.status == 204:
+				winners[r.consumer] = true
+			case r.status == 409 && strings.Contains(r.body, "Inventory for 'VCPU' on resource provider"):
+			default:
+				t.Errorf("claimer got %d: %s", r.status, r.body)
+			}
+		}
+		invLeft := f.count(`SELECT count(*) FROM inventories i JOIN resource_classes rc ON rc.id = i.resource_class_id
+			JOIN resource_providers rp ON rp.id = i.resource_provider_id WHERE rp.uuid = $1 AND rc.name = 'VCPU'`, rp)
+		used := f.used(rp, "VCPU")
+		t.Logf("round %d: delete %d (%.60s), %d claims won", round, deleteStatus, deleteBody, len(winners))
+		switch deleteStatus {
+		case 204:
+			if invLeft != 0 || used != 0 {
+				t.Errorf("inventory deleted but %d rows / %d used remain", invLeft, used)
+			}
+		case 409:
+			if invLeft != 1 {
+				t.Errorf("delete refused but inventory gone")
+			}
+		default:
+			t.Errorf("delete answered %d", deleteStatus)
+		}
+		if used != len(winners) || !sameSet(winners, f.recorded()) {
+			t.Errorf("used %d with %d winners; recorded consumers differ", used, len(winners))
+		}
 	}
 }
