@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,11 +29,18 @@ type allocFixture struct {
 
 func newAllocFixture(t *testing.T) *allocFixture {
 	t.Helper()
+	return newAllocFixtureWith(t, Config{})
+}
+
+// newAllocFixtureWith serves cfg (its Pool is filled in).
+func newAllocFixtureWith(t *testing.T, cfg Config) *allocFixture {
+	t.Helper()
 	pool := pgtest.Pool(t)
 	if err := store.EnsureStandard(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{Pool: pool}))
+	cfg.Pool = pool
+	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
 	return &allocFixture{t: t, srv: srv, pool: pool}
 }
@@ -621,5 +629,64 @@ func TestClaimsRaceInventoryDelete(t *testing.T) {
 		if used != len(winners) || !sameSet(winners, f.recorded()) {
 			t.Errorf("used %d with %d winners; recorded consumers differ", used, len(winners))
 		}
+	}
+}
+
+// TestClaimRetriesConsumerRace: a consumer created by another transaction
+// while the claim runs makes the claim start over; with no retry left the
+// client is told placement.concurrent_update, with one it succeeds on the
+// winner's row.
+func TestClaimRetriesConsumerRace(t *testing.T) {
+	cases := []struct {
+		retries    int
+		wantStatus int
+		wantText   string
+	}{
+		{1, 409, "Inventory and/or allocations changed while attempting to allocate: Another thread concurrently updated the data. Please retry your update"},
+		{2, 204, ""},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("retries=%d", tc.retries), func(t *testing.T) {
+			f := newAllocFixtureWith(t, Config{AllocationConflictRetries: tc.retries})
+			rp := f.provider("cn1")
+			f.inventory(rp, invRec{class: "VCPU", total: 8})
+			c := uuid.NewString()
+			ctx := context.Background()
+			other, err := f.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = other.Rollback(ctx) }()
+			if _, err := other.Exec(ctx, `WITH p AS (INSERT INTO projects (external_id) VALUES ('p') RETURNING id),
+				u AS (INSERT INTO users (external_id) VALUES ('u') RETURNING id)
+				INSERT INTO consumers (uuid, project_id, user_id) SELECT $1, p.id, u.id FROM p, u`, c); err != nil {
+				t.Fatal(err)
+			}
+			type answer struct {
+				status int
+				body   string
+			}
+			done := make(chan answer, 1)
+			go func() {
+				resp, body := do(t, f.srv, "PUT", "/allocations/"+c, "1.27",
+					fmt.Sprintf(`{"allocations": {%q: {"resources": {"VCPU": 1}}}, "project_id": "p", "user_id": "u"}`, rp))
+				done <- answer{resp.StatusCode, body}
+			}()
+			time.Sleep(300 * time.Millisecond)
+			if err := other.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got := <-done
+			if got.status != tc.wantStatus || !strings.Contains(got.body, tc.wantText) {
+				t.Fatalf("got %d %s, want %d %q", got.status, got.body, tc.wantStatus, tc.wantText)
+			}
+			wantGen := 0
+			if tc.wantStatus == 204 {
+				wantGen = 1
+			}
+			if g := f.count(`SELECT generation FROM consumers WHERE uuid = $1`, c); g != wantGen {
+				t.Errorf("consumer generation %d, want %d", g, wantGen)
+			}
+		})
 	}
 }
