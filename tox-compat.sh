@@ -83,12 +83,16 @@ load_packages() {
   [ "$packages_loaded" = 1 ] && return 0
   local line p
   declare -A needs_db=() has_tests=()
+  # A test build that links internal/pgtest or tests/harness (which start
+  # databases and servers) needs PostgreSQL; tests/cli is the cli step's.
+  local svc='{{if or (eq . "'"$module"'/internal/pgtest") (eq . "'"$module"'/tests/harness")}} PG{{end}}'
   while read -r p flag; do
     [ -n "$p" ] || continue
-    case "$p" in "$module"/tests/*) continue ;; esac
+    case "$p" in "$module"/tests/cli|"$module"/tests/cli/*) continue ;; esac
     has_tests[$p]=1
     [ "$flag" = PG ] && needs_db[$p]=1
-  done < <(go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}{{if eq . "'"$module"'/internal/pgtest"}} PG{{end}}{{end}}{{"\n"}}{{end}}' ./... 2>"$ARTIFACTS/go-list.log" | sort -u)
+  done < <(go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}'"$svc"'{{end}}{{if eq .ForTest "'"$module"'/tests/harness"}} PG{{end}}{{"\n"}}{{end}}' ./... 2>"$ARTIFACTS/go-list.log" \
+    | awk '{seen[$1] = 1; if (NF > 1) db[$1] = 1} END {for (p in seen) print p, (p in db ? "PG" : "-")}')
   for p in $(printf '%s\n' "${!has_tests[@]}" | sort); do
     if [ -n "${needs_db[$p]:-}" ]; then functional_pkgs+=("$p"); else unit_pkgs+=("$p"); fi
   done
