@@ -31,8 +31,9 @@ ARTIFACTS=${ARTIFACTS:-$top/_artifacts}
 export ARTIFACTS
 FUZZTIME=${FUZZTIME:-10s}
 GO_TEST_FLAGS=${GO_TEST_FLAGS:--count=1}
-TOOLS=${UNISCHED_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/unisched-tools}
+TOOLS=${UNISCHED_TOOLS:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/unisched-tools}
 STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
+ensure_go
 module=$(go list -m)
 
 envs=()
@@ -54,7 +55,6 @@ for e in "${envs[@]}"; do
     *) die "unknown env $e (see --help)" ;;
   esac
 done
-ensure_go
 mkdir -p "$ARTIFACTS"
 
 # Per-step results: each step sets pass/fail/skip counts and a note.
@@ -209,8 +209,21 @@ step_conformance() {
   [ -n "$last" ] || { log "conformance: the runner printed no result line (see $out)"; return 1; }
   pass=${last%% passed*}
   fail=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$last")
+  # Tests skipped after a file's fixture failed are only in the per-file lines.
+  skip=$(grep -oE ' skip=[0-9]+' "$out" | awk -F= '{s += $2} END {print s + 0}')
   note="details: $ARTIFACTS/conformance-detail.txt"
   [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$rc" = 0 ]
+}
+
+# fuzz_one prints ok, race (a bare deadline failure without a failing input:
+# the Go bug below) or fail; it returns non-zero only for race, so the
+# caller retries exactly that case once.
+fuzz_one() {
+  if go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" >"$3" 2>&1; then echo ok; return 0; fi
+  if grep -q 'context deadline exceeded' "$3" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$3"; then
+    echo race; return 1
+  fi
+  echo fail
 }
 
 step_fuzz() {
@@ -229,11 +242,17 @@ step_fuzz() {
   for line in "${targets[@]}"; do
     read -r pkg name <<<"$line"
     local logf=$ARTIFACTS/fuzz/$name.log
-    if go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg" >"$logf" 2>&1; then
-      pass=$((pass + 1)); echo "ok   $pkg $name ($FUZZTIME)"
-    else
-      fail=$((fail + 1)); rc=1; echo "FAIL $pkg $name: see $logf"; tail -30 "$logf"
-    fi
+    local res
+    res=$(fuzz_one "$pkg" "$name" "$logf") || res=$(fuzz_one "$pkg" "$name" "$logf")
+    case $res in
+      ok) pass=$((pass + 1)); echo "ok   $pkg $name ($FUZZTIME)" ;;
+      race)
+        # Go 1.26's fuzz coordinator can report its own -fuzztime deadline as a
+        # failure (go.dev/issue/75804, fixed in Go 1.27); twice in a row and
+        # without a failing input it is counted as skipped, not passed.
+        skip=$((skip + 1)); echo "SKIP $pkg $name: only the fuzztime deadline race (go.dev/issue/75804), twice; see $logf" ;;
+      *) fail=$((fail + 1)); rc=1; echo "FAIL $pkg $name: see $logf"; tail -30 "$logf" ;;
+    esac
   done
   note="$FUZZTIME each"
   return "$rc"
@@ -251,14 +270,16 @@ step_bench() {
 for e in "${expanded[@]}"; do run_step "$e"; done
 
 total_pass=0 total_fail=0 total_skip=0 failed_steps=()
+for i in "${!s_names[@]}"; do
+  read -r p _ f _ s _ <<<"${s_counts[$i]//,/}"
+  total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + s))
+  [ "${s_status[$i]}" = FAILED ] && failed_steps+=("${s_names[$i]}")
+done
 {
   echo
   echo "summary (artifacts in $ARTIFACTS):"
   for i in "${!s_names[@]}"; do
     printf '  %-12s %-8s %5ss  %s\n' "${s_names[$i]}" "${s_status[$i]}" "${s_secs[$i]}" "${s_counts[$i]}"
-    read -r p _ f _ s _ <<<"${s_counts[$i]//,/}"
-    total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + s))
-    [ "${s_status[$i]}" = FAILED ] && failed_steps+=("${s_names[$i]}")
   done
   printf '  %-12s %-8s %5ss\n' total "" "$(($(date +%s) - script_start))"
   [ ${#failed_steps[@]} -eq 0 ] || echo "  failed steps: ${failed_steps[*]}"
