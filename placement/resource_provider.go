@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -126,19 +125,12 @@ func serializeProvider(r *http.Request, p *store.Provider) providerJSON {
 	return out
 }
 
-// providerUUIDFromPath returns the provider uuid of the path in the form
-// stored, or false when it cannot name any provider. Only the dashed form
-// matches, as upstream compares the stored string.
+// providerUUIDFromPath returns the provider uuid of the path, or false
+// when it cannot name any provider: upstream compares the stored text, so
+// only the lowercase dashed form matches.
 func providerUUIDFromPath(r *http.Request) (raw, canonical string, ok bool) {
 	raw = pathVar(r, "uuid")
-	if len(raw) != 36 || strings.Count(raw, "-") != 4 {
-		return raw, "", false
-	}
-	c, ok := normalizeUUID(raw)
-	if !ok || c != strings.ToLower(raw) {
-		return raw, "", false
-	}
-	return raw, c, true
+	return raw, raw, store.IsStoredUUID(raw)
 }
 
 // loadProvider loads the provider named in the path with lock (inside a
@@ -189,17 +181,15 @@ func (s *Server) listResourceProviders(w http.ResponseWriter, r *http.Request) e
 		}
 		f.RequiredTraits, f.ForbiddenTraits = t.Required, t.Forbidden
 	}
-	if val, ok := params.Get("uuid"); ok {
-		c := qs.CanonicalUUID(val)
-		f.UUID = &c
+	if val, ok := params.Get("uuid"); ok && val != "" {
+		f.UUID = &val
 	}
 	// An empty name does not filter, as upstream tests its truth.
 	if val, ok := params.Get("name"); ok && val != "" {
 		f.Name = &val
 	}
-	if val, ok := params.Get("in_tree"); ok {
-		c := qs.CanonicalUUID(val)
-		f.InTree = &c
+	if val, ok := params.Get("in_tree"); ok && val != "" {
+		f.InTree = &val
 	}
 	if val, ok := params.Get("resources"); ok {
 		amounts, qerr := qs.Resources(val)
@@ -283,6 +273,13 @@ func (s *Server) createResourceProvider(w http.ResponseWriter, r *http.Request) 
 		val := data.name
 		if dup.Column == "uuid" {
 			val = id
+			taken, err := store.ProviderNameTaken(r.Context(), s.db, data.name)
+			if err != nil {
+				return err
+			}
+			if taken {
+				dup, val = &store.DuplicateProviderError{Column: "name"}, data.name
+			}
 		}
 		return conflict(CodeDuplicateName, "Conflicting resource provider %s: %s already exists.", dup.Column, val)
 	case errors.Is(err, store.ErrParentNotFound):
@@ -338,11 +335,11 @@ func providerBody(body any, allowParent, allowUUID bool) (*providerData, error) 
 				continue
 			}
 			s, ok := val.(string)
-			c, valid := normalizeUUID(s)
-			if !ok || !valid {
+			if _, valid := normalizeUUID(s); !ok || !valid {
 				return nil, badRequest("JSON does not validate: %v is not valid under any of the given schemas", val)
 			}
-			d.parent = &c
+			// Kept as sent: upstream looks the parent up by its text.
+			d.parent = &s
 		default:
 			return nil, badRequest("JSON does not validate: Additional properties are not allowed ('%s' was unexpected)", k)
 		}
@@ -386,11 +383,11 @@ func (s *Server) updateResourceProvider(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	var updated *store.Provider
+	var before, updated *store.Provider
 	err = pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		_, u, _ := providerUUIDFromPath(r)
 		var err error
-		updated, err = store.UpdateProvider(r.Context(), tx, u, store.ProviderUpdate{
+		before, updated, err = store.UpdateProvider(r.Context(), tx, u, store.ProviderUpdate{
 			Name:          data.name,
 			SetParent:     data.hasParent,
 			ParentUUID:    data.parent,
@@ -418,7 +415,14 @@ func (s *Server) updateResourceProvider(w http.ResponseWriter, r *http.Request) 
 	case err != nil:
 		return err
 	}
-	setLastModified(w, r, updated.LastModified())
+	// Upstream sends the updated_at it loaded before saving: none when
+	// the provider had never been updated.
+	if version(r).AtLeast(15) {
+		w.Header().Set("Cache-Control", "no-cache")
+		if before.UpdatedAt != nil {
+			w.Header().Set("Last-Modified", before.UpdatedAt.UTC().Format(http.TimeFormat))
+		}
+	}
 	writeJSON(w, http.StatusOK, serializeProvider(r, updated))
 	return nil
 }

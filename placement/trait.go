@@ -3,6 +3,7 @@ package placement
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"regexp"
 	"sort"
@@ -47,9 +48,8 @@ var listTraitsQuery = &qs.Schema{
 	},
 }
 
-// customTrait is CUSTOM_TRAIT's pattern as Python's re.search applies it:
-// its '$' also matches before a final newline.
-var customTrait = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+\n?$`)
+// customTrait is CUSTOM_TRAIT's pattern.
+var customTrait = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+$`)
 
 // Policy rules of upstream placement/policies/trait.py.
 const (
@@ -320,11 +320,19 @@ func jsonInt(v any) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	i, err := strconv.ParseInt(string(n), 10, 64)
-	if err != nil {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return int(i), true
+	}
+	// The schema's "integer" admits 1.0, and Python compares it equal to 1.
+	// An integer beyond int64 equals no generation: -1 never matches.
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) || f != math.Trunc(f) {
 		return 0, false
 	}
-	return int(i), true
+	if math.Abs(f) > 1<<53 {
+		return -1, true
+	}
+	return int(f), true
 }
 
 func (s *Server) deleteProviderTraits(w http.ResponseWriter, r *http.Request) error {

@@ -125,6 +125,19 @@ func duplicateProvider(err error) error {
 	return &DuplicateProviderError{Column: "name"}
 }
 
+const nameTaken = `SELECT EXISTS (SELECT 1 FROM resource_providers WHERE name = $1)`
+
+// ProviderNameTaken reports whether a provider has the name. Upstream's
+// database checks the name before the uuid, so a create colliding on both
+// reports the name; the caller asks this after its transaction failed.
+func ProviderNameTaken(ctx context.Context, db pg.DBTX, name string) (bool, error) {
+	var taken bool
+	if err := db.QueryRow(ctx, nameTaken, name).Scan(&taken); err != nil {
+		return false, fmt.Errorf("looking up provider name %q: %w", name, err)
+	}
+	return taken, nil
+}
+
 // LockProvider loads a provider like GetProvider and locks its row until
 // the transaction ends, so that writers checking a client's generation
 // are serialized and the loser sees the winner's generation.
@@ -148,6 +161,9 @@ type providerIDs struct {
 const selectProviderIDs = `SELECT id, root_provider_id, parent_provider_id FROM resource_providers WHERE uuid = $1`
 
 func lookupProviderIDs(ctx context.Context, db pg.DBTX, uuid string) (*providerIDs, error) {
+	if !IsStoredUUID(uuid) {
+		return nil, nil
+	}
 	var ids providerIDs
 	var root *int64
 	err := db.QueryRow(ctx, selectProviderIDs, uuid).Scan(&ids.id, &root, &ids.parent)
@@ -165,10 +181,12 @@ func lookupProviderIDs(ctx context.Context, db pg.DBTX, uuid string) (*providerI
 }
 
 // insertProvider takes its id first so that a root provider can point
-// root_provider_id at itself in the same statement.
+// root_provider_id at itself in the same statement. A root gets an
+// updated_at, as upstream writes it twice (insert, then its root id)
+// while a child is only inserted; the PUT response shows the difference.
 const insertProvider = `WITH new AS (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id')) AS id)
-INSERT INTO resource_providers (id, uuid, name, parent_provider_id, root_provider_id)
-SELECT new.id, $1, $2, $3, COALESCE($4, new.id) FROM new
+INSERT INTO resource_providers (id, uuid, name, parent_provider_id, root_provider_id, updated_at)
+SELECT new.id, $1, $2, $3, COALESCE($4, new.id), CASE WHEN $4::bigint IS NULL THEN now() END FROM new
 RETURNING id`
 
 // treeLock serializes changes of tree shape (a provider created under a
@@ -238,84 +256,89 @@ SELECT id FROM sub`
 	setSubtreeRoot = `UPDATE resource_providers SET root_provider_id = $2 WHERE id = ANY($1)`
 )
 
-// UpdateProvider renames and possibly re-parents the provider; the
-// generation does not change. The descendants of a moved provider follow
+// UpdateProvider renames and possibly re-parents the provider, returning
+// it as it was and as it is now; the generation does not change. The descendants of a moved provider follow
 // it into its new tree. db must be a transaction: the tree lock (see
 // treeLock) is taken before any row lock, so that it cannot be part of a
 // deadlock. Errors: ErrNotFound, ErrParentNotFound, ErrReparent,
 // ErrUnparent, ErrProviderLoop, *DuplicateProviderError.
-func UpdateProvider(ctx context.Context, db pg.DBTX, uuid string, u ProviderUpdate) (*Provider, error) {
+func UpdateProvider(ctx context.Context, db pg.DBTX, uuid string, u ProviderUpdate) (before, after *Provider, err error) {
 	if err := lockTrees(ctx, db); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p, err := GetProvider(ctx, db, uuid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	me, err := lookupProviderIDs(ctx, db, p.UUID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if me == nil {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	parent := p.ParentUUID
 	if u.SetParent {
 		parent = u.ParentUUID
 	}
-	newParent, newRoot := me.parent, me.root
-	move := false
+	var newParent *int64
+	newRoot := me.id
 	if parent != nil {
 		pids, err := lookupProviderIDs(ctx, db, *parent)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if pids == nil {
-			return nil, ErrParentNotFound
+			return nil, nil, ErrParentNotFound
 		}
 		if me.parent != nil && *me.parent != pids.id && !u.AllowReparent {
-			return nil, ErrReparent
+			return nil, nil, ErrReparent
 		}
-		newParent, newRoot, move = &pids.id, pids.root, true
-	} else if me.parent != nil {
-		if !u.AllowReparent {
-			return nil, ErrUnparent
-		}
-		newParent, newRoot, move = nil, me.id, true
+		newParent, newRoot = &pids.id, pids.root
+	} else if me.parent != nil && !u.AllowReparent {
+		return nil, nil, ErrUnparent
+	}
+	move := (newParent == nil) != (me.parent == nil) || newParent != nil && *newParent != *me.parent
+	// Like upstream's ORM, write nothing (and so keep updated_at) when
+	// nothing changes.
+	if !move && u.Name == p.Name {
+		return p, p, nil
 	}
 	if !move {
 		if _, err := db.Exec(ctx, renameProvider, me.id, u.Name); err != nil {
 			if dup := duplicateProvider(err); dup != nil {
-				return nil, dup
+				return nil, nil, dup
 			}
-			return nil, fmt.Errorf("renaming resource provider %s: %w", p.UUID, err)
+			return nil, nil, fmt.Errorf("renaming resource provider %s: %w", p.UUID, err)
 		}
-		return GetProvider(ctx, db, p.UUID)
+		after, err := GetProvider(ctx, db, p.UUID)
+		return p, after, err
 	}
 	sub, err := collectIDs(ctx, db, subtreeIDs, me.id)
 	if err != nil {
-		return nil, fmt.Errorf("listing the subtree of %s: %w", p.UUID, err)
+		return nil, nil, fmt.Errorf("listing the subtree of %s: %w", p.UUID, err)
 	}
 	if newParent != nil {
 		for _, id := range sub {
 			if id == *newParent {
-				return nil, ErrProviderLoop
+				return nil, nil, ErrProviderLoop
 			}
 		}
 	}
 	if _, err := db.Exec(ctx, moveProvider, me.id, u.Name, newParent, newRoot); err != nil {
 		if dup := duplicateProvider(err); dup != nil {
-			return nil, dup
+			return nil, nil, dup
 		}
 		if pg.HasCode(err, pg.CodeForeignKeyViolation) {
-			return nil, ErrParentNotFound
+			return nil, nil, ErrParentNotFound
 		}
-		return nil, fmt.Errorf("moving resource provider %s: %w", p.UUID, err)
+		return nil, nil, fmt.Errorf("moving resource provider %s: %w", p.UUID, err)
 	}
 	if _, err := db.Exec(ctx, setSubtreeRoot, sub, newRoot); err != nil {
-		return nil, fmt.Errorf("updating the tree root below %s: %w", p.UUID, err)
+		return nil, nil, fmt.Errorf("updating the tree root below %s: %w", p.UUID, err)
 	}
-	return GetProvider(ctx, db, p.UUID)
+	after, err = GetProvider(ctx, db, p.UUID)
+	return p, after, err
 }
 
 func collectIDs(ctx context.Context, db pg.DBTX, sql string, args ...any) ([]int64, error) {
@@ -368,8 +391,31 @@ func DeleteProvider(ctx context.Context, db pg.DBTX, id int64) error {
 	return nil
 }
 
+// IsStoredUUID reports whether s is a uuid in the form providers are
+// stored and compared in (lowercase, dashed). Upstream matches provider
+// uuids as text, so any other spelling names no provider.
+func IsStoredUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // ProviderFilter selects providers for GET /resource_providers. Every set
-// field narrows the result (AND).
+// field narrows the result (AND). UUID and InTree match the stored text.
 type ProviderFilter struct {
 	Name   *string
 	UUID   *string
@@ -476,9 +522,16 @@ func ListProviders(ctx context.Context, db pg.DBTX, f ProviderFilter) ([]*Provid
 		q.where("rp.name = " + q.arg(*f.Name))
 	}
 	if f.UUID != nil {
-		q.where("rp.uuid = " + q.arg(*f.UUID))
+		if IsStoredUUID(*f.UUID) {
+			q.where("rp.uuid = " + q.arg(*f.UUID))
+		} else {
+			q.where("FALSE")
+		}
 	}
 	if f.InTree != nil {
+		if !IsStoredUUID(*f.InTree) {
+			return nil, nil
+		}
 		var root int64
 		err := db.QueryRow(ctx, selectTreeRoot, *f.InTree).Scan(&root)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -62,7 +62,7 @@ func update(db *pgxpool.Pool, uuid string, u ProviderUpdate) (*Provider, error) 
 	var p *Provider
 	err := pg.WithTx(context.Background(), db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var err error
-		p, err = UpdateProvider(context.Background(), tx, uuid, u)
+		_, p, err = UpdateProvider(context.Background(), tx, uuid, u)
 		return err
 	})
 	return p, err

@@ -48,7 +48,8 @@ func scanTraits(rows pgx.Rows) ([]Trait, error) {
 	})
 }
 
-// ListTraits returns the traits matching f ordered by name.
+// ListTraits returns the traits matching f in id (creation) order, the
+// order upstream's unsorted queries give.
 func ListTraits(ctx context.Context, db pg.DBTX, f TraitFilter) ([]Trait, error) {
 	var q query
 	if f.NameIn != nil {
@@ -66,7 +67,7 @@ func ListTraits(ctx context.Context, db pg.DBTX, f TraitFilter) ([]Trait, error)
 		}
 		q.where(cond)
 	}
-	rows, err := db.Query(ctx, selectTraitColumns+q.sql()+" ORDER BY t.name", q.args...)
+	rows, err := db.Query(ctx, selectTraitColumns+q.sql()+" ORDER BY t.id", q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing traits: %w", err)
 	}
@@ -143,9 +144,9 @@ func DeleteTrait(ctx context.Context, db pg.DBTX, name string) error {
 }
 
 const selectProviderTraits = selectTraitColumns + `
-JOIN resource_provider_traits rpt ON rpt.trait_id = t.id WHERE rpt.resource_provider_id = $1 ORDER BY t.name`
+JOIN resource_provider_traits rpt ON rpt.trait_id = t.id WHERE rpt.resource_provider_id = $1 ORDER BY t.id`
 
-// ProviderTraits returns the traits set on a provider, ordered by name.
+// ProviderTraits returns the traits set on a provider in id order.
 func ProviderTraits(ctx context.Context, db pg.DBTX, providerID int64) ([]Trait, error) {
 	rows, err := db.Query(ctx, selectProviderTraits, providerID)
 	if err != nil {
