@@ -47,36 +47,42 @@ apt_install() {
 
 pg_ok() { psql "$1" -XAtqc 'select 1' >/dev/null 2>&1; }
 
-# ensure_debian_cluster makes the default test URL usable: Debian's 15/main
-# cluster exists and runs, and the invoking OS user may connect as the
-# postgres superuser over the unix socket. When it has to change pg_hba.conf
-# it adds a peer mapping for this OS user only (not trust for everyone).
+# ensure_debian_cluster makes the default test URL usable: Debian's cluster
+# 15/$PG_CLUSTER (main) exists and runs, and the invoking OS user may connect
+# as the postgres superuser over the unix socket. When it has to change
+# pg_hba.conf it adds a peer mapping for this OS user only (not trust for all).
+PG_CLUSTER=${PG_CLUSTER:-main}
 ensure_debian_cluster() {
-  local url=$DEFAULT_TEST_DATABASE_URL
+  local url=$DEFAULT_TEST_DATABASE_URL c=$PG_CLUSTER i
   pg_ok "$url" && return 0
-  if ! pg_lsclusters -h 2>/dev/null | awk '$1=="15" && $2=="main"' | grep -q .; then
-    log "creating PostgreSQL cluster 15/main"
-    "${SUDO[@]}" pg_createcluster 15 main >/dev/null || die "pg_createcluster 15 main failed"
+  if ! pg_lsclusters -h 2>/dev/null | awk -v c="$c" '$1=="15" && $2==c' | grep -q .; then
+    log "creating PostgreSQL cluster 15/$c"
+    "${SUDO[@]}" pg_createcluster 15 "$c" >/dev/null || die "pg_createcluster 15 $c failed"
   fi
-  if ! pg_lsclusters -h | awk '$1=="15" && $2=="main" {print $4}' | grep -q online; then
-    log "starting PostgreSQL cluster 15/main (pg_ctlcluster 15 main start)"
-    "${SUDO[@]}" pg_ctlcluster 15 main start || die "pg_ctlcluster 15 main start failed"
+  if ! pg_lsclusters -h | awk -v c="$c" '$1=="15" && $2==c {print $4}' | grep -q online; then
+    log "starting PostgreSQL cluster 15/$c (pg_ctlcluster 15 $c start)"
+    "${SUDO[@]}" pg_ctlcluster 15 "$c" start || die "pg_ctlcluster 15 $c start failed"
   fi
-  local i
-  for i in $(seq 1 50); do pg_ok "$url" && return 0; psql "$url" -XAtqc 'select 1' 2>&1 | grep -qi 'authentication' && break; sleep 0.2; done
-  pg_ok "$url" && return 0
-  local hba=/etc/postgresql/15/main/pg_hba.conf ident=/etc/postgresql/15/main/pg_ident.conf me
+  for i in $(seq 1 50); do
+    pg_ok "$url" && return 0
+    psql "$url" -XAtqc 'select 1' 2>&1 | grep -qi 'authentication' && break
+    sleep 0.2
+  done
+  local conf=/etc/postgresql/15/$c me tmp
   me=$(id -un)
-  if ! "${SUDO[@]}" grep -q '^# unisched-test' "$hba"; then
-    log "allowing OS user $me to connect as postgres over the unix socket (peer map unisched in $hba)"
+  if ! "${SUDO[@]}" grep -q '^# unisched-test' "$conf/pg_hba.conf"; then
+    log "allowing OS user $me to connect as postgres over the unix socket (peer map unisched in $conf/pg_hba.conf)"
+    tmp=$(mktemp)
     { printf '# unisched-test: tests connect as the postgres superuser over the unix socket\nlocal all postgres peer map=unisched\n'
-      "${SUDO[@]}" cat "$hba"; } >"${TMPDIR:-/tmp}/unisched-pg_hba.$$"
-    "${SUDO[@]}" cp "${TMPDIR:-/tmp}/unisched-pg_hba.$$" "$hba"
-    rm -f "${TMPDIR:-/tmp}/unisched-pg_hba.$$"
+      "${SUDO[@]}" cat "$conf/pg_hba.conf"; } >"$tmp"
+    "${SUDO[@]}" cp "$tmp" "$conf/pg_hba.conf"
+    rm -f "$tmp"
   fi
-  "${SUDO[@]}" grep -qE "^unisched[[:space:]]+$me[[:space:]]+postgres" "$ident" \
-    || printf 'unisched %s postgres\nunisched postgres postgres\n' "$me" | "${SUDO[@]}" tee -a "$ident" >/dev/null
-  "${SUDO[@]}" pg_ctlcluster 15 main reload
+  for u in postgres "$me"; do
+    "${SUDO[@]}" grep -qE "^unisched[[:space:]]+$u[[:space:]]+postgres" "$conf/pg_ident.conf" \
+      || echo "unisched $u postgres" | "${SUDO[@]}" tee -a "$conf/pg_ident.conf" >/dev/null
+  done
+  "${SUDO[@]}" pg_ctlcluster 15 "$c" reload
   for i in $(seq 1 25); do pg_ok "$url" && return 0; sleep 0.2; done
   die "cannot connect to $url: $(psql "$url" -XAtqc 'select 1' 2>&1 | head -3)"
 }
