@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -e) IFS=, read -ra more <<<"${2:-}"; envs+=("${more[@]}"); shift 2 ;;
     -e*) IFS=, read -ra more <<<"${1#-e}"; envs+=("${more[@]}"); shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done

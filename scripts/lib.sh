@@ -11,6 +11,8 @@ script_start=${script_start:-$(date +%s)}
 if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
 log() { printf '[%s +%4ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - script_start))" "$*" >&2 || true; }
+# usage prints the calling script's opening comment block.
+usage() { awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; }
 die() { log "ERROR: $*"; exit 1; }
 
 # Go may be installed but not on a sudo user's PATH.

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --listen) listen=$2; shift 2 ;;
     --pg-port) pg_port=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -68,7 +68,8 @@ start_private_cluster() {
   if [ "$(id -u)" = 0 ]; then
     # initdb and postgres refuse to run as root.
     owner=postgres
-    as_pg=(runuser -u postgres --)
+    # From / so that postgres does not trip over an unreadable working directory.
+    as_pg=(env -C / runuser -u postgres --)
     if ! runuser -u postgres -- test -x "$data" 2>/dev/null; then
       # e.g. a checkout under /root: postgres cannot reach it, so the cluster
       # lives under /var/lib/unisched instead, one per data folder.
