@@ -26,9 +26,12 @@ type LockedProvider struct {
 // that claims naming overlapping providers cannot deadlock. NO KEY UPDATE
 // (rather than UPDATE) leaves foreign-key checks of other tables, such as a
 // child provider being created, unblocked.
+// (The UNION keeps both lookups on their indexes; an OR of the two scans
+// every provider.)
 const lockProviders = `SELECT id, uuid::text, generation FROM resource_providers
-WHERE uuid = ANY($1::uuid[])
-   OR id IN (SELECT resource_provider_id FROM allocations WHERE consumer_id = ANY($2))
+WHERE id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[])
+             UNION
+             SELECT resource_provider_id FROM allocations WHERE consumer_id = ANY($2))
 ORDER BY id FOR NO KEY UPDATE`
 
 // LockProviders locks the providers named by uuid (canonical form) plus
