@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -123,5 +124,29 @@ func TestConcurrentProviderTraitWrites(t *testing.T) {
 	_, body := do(t, srv, "GET", "/resource_providers/"+rpA+"/traits", "latest", "")
 	if !strings.Contains(body, `"resource_provider_generation":1`) {
 		t.Errorf("after the race: %s", body)
+	}
+}
+
+func TestJSONInt(t *testing.T) {
+	cases := []struct {
+		in     any
+		want   int
+		wantOK bool
+	}{
+		{json.Number("3"), 3, true},
+		{json.Number("-2"), -2, true},
+		{json.Number("1.0"), 1, true},
+		{json.Number("1e2"), 100, true},
+		{json.Number("1.5"), 0, false},
+		{json.Number("100000000000000000000000"), -1, true},
+		{json.Number("1e400"), -1, true},
+		{"3", 0, false},
+		{nil, 0, false},
+	}
+	for _, tc := range cases {
+		got, ok := jsonInt(tc.in)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("jsonInt(%v) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.wantOK)
+		}
 	}
 }

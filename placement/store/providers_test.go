@@ -323,3 +323,25 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+func TestIsStoredUUID(t *testing.T) {
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{u1, true},
+		{"aaaaaaaa-0000-0000-0000-00000000000f", true},
+		{"AAAAAAAA-0000-0000-0000-000000000001", false},
+		{"aaaaaaaa000000000000000000000001", false},
+		{"{aaaaaaaa-0000-0000-0000-000000000001}", false},
+		{"aaaaaaaa-0000-0000-0000-00000000000g", false},
+		{"aaaaaaaa-0000-0000-0000-0000000000011", false},
+		{"aaaaaaaa-00000-000-0000-000000000001", false},
+		{"", false},
+	}
+	for _, tc := range cases {
+		if got := IsStoredUUID(tc.in); got != tc.want {
+			t.Errorf("IsStoredUUID(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
