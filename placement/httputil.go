@@ -111,6 +111,9 @@ func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
 		}
 		return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: " + err.Error()}
 	}
+	if msg, bad := openstack.PythonJSONError(body); bad {
+		return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: " + msg}
+	}
 	var instance any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
