@@ -214,6 +214,7 @@ const batchSize = 256
 type candidate struct {
 	host  *HostState
 	score float64
+	pos   int // in the shuffled order: the tie-break
 }
 
 // Schedule picks a host for the request. Cheap filters run first on hosts
@@ -259,9 +260,9 @@ func (e *Engine) Schedule(ctx context.Context, snap *Snapshot, req *Request) (De
 			stats.Examined++
 			switch o.code {
 			case Pass:
-				good = append(good, candidate{host: h})
+				good = append(good, candidate{host: h, pos: start + k})
 			case Avoid:
-				avoided = append(avoided, candidate{host: h})
+				avoided = append(avoided, candidate{host: h, pos: start + k})
 				fs := &stats.Filters[o.filter]
 				fs.Avoid++
 				countReason(fs, o.reason)
@@ -366,14 +367,14 @@ func (e *Engine) rank(ctx context.Context, req *Request, cands []candidate) erro
 			cands[i].score += w.Weight * (raw[i] - lo) / (hi - lo)
 		}
 	}
-	slices.SortStableFunc(cands, func(a, b candidate) int {
+	slices.SortFunc(cands, func(a, b candidate) int {
 		switch {
 		case a.score > b.score:
 			return -1
 		case a.score < b.score:
 			return 1
 		}
-		return 0
+		return a.pos - b.pos
 	})
 	return nil
 }

@@ -125,6 +125,9 @@ func placeDedicated(req *Request, h *HostState, needs []CellNeed, pick bool) (Pl
 		return Placement{}, Reject(true, ReasonTooFewCells)
 	}
 	cpus := int(needs[0].CPUs)
+	if !pick && len(needs) == 1 {
+		return Placement{Dedicated: true}, checkOneCell(h, cpus, needs[0].MemoryMB)
+	}
 	all := make([]int, len(h.Cells))
 	for i := range all {
 		all[i] = i
@@ -188,6 +191,31 @@ func placeDedicated(req *Request, h *HostState, needs []CellNeed, pick bool) (Pl
 	}
 	p.CPUs = cpuset.New(pinned...)
 	return p, Passed
+}
+
+// checkOneCell is placeDedicated's verdict for one guest cell without
+// allocating: the filter runs it on every host.
+func checkOneCell(h *HostState, cpus int, mem int64) Verdict {
+	never, cpuOK := true, false
+	for i := range h.Cells {
+		cs := &h.d.cells[i]
+		if cs.nFree >= cpus {
+			if cs.freeMemoryMB >= mem {
+				return Passed
+			}
+			cpuOK = true
+		}
+		if cs.dedicated >= cpus && h.Cells[i].MemoryMB >= mem {
+			never = false
+		}
+	}
+	switch {
+	case never:
+		return Reject(true, ReasonCellTooSmall)
+	case !cpuOK:
+		return Reject(false, ReasonCellCPUs)
+	}
+	return Reject(false, ReasonCellMemory)
 }
 
 func placeSharedNUMA(req *Request, h *HostState, needs []CellNeed) (Placement, Verdict) {
