@@ -5,7 +5,9 @@
 #
 # Prepares the machine, then runs ./tox-compat.sh -e all:
 # - installs what is missing from Debian: postgresql-15, python3-gabbi,
-#   python3-openstackclient, python3-osc-placement (apt, via sudo unless root);
+#   python3-openstackclient, python3-osc-placement (apt, via sudo unless root),
+#   and upstream Placement 8.0.0 for tests/differential
+#   (scripts/install-upstream-placement.sh: its services are not started);
 # - without UNISCHED_TEST_DATABASE_URL: starts Debian's cluster 15/main if it is
 #   down (pg_ctlcluster 15 main start) and, only if the postgres superuser is not
 #   reachable over the unix socket, maps this OS user to it (peer map in pg_hba.conf);
@@ -19,6 +21,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 log "preparing the machine"
 ensure_go
 apt_install postgresql-15 postgresql-client-15 python3-gabbi python3-openstackclient python3-osc-placement curl
+# Upstream Placement is what tests/differential compares with; without it that
+# test skips (CI sets UNISCHED_REQUIRE_UPSTREAM=1 so that it cannot).
+"${SUDO[@]}" "$top/scripts/install-upstream-placement.sh" \
+  || log "warning: upstream Placement could not be installed: tests/differential will skip"
 ensure_test_database
 log "PostgreSQL reachable at $UNISCHED_TEST_DATABASE_URL"
 [ $# -gt 0 ] || set -- -e all
