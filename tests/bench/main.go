@@ -26,59 +26,91 @@ import (
 )
 
 type config struct {
-	upstreamPort, unischedPort int
-	workers                    int
-	sizes, unischedSizes       []int
-	seedConc, bigSeedConc      int
-	reps, claims, claimConc    int
-	hot, hotClaims             int
-	out, artifacts             string
-	skipUpstream               bool
-	timeout                    time.Duration
-	unischedEnv                []string
+	UpstreamPort  int           `json:"upstream_port"`
+	UnischedPort  int           `json:"unisched_port"`
+	Workers       int           `json:"upstream_workers"`
+	Sizes         []int         `json:"sizes"`
+	UnischedSizes []int         `json:"unisched_sizes"`
+	SeedConc      int           `json:"seed_concurrency"`
+	BigSeedConc   int           `json:"big_seed_concurrency"`
+	Reps          int           `json:"reps"`
+	Claims        int           `json:"claims"`
+	ClaimConc     int           `json:"claim_concurrency"`
+	Hot           int           `json:"hot_providers"`
+	HotClaims     int           `json:"hot_claims"`
+	Out           string        `json:"-"`
+	Artifacts     string        `json:"-"`
+	SkipUpstream  bool          `json:"skip_upstream"`
+	Timeout       time.Duration `json:"-"`
+	UnischedEnv   []string      `json:"unisched_env,omitempty"`
 }
 
 func main() {
 	var c config
 	var sizes, uSizes, uEnv string
-	flag.IntVar(&c.upstreamPort, "upstream-port", 18880, "port of upstream placement")
-	flag.IntVar(&c.unischedPort, "unisched-port", 18788, "port of unisched")
-	flag.IntVar(&c.workers, "workers", 4, "uwsgi worker processes of upstream placement")
+	flag.IntVar(&c.UpstreamPort, "upstream-port", 18880, "port of upstream placement")
+	flag.IntVar(&c.UnischedPort, "unisched-port", 18788, "port of unisched")
+	flag.IntVar(&c.Workers, "workers", 4, "uwsgi worker processes of upstream placement")
 	flag.StringVar(&sizes, "sizes", "1000,5000", "fleet sizes measured on both servers")
 	flag.StringVar(&uSizes, "unisched-sizes", "100000", "further sizes measured on unisched only")
-	flag.IntVar(&c.seedConc, "seed-c", 8, "seeding clients at the sizes both servers run")
-	flag.IntVar(&c.bigSeedConc, "big-seed-c", 64, "seeding clients at unisched-only sizes")
-	flag.IntVar(&c.reps, "reps", 20, "repetitions of each candidates query")
-	flag.IntVar(&c.claims, "claims", 500, "claims spread one per provider")
-	flag.IntVar(&c.claimConc, "claim-c", 8, "claiming clients")
-	flag.IntVar(&c.hot, "hot", 4, "providers the contended claims go to")
-	flag.IntVar(&c.hotClaims, "hot-claims", 400, "contended claims (64 fit per provider)")
-	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "markdown report ('' to skip)")
-	flag.StringVar(&c.artifacts, "artifacts", "_artifacts/bench", "logs, configs and the JSON lines of every run")
-	flag.BoolVar(&c.skipUpstream, "skip-upstream", false, "measure unisched only")
-	flag.DurationVar(&c.timeout, "timeout", 45*time.Minute, "stop the whole run after this long")
+	flag.IntVar(&c.SeedConc, "seed-c", 8, "seeding clients at the sizes both servers run")
+	flag.IntVar(&c.BigSeedConc, "big-seed-c", 64, "seeding clients at unisched-only sizes")
+	flag.IntVar(&c.Reps, "reps", 20, "repetitions of each candidates query")
+	flag.IntVar(&c.Claims, "claims", 500, "claims spread one per provider")
+	flag.IntVar(&c.ClaimConc, "claim-c", 8, "claiming clients")
+	flag.IntVar(&c.Hot, "hot", 4, "providers the contended claims go to")
+	flag.IntVar(&c.HotClaims, "hot-claims", 400, "contended claims (64 fit per provider)")
+	flag.StringVar(&c.Out, "out", "docs/benchmarks.md", "markdown report ('' to skip)")
+	flag.StringVar(&c.Artifacts, "artifacts", "_artifacts/bench", "logs, configs and the JSON lines of every run")
+	flag.BoolVar(&c.SkipUpstream, "skip-upstream", false, "measure unisched only")
+	render := flag.String("render", "", "only render the markdown again from a summary.json of an earlier run")
+	flag.DurationVar(&c.Timeout, "timeout", 45*time.Minute, "stop the whole run after this long")
 	flag.StringVar(&uEnv, "unisched-env", "", "extra UNISCHED_* settings for unisched, comma separated K=V")
 	flag.Parse()
 	var err error
-	if c.sizes, err = parseSizes(sizes); err == nil {
-		c.unischedSizes, err = parseSizes(uSizes)
+	if c.Sizes, err = parseSizes(sizes); err == nil {
+		c.UnischedSizes, err = parseSizes(uSizes)
 	}
 	if err != nil {
 		fatal(err)
 	}
-	if len(c.sizes) == 0 {
-		c.skipUpstream = true // nothing to compare at
+	if len(c.Sizes) == 0 {
+		c.SkipUpstream = true // nothing to compare at
 	}
 	if uEnv != "" {
-		c.unischedEnv = strings.Split(uEnv, ",")
+		c.UnischedEnv = strings.Split(uEnv, ",")
+	}
+	if *render != "" {
+		if err := rerender(*render, c.Out); err != nil {
+			fatal(err)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	if err := run(ctx, c); err != nil {
 		fatal(err)
 	}
+}
+
+// rerender writes the markdown of a saved summary.json to out.
+func rerender(path, out string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var sum summary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		return fmt.Errorf("decoding %s: %w", path, err)
+	}
+	text := renderMarkdown(sum)
+	fmt.Println(text)
+	if out == "" {
+		return nil
+	}
+	return os.WriteFile(out, []byte(text), 0o644)
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -131,19 +163,19 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	if !filepath.IsAbs(c.artifacts) {
-		c.artifacts = filepath.Join(root, c.artifacts)
+	if !filepath.IsAbs(c.Artifacts) {
+		c.Artifacts = filepath.Join(root, c.Artifacts)
 	}
-	if c.out != "" && !filepath.IsAbs(c.out) {
-		c.out = filepath.Join(root, c.out)
+	if c.Out != "" && !filepath.IsAbs(c.Out) {
+		c.Out = filepath.Join(root, c.Out)
 	}
-	if err := os.MkdirAll(c.artifacts, 0o755); err != nil {
+	if err := os.MkdirAll(c.Artifacts, 0o755); err != nil {
 		return err
 	}
 	machine := describeMachine(ctx, root)
 	started := time.Now()
 	fmt.Fprintf(os.Stderr, "bench: building unisched\n")
-	bin := filepath.Join(c.artifacts, "unisched-bench")
+	bin := filepath.Join(c.Artifacts, "unisched-bench")
 	if err := harness.BuildUnisched(ctx, root, bin); err != nil {
 		return err
 	}
@@ -156,48 +188,48 @@ func run(ctx context.Context, c config) error {
 			}
 		}
 	}()
-	conc := max(c.seedConc, c.bigSeedConc, c.claimConc)
-	if !c.skipUpstream {
-		fmt.Fprintf(os.Stderr, "bench: starting upstream placement (%d uwsgi workers) on port %d\n", c.workers, c.upstreamPort)
-		srv, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: c.upstreamPort, Workers: c.workers,
-			DB: "bench_upstream", Dir: filepath.Join(c.artifacts, "upstream")})
+	conc := max(c.SeedConc, c.BigSeedConc, c.ClaimConc)
+	if !c.SkipUpstream {
+		fmt.Fprintf(os.Stderr, "bench: starting upstream placement (%d uwsgi workers) on port %d\n", c.Workers, c.UpstreamPort)
+		srv, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: c.UpstreamPort, Workers: c.Workers,
+			DB: "bench_upstream", Dir: filepath.Join(c.Artifacts, "upstream")})
 		if err != nil {
 			return err
 		}
 		sides = append(sides, &side{name: "upstream", srv: srv, client: load.NewClient(srv.URL, conc, 5*time.Minute)})
 	}
-	fmt.Fprintf(os.Stderr, "bench: starting unisched on port %d\n", c.unischedPort)
-	usrv, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: c.unischedPort,
-		DB: "bench_unisched", Dir: filepath.Join(c.artifacts, "unisched"), Env: c.unischedEnv})
+	fmt.Fprintf(os.Stderr, "bench: starting unisched on port %d\n", c.UnischedPort)
+	usrv, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: c.UnischedPort,
+		DB: "bench_unisched", Dir: filepath.Join(c.Artifacts, "unisched"), Env: c.UnischedEnv})
 	if err != nil {
 		return err
 	}
 	sides = append(sides, &side{name: "unisched", srv: usrv, client: load.NewClient(usrv.URL, conc, 5*time.Minute)})
 
-	jsonl, err := os.Create(filepath.Join(c.artifacts, "bench.jsonl"))
+	jsonl, err := os.Create(filepath.Join(c.Artifacts, "bench.jsonl"))
 	if err != nil {
 		return err
 	}
 	defer jsonl.Close()
 	fleet := load.Fleet{}
-	all := slices.Concat(c.sizes, c.unischedSizes)
+	all := slices.Concat(c.Sizes, c.UnischedSizes)
 	slices.Sort(all)
 	all = slices.Compact(all)
 	var results []result
 	for _, size := range all {
 		res := result{Size: size, Reports: map[string]load.Report{}, Errors: map[string]string{}}
 		for _, s := range sides {
-			both := slices.Contains(c.sizes, size)
+			both := slices.Contains(c.Sizes, size)
 			if s.failed != "" || (s.name == "upstream" && !both) {
 				continue
 			}
-			seedConc := c.seedConc
+			seedConc := c.SeedConc
 			if !both {
-				seedConc = c.bigSeedConc
+				seedConc = c.BigSeedConc
 			}
 			plan := load.Plan{Fleet: fleet, Providers: size, Have: s.have, SeedConc: seedConc,
-				Queries: load.StandardQueries(fleet), Reps: c.reps, QueryConc: 1,
-				Claims: c.claims, ClaimConc: c.claimConc, HotProviders: c.hot, HotClaims: c.hotClaims}
+				Queries: load.StandardQueries(fleet), Reps: c.Reps, QueryConc: 1,
+				Claims: c.Claims, ClaimConc: c.ClaimConc, HotProviders: c.Hot, HotClaims: c.HotClaims}
 			rep, err := load.Run(ctx, s.client, s.name, plan, os.Stderr)
 			if mem, merr := s.srv.Memory(); merr == nil {
 				rep.Memory = mem
@@ -216,13 +248,13 @@ func run(ctx context.Context, c config) error {
 				return ctx.Err()
 			}
 		}
-		if len(sides) == 2 && sides[0].failed == "" && sides[1].failed == "" && slices.Contains(c.sizes, size) {
+		if len(sides) == 2 && sides[0].failed == "" && sides[1].failed == "" && slices.Contains(c.Sizes, size) {
 			res.Compared = compare(ctx, sides[0], sides[1], fleet, size)
 		}
 		results = append(results, res)
 		// Upstream has nothing left to do once the common sizes are done:
 		// stop it so it does not share the machine with the large runs.
-		if !c.skipUpstream && size >= slices.Max(c.sizes) && sides[0].name == "upstream" && sides[0].srv.DB != "" {
+		if !c.SkipUpstream && size >= slices.Max(c.Sizes) && sides[0].name == "upstream" && sides[0].srv.DB != "" {
 			fmt.Fprintf(os.Stderr, "bench: stopping upstream placement\n")
 			if err := sides[0].srv.Stop(); err != nil {
 				fmt.Fprintf(os.Stderr, "bench: stopping upstream: %v\n", err)
@@ -233,16 +265,19 @@ func run(ctx context.Context, c config) error {
 	}
 	sum := summary{Machine: machine, Config: c, Results: results, Seconds: time.Since(started).Seconds(),
 		LoadAfter: loadAverage()}
+	if b, err := json.MarshalIndent(sum, "", " "); err == nil {
+		_ = os.WriteFile(filepath.Join(c.Artifacts, "summary.json"), b, 0o644)
+	}
 	text := renderMarkdown(sum)
 	fmt.Println(text)
-	if c.out != "" {
-		if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+	if c.Out != "" {
+		if err := os.MkdirAll(filepath.Dir(c.Out), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(c.out, []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(c.Out, []byte(text), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "bench: wrote %s (raw results in %s)\n", c.out, filepath.Join(c.artifacts, "bench.jsonl"))
+		fmt.Fprintf(os.Stderr, "bench: wrote %s (raw results in %s)\n", c.Out, filepath.Join(c.Artifacts, "bench.jsonl"))
 	}
 	var problems []string
 	for _, r := range results {
