@@ -110,6 +110,9 @@ func (r *Registry) Build(cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("scheduler config: filter %s: %w", pc.Name, err)
 		}
+		if f == nil {
+			return nil, fmt.Errorf("scheduler config: filter %s: constructor returned nil", pc.Name)
+		}
 		if f.Name() != pc.Name {
 			return nil, fmt.Errorf("scheduler config: filter registered as %q calls itself %q", pc.Name, f.Name())
 		}
@@ -124,6 +127,9 @@ func (r *Registry) Build(cfg Config) (*Engine, error) {
 		w, err := mk(pc.Args, cfg.Thresholds)
 		if err != nil {
 			return nil, fmt.Errorf("scheduler config: weigher %s: %w", pc.Name, err)
+		}
+		if w == nil {
+			return nil, fmt.Errorf("scheduler config: weigher %s: constructor returned nil", pc.Name)
 		}
 		if w.Name() != pc.Name {
 			return nil, fmt.Errorf("scheduler config: weigher registered as %q calls itself %q", pc.Name, w.Name())
