@@ -20,7 +20,21 @@ type query struct {
 	// limited answers are a server's choice among the candidates: only their
 	// size is compared, and that every one is a candidate of the unlimited query.
 	limited bool
+	// quirk names a known upstream defect that makes its answer a subset of
+	// the right one: then upstream's candidates must all be in unisched's,
+	// and unisched's extra ones are logged, not failed.
+	quirk string
 }
+
+// quirkSharingAnchor: upstream's AllocationRequest equality ignores the
+// anchor root, and _alloc_candidates_multiple_providers unions the requests
+// of all trees into one set. A non-granular group served by a sharing
+// provider alone (here DISK_GB from ss1/ss3) therefore survives with only one
+// of its anchors, the first tree in CPython's set order of internal ids, and
+// the merge with the other groups loses every other anchor (ss1 with cn4 and
+// cn2, ss3 with cn3). Matching that would mean reproducing upstream's
+// internal ids and hash order; unisched keeps every anchor.
+const quirkSharingAnchor = "upstream keeps one anchor per sharing-only allocation request (set dedup ignoring the anchor)"
 
 const base = "resources=VCPU:1,MEMORY_MB:512"
 
@@ -69,7 +83,9 @@ var queries = []query{
 	{mv: "1.39", q: "resources1=VCPU:1,MEMORY_MB:256&resources2=SRIOV_NET_VF:1&required2=CUSTOM_PHYSNET_B&group_policy=isolate"},
 	{mv: "1.39", q: "resources1=VCPU:1&resources2=VCPU:1&group_policy=isolate"},
 	{mv: "1.39", q: "resources1=VCPU:1&resources2=VCPU:1&group_policy=none"},
-	{mv: "1.39", q: "resources=DISK_GB:10&resources1=VCPU:1&required1=CUSTOM_FAST&group_policy=none"},
+	{mv: "1.39", q: "resources=DISK_GB:10&resources1=VCPU:1&required1=CUSTOM_FAST&group_policy=none", quirk: quirkSharingAnchor},
+	{mv: "1.39", q: "resources=DISK_GB:10&resources1=VCPU:1&group_policy=none", quirk: quirkSharingAnchor},
+	{mv: "1.39", q: "resources1=DISK_GB:10&resources2=VCPU:1&required2=CUSTOM_FAST&group_policy=none"},
 	{mv: "1.39", q: "resources_NUMA=VCPU:1,MEMORY_MB:256&resources_NIC=SRIOV_NET_VF:1&same_subtree=_NUMA,_NIC&group_policy=none"},
 	{mv: "1.39", q: "resources_NUMA=VCPU:1&required_NUMA=CUSTOM_FAST&resources_NIC=SRIOV_NET_VF:1&required_NIC=CUSTOM_PHYSNET_A&same_subtree=_NUMA,_NIC&group_policy=isolate"},
 	{mv: "1.39", q: "resources_A=VCPU:1&resources_B=SRIOV_NET_VF:1&same_subtree=_A,_B&group_policy=isolate&root_required=HW_CPU_X86_AVX2"},
@@ -243,6 +259,10 @@ func TestCandidatesMatchUpstream(t *testing.T) {
 				checkLimited(t, p, ctx, q, a, b)
 				return
 			}
+			if q.quirk != "" {
+				checkQuirk(t, q, a, b, nm)
+				return
+			}
 			if diff := load.DiffCandidates("upstream", a, "unisched", b, nm); len(diff) > 0 {
 				t.Errorf("GET %s (%s) differs:\n%s", q.q, q.mv, strings.Join(diff, "\n"))
 			}
@@ -250,6 +270,32 @@ func TestCandidatesMatchUpstream(t *testing.T) {
 				t.Logf("note: no candidates for %s", q.q) // a query that finds nothing tests little
 			}
 		})
+	}
+}
+
+// checkQuirk accepts extra unisched candidates (logged) but nothing upstream
+// has and unisched lacks, and equal summaries for the providers both name.
+func checkQuirk(t *testing.T, q query, a, b load.Candidates, nm map[string]string) {
+	t.Helper()
+	for req, n := range a.Requests {
+		if b.Requests[req] < n {
+			t.Errorf("upstream candidate missing from unisched: %s", load.Readable(req, nm))
+		}
+	}
+	for rp, sum := range a.Summaries {
+		if got, ok := b.Summaries[rp]; !ok || got != sum {
+			t.Errorf("summary of %s: upstream %s, unisched %s", load.Readable(rp, nm), sum, got)
+		}
+	}
+	extra := 0
+	for req, n := range b.Requests {
+		if n > a.Requests[req] {
+			extra++
+			t.Logf("known difference (%s): unisched also offers %s", q.quirk, load.Readable(req, nm))
+		}
+	}
+	if extra == 0 {
+		t.Logf("no difference although %q is expected here: the quirk entry may be stale", q.quirk)
 	}
 }
 
