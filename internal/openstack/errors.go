@@ -128,6 +128,13 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	status := fmt.Sprintf("%d %s", apiErr.Status, title(apiErr.Status))
+	if r.Method == http.MethodHead {
+		// WebOb answers HEAD with the exception's own (HTML) headers and
+		// no body, without negotiating a format
+		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+		w.WriteHeader(apiErr.Status)
+		return
+	}
 
 	var match string
 	if offers, _ := AcceptableOffers(EffectiveAccept(r), []string{"text/html", "application/json"}); len(offers) > 0 {

@@ -51,6 +51,10 @@ func TestWriteErrorMatchesWebOb(t *testing.T) {
 			wantType: "text/html; charset=UTF-8",
 		},
 		{
+			name: "HEAD gets WebOb's default headers", method: "HEAD", err: &Error{Status: 405},
+			wantType: "text/html; charset=UTF-8",
+		},
+		{
 			name: "*/* means json", method: "GET", accept: "*/*", err: &Error{Status: 404},
 			wantType: "application/json",
 		},
