@@ -161,6 +161,28 @@ func renderMarkdown(s summary) string {
 		s.Config.Claims, s.Config.HotClaims, s.Config.Hot)
 	p("providers of the fleet, which hold 64 each: the rest must be refused with 409.")
 	p("")
+	p("Registration per call, median / p99 ms (where the write time goes):")
+	p("")
+	p("| server | providers | clients | POST /resource_providers | PUT inventories | PUT traits | PUT aggregates |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range s.Results {
+		for _, who := range []string{"upstream", "unisched"} {
+			rep, ok := r.Reports[who]
+			if !ok || rep.Seed == nil {
+				continue
+			}
+			cell := func(k string) string {
+				st, ok := rep.Seed.PerCall[k]
+				if !ok || st.Requests == 0 {
+					return "—"
+				}
+				return fmt.Sprintf("%s / %s", msOr(st.MedianMS, true), msOr(st.P99MS, true))
+			}
+			p("| %s | %d | %d | %s | %s | %s | %s |", who, r.Size, rep.Seed.Concurrency, cell("POST /resource_providers"),
+				cell("PUT inventories"), cell("PUT traits"), cell("PUT aggregates"))
+		}
+	}
+	p("")
 	p("### Claims audit")
 	p("")
 	p("After the claims every touched provider is read back: allocations summed per class must fit the capacity and")
