@@ -149,8 +149,9 @@ func (s *Server) router() http.Handler {
 
 // checkContentHeaders refuses a body without a content type. (Upstream
 // also refuses a Content-Length that is not an integer; Go's HTTP server
-// answers such a request with a 400 and closes the connection, as RFC 9112
-// requires, before any handler runs.)
+// answers such a request itself before any handler runs, and
+// openstack.ProtocolErrorListener, which `unisched serve` listens through,
+// renders that answer in Placement's error format.)
 func checkContentHeaders(r *http.Request) error {
 	cl := r.Header.Get("Content-Length")
 	if cl == "" {

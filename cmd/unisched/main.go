@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/migrations"
 	"github.com/unisched/unisched/placement"
 	"github.com/unisched/unisched/placement/policy"
@@ -171,10 +173,15 @@ func runServe(ctx context.Context, args []string) error {
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	ln, err := net.Listen("tcp", cfg.Placement.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Placement.Listen, err)
+	}
 	errc := make(chan error, 1)
 	go func() {
-		log.Info("placement API listening", "addr", cfg.Placement.Listen)
-		errc <- srv.ListenAndServe()
+		log.Info("placement API listening", "addr", ln.Addr().String())
+		// requests Go refuses before any handler still get Placement's error body
+		errc <- srv.Serve(openstack.ProtocolErrorListener(ln, nil))
 	}()
 	select {
 	case err := <-errc:
