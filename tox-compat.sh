@@ -76,23 +76,27 @@ run_step() {
   log "=== $name: $status ($pass passed, $fail failed, $skip skipped${note:+; $note}) in $(($(date +%s) - start))s"
 }
 
-# Test packages split by whether their test build depends on internal/pgtest.
+# Test packages, split by whether their tests need PostgreSQL.
 packages_loaded=0
 unit_pkgs=() functional_pkgs=()
 load_packages() {
   [ "$packages_loaded" = 1 ] && return 0
-  local line p
+  local p flag
   declare -A needs_db=() has_tests=()
   # A test build that links internal/pgtest or tests/harness (which start
   # databases and servers) needs PostgreSQL; tests/cli is the cli step's.
   local svc='{{if or (eq . "'"$module"'/internal/pgtest") (eq . "'"$module"'/tests/harness")}} PG{{end}}'
+  # A package go list cannot load would silently drop out of both layers.
+  if ! go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}'"$svc"'{{end}}{{if eq .ForTest "'"$module"'/tests/harness"}} PG{{end}}{{"\n"}}{{end}}' ./... \
+    >"$ARTIFACTS/go-list.txt" 2>"$ARTIFACTS/go-list.log"; then
+    cat "$ARTIFACTS/go-list.log"
+    return 1
+  fi
   while read -r p flag; do
-    [ -n "$p" ] || continue
     case "$p" in "$module"/tests/cli|"$module"/tests/cli/*) continue ;; esac
     has_tests[$p]=1
     [ "$flag" = PG ] && needs_db[$p]=1
-  done < <(go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}'"$svc"'{{end}}{{if eq .ForTest "'"$module"'/tests/harness"}} PG{{end}}{{"\n"}}{{end}}' ./... 2>"$ARTIFACTS/go-list.log" \
-    | awk '{seen[$1] = 1; if (NF > 1) db[$1] = 1} END {for (p in seen) print p, (p in db ? "PG" : "-")}')
+  done < <(awk 'NF {seen[$1] = 1; if (NF > 1) db[$1] = 1} END {for (p in seen) print p, (p in db ? "PG" : "-")}' "$ARTIFACTS/go-list.txt")
   for p in $(printf '%s\n' "${!has_tests[@]}" | sort); do
     if [ -n "${needs_db[$p]:-}" ]; then functional_pkgs+=("$p"); else unit_pkgs+=("$p"); fi
   done
@@ -154,14 +158,14 @@ step_pep8() {
 }
 
 step_py3() {
-  load_packages
+  load_packages || return 1
   [ ${#unit_pkgs[@]} -gt 0 ] || { note="no unit packages"; return 0; }
   go_test unit "${unit_pkgs[@]}"
 }
 
 step_functional() {
   need_db || return 1
-  load_packages
+  load_packages || return 1
   [ ${#functional_pkgs[@]} -gt 0 ] || { note="no functional packages"; return 0; }
   go_test functional "${functional_pkgs[@]}"
 }
