@@ -95,14 +95,6 @@ func (f *allocFixture) inventory(rp string, invs ...invRec) {
 	}
 }
 
-func (f *allocFixture) customClass(name string) {
-	f.t.Helper()
-	if _, err := f.pool.Exec(context.Background(),
-		`INSERT INTO resource_classes (id, name) VALUES (nextval('resource_classes_custom_id_seq'), $1)`, name); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
 func (f *allocFixture) generation(rp string) int {
 	f.t.Helper()
 	var g int

@@ -1,11 +1,5 @@
 package placement
 
-import (
-	"net/http"
-
-	"github.com/unisched/unisched/internal/openstack"
-)
-
 // Error codes of upstream placement/errors.py; clients (Nova) match on them.
 const (
 	CodeUndefined                  = "placement.undefined_code"
@@ -19,6 +13,3 @@ const (
 	CodeQueryBadValue              = "placement.query.bad_value"
 	CodeQueryMissingValue          = "placement.query.missing_value"
 )
-
-// errNotImplemented marks a route whose handler is still being written.
-var errNotImplemented = &openstack.Error{Status: http.StatusNotImplemented, Detail: "Not implemented yet."}
