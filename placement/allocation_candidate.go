@@ -71,7 +71,7 @@ func renderCandidates(res *candidates.Result, q *qs.CandidatesQuery, v openstack
 					b.WriteString(", ")
 				}
 				b.WriteString(`{"resource_provider": {"uuid": `)
-				writeString(&b, s.Providers[al.Provider].UUID)
+				writeString(&b, s.Provider(al.Provider).UUID)
 				b.WriteString(`}, "resources": `)
 				writeResources(&b, s, al.Resources)
 				b.WriteByte('}')
@@ -84,7 +84,7 @@ func renderCandidates(res *candidates.Result, q *qs.CandidatesQuery, v openstack
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			writeString(&b, s.Providers[al.Provider].UUID)
+			writeString(&b, s.Provider(al.Provider).UUID)
 			b.WriteString(`: {"resources": `)
 			writeResources(&b, s, al.Resources)
 			b.WriteByte('}')
@@ -102,7 +102,7 @@ func renderCandidates(res *candidates.Result, q *qs.CandidatesQuery, v openstack
 					if k > 0 {
 						b.WriteString(", ")
 					}
-					writeString(&b, s.Providers[p].UUID)
+					writeString(&b, s.Provider(p).UUID)
 				}
 				b.WriteByte(']')
 			}
@@ -122,7 +122,7 @@ func renderCandidates(res *candidates.Result, q *qs.CandidatesQuery, v openstack
 		}
 	}
 	for i, pi := range res.Summaries {
-		p := &s.Providers[pi]
+		p := s.Provider(pi)
 		if i > 0 {
 			b.WriteString(", ")
 		}
@@ -159,12 +159,12 @@ func renderCandidates(res *candidates.Result, q *qs.CandidatesQuery, v openstack
 		if v.AtLeast(29) {
 			b.WriteString(`, "parent_provider_uuid": `)
 			if p.Parent >= 0 {
-				writeString(&b, s.Providers[p.Parent].UUID)
+				writeString(&b, s.Provider(p.Parent).UUID)
 			} else {
 				b.WriteString("null")
 			}
 			b.WriteString(`, "root_provider_uuid": `)
-			writeString(&b, s.Providers[p.Root].UUID)
+			writeString(&b, s.Provider(p.Root).UUID)
 		}
 		b.WriteByte('}')
 	}

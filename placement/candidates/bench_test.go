@@ -73,7 +73,7 @@ func BenchmarkScale(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("%d providers", len(s.Providers))
+	b.Logf("%d providers", s.Count())
 	b.Run("limit1", func(b *testing.B) {
 		benchFind(b, s, "resources=VCPU:2,MEMORY_MB:2048,DISK_GB:10&limit=1", 39)
 	})

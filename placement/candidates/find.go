@@ -125,13 +125,9 @@ func (f *finder) anchorFilter() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	f.anchorRoots = newBitset(len(f.s.Providers))
+	f.anchorRoots = newBitset(int(f.s.Len()))
 	found := false
-	for i := range f.s.Providers {
-		p := int32(i)
-		if f.s.Providers[p].Parent >= 0 {
-			continue
-		}
+	for _, p := range f.s.roots {
 		good := true
 		for _, t := range req {
 			if !f.s.hasTrait(p, t) {
@@ -164,16 +160,16 @@ func (f *finder) sharingFor(a int32) []int32 {
 	}
 	f.cur, f.curSharing = a, f.curSharing[:0]
 	s := f.s
-	for _, m := range s.members[a] {
-		for _, agg := range s.Providers[m].Aggregates {
-			for _, sp := range s.sharingInAgg[agg] {
-				if s.Providers[sp].Root != a && !containsInt32(f.curSharing, sp) {
+	for _, m := range s.members.at(a) {
+		for _, agg := range s.prov(m).Aggregates {
+			for _, sp := range s.sharingInAgg.at(agg) {
+				if s.prov(sp).Root != a && !containsInt32(f.curSharing, sp) {
 					f.curSharing = append(f.curSharing, sp)
 				}
 			}
 		}
 	}
-	sortInt32(f.curSharing)
+	s.sortByID(f.curSharing)
 	return f.curSharing
 }
 
@@ -259,7 +255,7 @@ anchors:
 		for _, ar := range res.Requests {
 			roots := map[int32]bool{}
 			for _, al := range ar.Allocations {
-				roots[f.s.Providers[al.Provider].Root] = true
+				roots[f.s.prov(al.Provider).Root] = true
 			}
 			if len(roots) == len(ar.Allocations) {
 				kept = append(kept, ar)
@@ -273,7 +269,7 @@ anchors:
 			res.Requests = res.Requests[:limit]
 		}
 		for _, r := range f.usedRoots(res.Requests) {
-			for _, p := range f.s.members[r] {
+			for _, p := range f.s.members.at(r) {
 				if inKept[p] {
 					res.Summaries = append(res.Summaries, p)
 				}
@@ -285,7 +281,7 @@ anchors:
 		res.Requests = res.Requests[:limit]
 	}
 	for _, r := range f.usedRoots(res.Requests) {
-		res.Summaries = append(res.Summaries, f.s.members[r]...)
+		res.Summaries = append(res.Summaries, f.s.members.at(r)...)
 	}
 	return res, nil
 }
@@ -297,14 +293,14 @@ func (f *finder) usedRoots(ars []AllocationRequest) []int32 {
 	var roots []int32
 	for _, ar := range ars {
 		for _, al := range ar.Allocations {
-			r := f.s.Providers[al.Provider].Root
+			r := f.s.prov(al.Provider).Root
 			if !set[r] {
 				set[r] = true
 				roots = append(roots, r)
 			}
 		}
 	}
-	sortInt32(roots)
+	f.s.sortByID(roots)
 	return roots
 }
 
@@ -413,7 +409,7 @@ func (f *finder) isAncestorOrSelf(anc, p int32) bool {
 		if p == anc {
 			return true
 		}
-		p = f.s.Providers[p].Parent
+		p = f.s.prov(p).Parent
 	}
 	return false
 }

@@ -111,13 +111,13 @@ func describe(f *fixture, s *Snapshot, ar AllocationRequest) string {
 		for _, r := range al.Resources {
 			rs = append(rs, fmt.Sprintf("%s:%d", s.ClassName(r.Class), r.Amount))
 		}
-		parts = append(parts, names[s.Providers[al.Provider].UUID]+"("+strings.Join(rs, ",")+")")
+		parts = append(parts, names[s.Provider(al.Provider).UUID]+"("+strings.Join(rs, ",")+")")
 	}
 	var ms []string
 	for _, m := range ar.Mappings {
 		var ps []string
 		for _, p := range m.Providers {
-			ps = append(ps, names[s.Providers[p].UUID])
+			ps = append(ps, names[s.Provider(p).UUID])
 		}
 		ms = append(ms, fmt.Sprintf("%q:%v", m.Suffix, ps))
 	}

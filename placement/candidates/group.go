@@ -82,17 +82,17 @@ func (f *finder) prepare(qg *qs.Group) (g *group, found bool, err error) {
 		g.forbid = ids
 	}
 	if qg.InTree != "" {
-		p, ok := s.byUUID[qg.InTree]
+		p, ok := s.Lookup(qg.InTree)
 		if !ok {
 			return g, false, nil
 		}
-		g.treeRoot = s.Providers[p].Root
+		g.treeRoot = s.prov(p).Root
 	}
 	if len(qg.MemberOf.Forbidden) > 0 {
-		g.badAggs = newBitset(len(s.Providers))
+		g.badAggs = newBitset(int(s.Len()))
 		for _, u := range qg.MemberOf.Forbidden {
-			if a, ok := s.aggIdx[u]; ok {
-				for _, p := range s.inAgg[a] {
+			if a, ok := s.aggIndex(u); ok {
+				for _, p := range s.inAgg.at(a) {
 					g.badAggs.set(p)
 				}
 			}
@@ -110,7 +110,7 @@ func (f *finder) prepare(qg *qs.Group) (g *group, found bool, err error) {
 // has room for amount of class c.
 func (g *group) anyRoom(s *Snapshot, c int32, amount int64) bool {
 	if g.treeRoot >= 0 {
-		for _, p := range s.members[g.treeRoot] {
+		for _, p := range s.members.at(g.treeRoot) {
 			if inv := s.inventory(p, c); inv != nil && inv.fits(amount) {
 				return true
 			}
@@ -131,11 +131,11 @@ func (f *finder) providersInAll(clauses [][]string) *bitset {
 	s := f.s
 	var result *bitset
 	for _, clause := range clauses {
-		b := newBitset(len(s.Providers))
+		b := newBitset(int(s.Len()))
 		any := false
 		for _, u := range clause {
-			if a, ok := s.aggIdx[u]; ok {
-				for _, p := range s.inAgg[a] {
+			if a, ok := s.aggIndex(u); ok {
+				for _, p := range s.inAgg.at(a) {
 					if result == nil || result.has(p) {
 						b.set(p)
 						any = true
@@ -171,7 +171,7 @@ func (g *group) at(f *finder, a int32) []*areq {
 		}
 		out = append(out, ar)
 	}
-	for _, p := range f.s.members[a] {
+	for _, p := range f.s.members.at(a) {
 		add(p)
 	}
 	for _, sp := range f.sharingFor(a) {
@@ -197,7 +197,7 @@ func (g *group) matchesSingle(s *Snapshot, p int32) bool {
 	if g.badAggs != nil && g.badAggs.has(p) {
 		return false
 	}
-	if len(g.classes) > 0 && g.treeRoot >= 0 && s.Providers[p].Root != g.treeRoot {
+	if len(g.classes) > 0 && g.treeRoot >= 0 && s.prov(p).Root != g.treeRoot {
 		return false
 	}
 	for i, c := range g.classes {
@@ -251,7 +251,7 @@ func (g *group) multiAt(f *finder, a int32) []*areq {
 	opts := make([][]int32, len(g.classes))
 	for k, i := range g.byClass {
 		c, amount := g.classes[i], g.amounts[i]
-		for _, p := range s.members[a] {
+		for _, p := range s.members.at(a) {
 			if g.inAggs != nil && !anchorIn && !g.inAggs.has(p) {
 				continue
 			}

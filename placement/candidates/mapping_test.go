@@ -16,7 +16,7 @@ func mappingNames(f *fixture, s *Snapshot, ar AllocationRequest) map[string][]st
 	for _, m := range ar.Mappings {
 		var ps []string
 		for _, p := range m.Providers {
-			ps = append(ps, names[s.Providers[p].UUID])
+			ps = append(ps, names[s.Provider(p).UUID])
 		}
 		sort.Strings(ps)
 		out[m.Suffix] = ps
@@ -74,7 +74,7 @@ func TestSummaries(t *testing.T) {
 		}
 		var out []string
 		for _, p := range r.Summaries {
-			out = append(out, inv[s.Providers[p].UUID])
+			out = append(out, inv[s.Provider(p).UUID])
 		}
 		sort.Strings(out)
 		return out

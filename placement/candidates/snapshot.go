@@ -6,12 +6,16 @@
 // (its providers plus the sharing providers linked to it by aggregate), in
 // ascending order, so a small limit stops after the first few trees and the
 // cost of a request follows the answer rather than the fleet.
+//
+// Snapshots are immutable versions. Apply derives the next version from a
+// batch of changed providers, copying only what the batch touches (see
+// update.go), so an index can follow a busy database without rebuilding.
 package candidates
 
 import (
-	"fmt"
 	"math"
 	"sort"
+	"sync"
 )
 
 // SharesTrait marks a provider whose inventory may be used by the trees it
@@ -30,10 +34,14 @@ type Data struct {
 
 // ProviderData is one resource provider of Data.
 type ProviderData struct {
+	// ID is the database id. Trees are searched in id order, which is why
+	// providers carry it: an index that learns of providers out of order
+	// still answers like one built from scratch. When no provider of a
+	// Data has an id, list order stands in for it.
+	ID          int64
 	UUID        string
 	Name        string
 	ParentUUID  string // "" for a root
-	Generation  int64
 	Inventories []InventoryData
 	Traits      []string
 	Aggregates  []string
@@ -53,11 +61,12 @@ type InventoryData struct {
 }
 
 // Provider is a provider of a Snapshot; Parent, Root, classes, traits and
-// aggregates are snapshot indexes.
+// aggregates are snapshot indexes. Providers are shared between versions
+// and never change; a changed provider is a new Provider.
 type Provider struct {
 	UUID        string
 	Name        string
-	Generation  int64
+	ID          int64
 	Parent      int32 // -1 for a root
 	Root        int32
 	Inventories []Inventory // by class index
@@ -102,147 +111,122 @@ func (inv *Inventory) fits(amount int64) bool {
 }
 
 // Snapshot is an immutable view of all providers plus indexes; it is safe
-// for concurrent use.
+// for concurrent use. Provider indexes are slots that stay put for the
+// life of the provider (and of every snapshot derived from this one); a
+// deleted provider leaves an empty slot.
 type Snapshot struct {
-	Providers []Provider
+	reg     *registry
+	version uint64
 
+	provs     pvec[*Provider] // slot -> provider; nil when deleted
+	live      int
 	classes   []string
 	classIdx  map[string]int32
 	traits    []string
 	traitIdx  map[string]int32
-	aggs      []string
-	aggIdx    map[string]int32
-	byUUID    map[string]int32
-	withClass [][]int32 // class -> providers with inventory of it
-	inAgg     [][]int32 // aggregate -> providers
-	members   [][]int32 // root -> providers of its tree (root first); nil for non-roots
-	sharing   []int32   // providers with SharesTrait
-	roots     []int32   // root providers, ascending
+	naggs     int32
+	withClass [][]int32     // class -> providers with inventory of it
+	inAgg     pvec[[]int32] // aggregate -> providers
+	members   pvec[[]int32] // root -> providers of its tree (root first, then by id); nil for non-roots
+	sharing   []int32       // providers with SharesTrait
+	roots     []int32       // root providers, by id
 	// sharingInAgg lists, per aggregate, its members with SharesTrait.
-	sharingInAgg [][]int32
+	sharingInAgg pvec[[]int32]
 	shares       int32 // trait index of SharesTrait, -1 if unknown
+	children     int   // providers with a parent
 	hasTrees     bool
+}
+
+// registry holds the name -> slot maps shared by every version derived from
+// one NewSnapshot. They only grow: a uuid keeps its slot (a re-created
+// provider takes it again), an aggregate keeps its index, so each version
+// checks a hit against its own slots. Only the newest version may be
+// extended (one writer at a time).
+type registry struct {
+	applyMu sync.Mutex   // one Apply at a time; guards head
+	mu      sync.RWMutex // guards the maps and naggs
+	byUUID  map[string]int32
+	byID    map[int64]int32
+	aggIdx  map[string]int32
+	naggs   int32
+	head    uint64 // version of the newest snapshot; 0 once broken
 }
 
 // NewSnapshot indexes d.
 func NewSnapshot(d Data) (*Snapshot, error) {
-	s := &Snapshot{
-		classes:  d.Classes,
-		classIdx: make(map[string]int32, len(d.Classes)),
-		traits:   d.Traits,
-		traitIdx: make(map[string]int32, len(d.Traits)),
-		aggIdx:   make(map[string]int32),
-		byUUID:   make(map[string]int32, len(d.Providers)),
+	empty := &Snapshot{
+		reg: &registry{
+			byUUID: make(map[string]int32, len(d.Providers)),
+			byID:   make(map[int64]int32, len(d.Providers)),
+			aggIdx: make(map[string]int32),
+			head:   1,
+		},
+		version:  1,
+		classIdx: map[string]int32{},
+		traitIdx: map[string]int32{},
 		shares:   -1,
 	}
-	for i, c := range d.Classes {
-		s.classIdx[c] = int32(i)
-	}
-	for i, t := range d.Traits {
-		s.traitIdx[t] = int32(i)
-	}
-	if i, ok := s.traitIdx[SharesTrait]; ok {
-		s.shares = i
-	}
-	s.Providers = make([]Provider, len(d.Providers))
-	for i, pd := range d.Providers {
-		if _, dup := s.byUUID[pd.UUID]; dup {
-			return nil, fmt.Errorf("provider %s listed twice", pd.UUID)
-		}
-		s.byUUID[pd.UUID] = int32(i)
-	}
-	s.withClass = make([][]int32, len(d.Classes))
-	for i, pd := range d.Providers {
-		p := &s.Providers[i]
-		p.UUID, p.Name, p.Generation, p.Parent = pd.UUID, pd.Name, pd.Generation, -1
-		if pd.ParentUUID != "" {
-			parent, ok := s.byUUID[pd.ParentUUID]
-			if !ok {
-				return nil, fmt.Errorf("provider %s: parent %s not in snapshot", pd.UUID, pd.ParentUUID)
-			}
-			p.Parent = parent
-			s.hasTrees = true
-		}
-		for _, inv := range pd.Inventories {
-			c, ok := s.classIdx[inv.Class]
-			if !ok {
-				return nil, fmt.Errorf("provider %s: unknown resource class %s", pd.UUID, inv.Class)
-			}
-			p.Inventories = append(p.Inventories, Inventory{
-				Class: c, Total: inv.Total, Reserved: inv.Reserved, MinUnit: inv.MinUnit, MaxUnit: inv.MaxUnit,
-				StepSize: inv.StepSize, AllocationRatio: inv.AllocationRatio, Used: inv.Used,
-			})
-			s.withClass[c] = append(s.withClass[c], int32(i))
-		}
-		sort.Slice(p.Inventories, func(a, b int) bool { return p.Inventories[a].Class < p.Inventories[b].Class })
-		for _, t := range pd.Traits {
-			ti, ok := s.traitIdx[t]
-			if !ok {
-				return nil, fmt.Errorf("provider %s: unknown trait %s", pd.UUID, t)
-			}
-			p.Traits = append(p.Traits, ti)
-			if ti == s.shares {
-				s.sharing = append(s.sharing, int32(i))
-			}
-		}
-		sortInt32(p.Traits)
-		for _, a := range pd.Aggregates {
-			ai, ok := s.aggIdx[a]
-			if !ok {
-				ai = int32(len(s.aggs))
-				s.aggIdx[a] = ai
-				s.aggs = append(s.aggs, a)
-				s.inAgg = append(s.inAgg, nil)
-			}
-			p.Aggregates = append(p.Aggregates, ai)
-			s.inAgg[ai] = append(s.inAgg[ai], int32(i))
-		}
-		sortInt32(p.Aggregates)
-	}
-	// Roots, with a guard against parent loops in bad data.
-	for i := range s.Providers {
-		r, steps := int32(i), 0
-		for s.Providers[r].Parent >= 0 {
-			r = s.Providers[r].Parent
-			if steps++; steps > len(s.Providers) {
-				return nil, fmt.Errorf("provider %s: parent loop", s.Providers[i].UUID)
-			}
-		}
-		s.Providers[i].Root = r
-	}
-	s.members = make([][]int32, len(s.Providers))
-	for i := range s.Providers {
-		r := s.Providers[i].Root
-		s.members[r] = append(s.members[r], int32(i))
-		if r == int32(i) {
-			s.roots = append(s.roots, r)
+	provs := d.Providers
+	noIDs := true
+	for i := range provs {
+		if provs[i].ID != 0 {
+			noIDs = false
+			break
 		}
 	}
-	s.sharingInAgg = make([][]int32, len(s.aggs))
-	for _, sp := range s.sharing {
-		for _, a := range s.Providers[sp].Aggregates {
-			s.sharingInAgg[a] = append(s.sharingInAgg[a], sp)
+	if noIDs && len(provs) > 0 {
+		provs = make([]ProviderData, len(d.Providers))
+		copy(provs, d.Providers)
+		for i := range provs {
+			provs[i].ID = int64(i + 1)
 		}
 	}
-	for i := range s.members {
-		if m := s.members[i]; len(m) > 1 && m[0] != int32(i) {
-			// Keep the root first for readers that want it.
-			for j := range m {
-				if m[j] == int32(i) {
-					copy(m[1:j+1], m[0:j])
-					m[0] = int32(i)
-					break
-				}
-			}
-		}
+	classes, traits := d.Classes, d.Traits
+	if classes == nil {
+		classes = []string{}
 	}
-	return s, nil
+	if traits == nil {
+		traits = []string{}
+	}
+	return empty.apply(Changes{Classes: classes, Traits: traits, Providers: provs}, true)
 }
+
+// Len is the number of provider slots; indexes run from 0 to Len()-1.
+func (s *Snapshot) Len() int32 { return s.provs.n }
+
+// Count is the number of providers.
+func (s *Snapshot) Count() int { return s.live }
+
+// Provider returns the provider in slot i, nil for an empty slot.
+func (s *Snapshot) Provider(i int32) *Provider { return s.provs.at(i) }
+
+// prov is Provider for slots known to be live.
+func (s *Snapshot) prov(i int32) *Provider { return s.provs.at(i) }
 
 // Lookup returns the index of the provider with the given uuid.
 func (s *Snapshot) Lookup(uuid string) (int32, bool) {
-	i, ok := s.byUUID[uuid]
-	return i, ok
+	s.reg.mu.RLock()
+	i, ok := s.reg.byUUID[uuid]
+	s.reg.mu.RUnlock()
+	if !ok || i >= s.provs.n {
+		return 0, false
+	}
+	if p := s.provs.at(i); p == nil || p.UUID != uuid {
+		return 0, false
+	}
+	return i, true
+}
+
+// aggIndex returns the index of the aggregate with the given uuid, if any
+// provider of this snapshot's lineage was ever in it.
+func (s *Snapshot) aggIndex(uuid string) (int32, bool) {
+	s.reg.mu.RLock()
+	a, ok := s.reg.aggIdx[uuid]
+	s.reg.mu.RUnlock()
+	if !ok || a >= s.naggs {
+		return 0, false
+	}
+	return a, true
 }
 
 // ClassName returns the name of class index c.
@@ -252,10 +236,13 @@ func (s *Snapshot) ClassName(c int32) string { return s.classes[c] }
 func (s *Snapshot) TraitName(t int32) string { return s.traits[t] }
 
 // Tree returns the providers of the tree rooted at root (root first).
-func (s *Snapshot) Tree(root int32) []int32 { return s.members[root] }
+func (s *Snapshot) Tree(root int32) []int32 { return s.members.at(root) }
+
+// Roots returns the root providers in id order.
+func (s *Snapshot) Roots() []int32 { return s.roots }
 
 func (s *Snapshot) inventory(p, class int32) *Inventory {
-	invs := s.Providers[p].Inventories
+	invs := s.prov(p).Inventories
 	for i := range invs {
 		if invs[i].Class == class {
 			return &invs[i]
@@ -265,9 +252,15 @@ func (s *Snapshot) inventory(p, class int32) *Inventory {
 }
 
 func (s *Snapshot) hasTrait(p, trait int32) bool {
-	ts := s.Providers[p].Traits
+	ts := s.prov(p).Traits
 	i := sort.Search(len(ts), func(i int) bool { return ts[i] >= trait })
 	return i < len(ts) && ts[i] == trait
+}
+
+// sortByID sorts provider indexes by database id, the order in which a
+// snapshot built from scratch would hold them.
+func (s *Snapshot) sortByID(ps []int32) {
+	sort.Slice(ps, func(i, j int) bool { return s.prov(ps[i]).ID < s.prov(ps[j]).ID })
 }
 
 func sortInt32(s []int32) { sort.Slice(s, func(i, j int) bool { return s[i] < s[j] }) }

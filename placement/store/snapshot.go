@@ -15,7 +15,7 @@ const (
 	snapshotClasses = `SELECT id, name FROM resource_classes ORDER BY id`
 	snapshotTraits  = `SELECT id, name FROM traits ORDER BY id`
 	// Providers in id order; parent ids are resolved in Go.
-	snapshotProviders = `SELECT id, uuid::text, name, generation, parent_provider_id
+	snapshotProviders = `SELECT id, uuid::text, name, parent_provider_id
 FROM resource_providers ORDER BY id`
 	snapshotInventories = `SELECT resource_provider_id, resource_class_id, total, reserved, min_unit, max_unit,
 	step_size, allocation_ratio FROM inventories`
@@ -80,10 +80,11 @@ func LoadSnapshotData(ctx context.Context, db pg.DBTX) (candidates.Data, error) 
 		var id int64
 		var parent *int64
 		var p candidates.ProviderData
-		if err := rows.Scan(&id, &p.UUID, &p.Name, &p.Generation, &parent); err != nil {
+		if err := rows.Scan(&id, &p.UUID, &p.Name, &parent); err != nil {
 			rows.Close()
 			return d, fmt.Errorf("reading resource providers: %w", err)
 		}
+		p.ID = id
 		index[id] = len(d.Providers)
 		d.Providers = append(d.Providers, p)
 		parents = append(parents, parent)
