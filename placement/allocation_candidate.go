@@ -32,7 +32,7 @@ func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request
 		return queryError(qerr)
 	}
 
-	snap, err := s.snapshots.get(r.Context(), s.db)
+	snap, err := s.candidates.get(r.Context())
 	if err != nil {
 		return fmt.Errorf("loading allocation candidates snapshot: %w", err)
 	}

@@ -3,6 +3,7 @@
 package placement
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -70,8 +71,9 @@ type Server struct {
 	settings atomic.Pointer[Settings]
 	log      *slog.Logger
 	handler  http.Handler
-	// snapshots caches the allocation-candidates snapshot between writes.
-	snapshots snapshotCache
+	// candidates is the allocation-candidates index, kept current with
+	// the database.
+	candidates *candidatesIndex
 }
 
 // New builds the server and its handler chain. The order follows upstream's
@@ -100,6 +102,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, db: cfg.Pool, log: cfg.Logger}
+	s.candidates = newCandidatesIndex(cfg.Pool, cfg.Logger)
 	settings := cfg.Settings
 	s.settings.Store(&settings)
 
@@ -114,6 +117,14 @@ func New(cfg Config) *Server {
 	s.handler = h
 	return s
 }
+
+// Start begins the server's background work: loading the allocation
+// candidates index and keeping it current while idle. Without it the index
+// is loaded and caught up by the requests themselves.
+func (s *Server) Start(ctx context.Context) { s.candidates.start(ctx) }
+
+// Stop ends the background work started by Start and waits for it.
+func (s *Server) Stop() { s.candidates.close() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

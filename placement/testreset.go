@@ -39,6 +39,7 @@ func (s *Server) testReset(w http.ResponseWriter, r *http.Request) error {
 	if err := store.Reset(r.Context(), s.db); err != nil {
 		return fmt.Errorf("resetting database: %w", err)
 	}
+	s.candidates.reset()
 	s.settings.Store(&settings)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

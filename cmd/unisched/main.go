@@ -168,6 +168,8 @@ func runServe(ctx context.Context, args []string) error {
 		TestReset:                   cfg.Test.Reset,
 		Logger:                      log,
 	})
+	api.Start(ctx)
+	defer api.Stop()
 	srv := &http.Server{
 		Addr:              cfg.Placement.Listen,
 		Handler:           api,

@@ -3,6 +3,7 @@ package candidates
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"testing"
 
 	"github.com/unisched/unisched/placement/qs"
@@ -89,4 +90,107 @@ func BenchmarkScale(b *testing.B) {
 	b.Run("granular-limit10", func(b *testing.B) {
 		benchFind(b, s, "resources=DISK_GB:10&resources1=VCPU:2,MEMORY_MB:2048&required=CUSTOM_GOLD&limit=10", 39)
 	})
+}
+
+// fleetData is the fleet of issue 3's measurements: n compute nodes with
+// VCPU 64 (ratio 4), MEMORY_MB 262144 and DISK_GB 2000, half of them with
+// HW_CPU_X86_AVX2 and a tenth with CUSTOM_RACK_A, some usage on each.
+func fleetData(n int) Data {
+	d := Data{Classes: standardClasses, Traits: append(append([]string(nil), standardTraits...), "CUSTOM_RACK_A")}
+	d.Providers = make([]ProviderData, n)
+	for i := range d.Providers {
+		u := fmt.Sprintf("f%07d-0000-4000-8000-000000000000", i)
+		p := ProviderData{ID: int64(i + 1), UUID: u, Name: u, Inventories: []InventoryData{
+			{Class: "VCPU", Total: 64, MinUnit: 1, MaxUnit: 64, StepSize: 1, AllocationRatio: 4, Used: int64(i % 200)},
+			{Class: "MEMORY_MB", Total: 262144, MinUnit: 1, MaxUnit: 262144, StepSize: 1, AllocationRatio: 1, Used: int64(i%64) * 4096},
+			{Class: "DISK_GB", Total: 2000, MinUnit: 1, MaxUnit: 2000, StepSize: 1, AllocationRatio: 1, Used: int64(i % 1500)},
+		}}
+		if i%2 == 0 {
+			p.Traits = append(p.Traits, "HW_CPU_X86_AVX2")
+		}
+		if i%10 == 0 {
+			p.Traits = append(p.Traits, "CUSTOM_RACK_A")
+		}
+		d.Providers[i] = p
+	}
+	return d
+}
+
+// BenchmarkFind is the engine alone (no HTTP, no database) on the fleet of
+// issue 3 at 1k, 10k and 100k providers. limit=1 must cost the same at
+// every size.
+func BenchmarkFind(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		s, err := NewSnapshot(fleetData(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			b.Run("limit1000", func(b *testing.B) {
+				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&limit=1000", 39)
+			})
+			b.Run("limit1", func(b *testing.B) {
+				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&limit=1", 39)
+			})
+			b.Run("avx2-limit1000", func(b *testing.B) {
+				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&required=HW_CPU_X86_AVX2&limit=1000", 39)
+			})
+			b.Run("rack-not-avx2-limit1000", func(b *testing.B) {
+				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&required=CUSTOM_RACK_A,!HW_CPU_X86_AVX2&limit=1000", 39)
+			})
+		})
+	}
+}
+
+// BenchmarkApply measures keeping a 100k-provider snapshot current: a
+// batch of usage changes (what claims cause), and a batch of new providers.
+func BenchmarkApply(b *testing.B) {
+	const n = 100000
+	d := fleetData(n)
+	for _, batch := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("usage-%d", batch), func(b *testing.B) {
+			s, err := NewSnapshot(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewSource(1))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var c Changes
+				for j := 0; j < batch; j++ {
+					p := d.Providers[rng.Intn(n)]
+					p.Inventories = append([]InventoryData(nil), p.Inventories...)
+					p.Inventories[0].Used = int64(rng.Intn(200))
+					c.Providers = append(c.Providers, p)
+				}
+				if s, err = s.Apply(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	for _, batch := range []int{1, 100} {
+		b.Run(fmt.Sprintf("new-providers-%d", batch), func(b *testing.B) {
+			s, err := NewSnapshot(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			next := n
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var c Changes
+				for j := 0; j < batch; j++ {
+					p := fleetData(1).Providers[0]
+					p.ID = int64(next + 1)
+					p.UUID = fmt.Sprintf("%08d-0000-4000-8000-000000000001", next)
+					p.Name = p.UUID
+					next++
+					c.Providers = append(c.Providers, p)
+				}
+				if s, err = s.Apply(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
