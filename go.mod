@@ -8,6 +8,7 @@ require (
 	github.com/gorilla/mux v1.8.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/spf13/viper v1.21.0
+	go.uber.org/goleak v1.3.0
 	k8s.io/utils v0.0.0-20261023123148-ca04ba58ecab
 )
 

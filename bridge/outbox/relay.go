@@ -1,0 +1,382 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config tunes a Relay. Zero fields take the defaults in parentheses.
+type Config struct {
+	Deliverer Deliverer
+	Logger    *slog.Logger
+	// Now is the clock for due times, delivery stamps and trimming
+	// (time.Now); tests move it to skip backoff.
+	Now func() time.Time
+	// LockKey is the advisory lock the relays of one database compete for
+	// (DefaultLockKey).
+	LockKey int64
+	// BatchSize is how many events one claim takes (100).
+	BatchSize int
+	// PollInterval is how long the leader waits for a NOTIFY before
+	// looking anyway (1s): the fallback for a lost notification and the
+	// pace of retries.
+	PollInterval time.Duration
+	// LeaderRetry is how often a replica that does not lead tries the lock
+	// (1s): the bound on how long the events wait after the leader died.
+	LeaderRetry time.Duration
+	// BackoffMin and BackoffMax bound the wait before retrying a failed
+	// event, doubling per attempt (1s, 5m).
+	BackoffMin, BackoffMax time.Duration
+	// DeliverTimeout bounds one Deliver call (30s).
+	DeliverTimeout time.Duration
+	// Retention is how long delivered events stay for inspection (24h);
+	// the leader trims older ones every TrimInterval (1m).
+	Retention, TrimInterval time.Duration
+	// OnLeader, when set, is called with true when this relay starts
+	// leading and false when it stops (metrics; tests wait on it).
+	OnLeader func(leader bool)
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.LockKey == 0 {
+		c.LockKey = DefaultLockKey
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 100
+	}
+	def(&c.PollInterval, time.Second)
+	def(&c.LeaderRetry, time.Second)
+	def(&c.BackoffMin, time.Second)
+	def(&c.BackoffMax, 5*time.Minute)
+	def(&c.DeliverTimeout, 30*time.Second)
+	def(&c.Retention, 24*time.Hour)
+	def(&c.TrimInterval, time.Minute)
+}
+
+// Relay delivers outbox events while it leads. Run one per replica: they
+// elect their leader among themselves.
+type Relay struct {
+	pool *pgxpool.Pool
+	cfg  Config
+
+	leader atomic.Bool
+	wake   chan struct{}
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewRelay makes a relay over the pool's database; Start runs it.
+func NewRelay(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
+	if pool == nil || cfg.Deliverer == nil {
+		return nil, errors.New("outbox relay: a pool and a Deliverer are required")
+	}
+	if cfg.BackoffMax > 0 && cfg.BackoffMin > cfg.BackoffMax {
+		return nil, fmt.Errorf("outbox relay: BackoffMin %s exceeds BackoffMax %s", cfg.BackoffMin, cfg.BackoffMax)
+	}
+	cfg.setDefaults()
+	return &Relay{pool: pool, cfg: cfg, wake: make(chan struct{}, 1)}, nil
+}
+
+// Start runs the relay in the background until ctx ends or Stop is called.
+func (r *Relay) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done != nil {
+		return errors.New("outbox relay: already started")
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		r.run(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the relay and waits for it: the leader's connection closes,
+// which releases the lock at once for another replica.
+func (r *Relay) Stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.mu.Unlock()
+	if done == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+// IsLeader reports whether this relay currently leads.
+func (r *Relay) IsLeader() bool { return r.leader.Load() }
+
+// Wake makes the leader look for events now rather than at its next poll
+// or notification.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Relay) setLeader(v bool) {
+	if r.leader.Swap(v) != v && r.cfg.OnLeader != nil {
+		r.cfg.OnLeader(v)
+	}
+}
+
+func (r *Relay) run(ctx context.Context) {
+	for {
+		led, err := r.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.cfg.Logger.Warn("outbox relay: session ended", "led", led, "error", err)
+		// A relay that just lost leadership steps back for longer than
+		// the others' retry interval, so that a healthy replica takes
+		// over rather than this one reconnecting into the same trouble.
+		wait := r.cfg.LeaderRetry
+		if led {
+			wait = 2 * r.cfg.LeaderRetry
+		}
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+// session holds one dedicated connection: it tries the lock until it gets
+// it, then leads until the connection fails or ctx ends. led says whether
+// it got to lead.
+func (r *Relay) session(ctx context.Context) (led bool, err error) {
+	pc, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("acquiring the relay connection: %w", err)
+	}
+	// Out of the pool for good: the session's lock and LISTEN must never
+	// reach another user of the pool, so the connection is closed, not
+	// returned.
+	conn := pc.Hijack()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	for {
+		ok, err := tryLock(ctx, conn, r.cfg.LockKey)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			break
+		}
+		if !sleep(ctx, r.cfg.LeaderRetry) {
+			return false, ctx.Err()
+		}
+	}
+	r.setLeader(true)
+	defer r.setLeader(false)
+	r.cfg.Logger.Info("outbox relay: leading")
+	return true, r.lead(ctx, conn)
+}
+
+func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
+	if err := listen(ctx, conn); err != nil {
+		return err
+	}
+	nextTrim := r.cfg.Now()
+	for {
+		for {
+			n, err := r.pass(ctx, conn)
+			if err != nil {
+				return err
+			}
+			if n < r.cfg.BatchSize {
+				break
+			}
+		}
+		if now := r.cfg.Now(); !now.Before(nextTrim) {
+			if err := r.trim(ctx, conn, now); err != nil {
+				return err
+			}
+			nextTrim = now.Add(r.cfg.TrimInterval)
+		}
+		if err := r.wait(ctx, conn); err != nil {
+			return err
+		}
+	}
+}
+
+// wait returns on a notification, a Wake, or after PollInterval; an error
+// means the connection is gone (or ctx ended).
+func (r *Relay) wait(ctx context.Context, conn *pgx.Conn) error {
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-r.wake:
+			cancel()
+		case <-stop:
+		}
+	}()
+	_, err := conn.WaitForNotification(wctx)
+	if err == nil || (wctx.Err() != nil && ctx.Err() == nil && !conn.IsClosed()) {
+		// Notifications that queued up meanwhile are all answered by the
+		// pass that follows: drain them without blocking.
+		done, c := context.WithCancel(ctx)
+		c()
+		for {
+			if _, err := conn.WaitForNotification(done); err != nil {
+				break
+			}
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("waiting for outbox notifications: %w", err)
+}
+
+// pass claims one batch, delivers it and records the outcome in one
+// transaction on the leader's connection: if the connection dies, nothing
+// is marked and the next leader delivers the batch again.
+func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("beginning the outbox claim: %w", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
+	evs, err := claim(ctx, tx, r.cfg.Now(), r.cfg.BatchSize)
+	if err != nil || len(evs) == 0 {
+		return 0, err
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if !seen[ev.Key] {
+			seen[ev.Key] = true
+			keys = append(keys, ev.Key)
+		}
+	}
+	head, err := heads(ctx, tx, keys)
+	if err != nil {
+		return 0, err
+	}
+	// blocked keys: an earlier event is held elsewhere, or failed here.
+	blocked := map[string]bool{}
+	started := map[string]bool{}
+	var delivered []int64
+	for _, ev := range evs {
+		if !started[ev.Key] {
+			started[ev.Key] = true
+			if head[ev.Key] != ev.ID {
+				blocked[ev.Key] = true
+			}
+		}
+		if blocked[ev.Key] {
+			continue
+		}
+		derr := r.deliver(ctx, ev)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		switch {
+		case derr == nil:
+			delivered = append(delivered, ev.ID)
+		case isDiscard(derr):
+			r.cfg.Logger.Error("outbox relay: event discarded", "id", ev.ID, "topic", ev.Topic, "key", ev.Key, "error", derr)
+			if err := setDiscarded(ctx, tx, ev.ID, r.cfg.Now(), derr.Error()); err != nil {
+				return 0, err
+			}
+		default:
+			blocked[ev.Key] = true
+			next := r.cfg.Now().Add(r.backoff(ev.Attempts + 1))
+			r.cfg.Logger.Warn("outbox relay: delivery failed", "id", ev.ID, "topic", ev.Topic, "key", ev.Key,
+				"attempt", ev.Attempts+1, "retry_at", next, "error", derr)
+			if err := setFailed(ctx, tx, ev.ID, derr.Error(), next); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := setDelivered(ctx, tx, delivered, r.cfg.Now()); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("committing the outbox claim: %w", err)
+	}
+	return len(evs), nil
+}
+
+// deliver calls the Deliverer with a timeout; a panic is a failed delivery.
+func (r *Relay) deliver(ctx context.Context, ev Event) (err error) {
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.DeliverTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("deliverer panicked: %v", p)
+		}
+	}()
+	return r.cfg.Deliverer.Deliver(dctx, ev)
+}
+
+// backoff is the wait before the given attempt (2 = the first retry).
+func (r *Relay) backoff(attempt int) time.Duration {
+	d := r.cfg.BackoffMin
+	for i := 1; i < attempt && d < r.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, r.cfg.BackoffMax)
+}
+
+func (r *Relay) trim(ctx context.Context, conn *pgx.Conn, now time.Time) error {
+	const limit = 1000
+	cutoff := now.Add(-r.cfg.Retention)
+	for {
+		n, err := Trim(ctx, conn, cutoff, limit)
+		if err != nil {
+			return err
+		}
+		if n < limit {
+			return nil
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

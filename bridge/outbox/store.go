@@ -1,0 +1,202 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/internal/pg"
+)
+
+// keyLockClass is the first half of the two-int advisory lock a writer
+// takes per key (the second is hashtext(key)). Two-int locks never collide
+// with the one-bigint leader lock, whatever the numbers.
+const keyLockClass = 0x6f757462 // "outb"
+
+// DefaultLockKey is the advisory lock (one-bigint form) the relays of one
+// database compete for.
+const DefaultLockKey int64 = 0x756e6973_72656c61 // "unisrela"
+
+// Every statement of the outbox.
+const (
+	lockKey = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
+
+	insertEvent = `INSERT INTO bridge_outbox (topic, key, payload) VALUES ($1, $2, $3) RETURNING id`
+
+	notify = `SELECT pg_notify($1, '')`
+
+	tryLeaderLock = `SELECT pg_try_advisory_lock($1)`
+
+	// The oldest due events. An event whose key has an earlier event in
+	// backoff is not due: order per key outranks progress. SKIP LOCKED
+	// lets a relay that lost leadership finish its batch while the new
+	// leader moves on; the head check in claimable keeps it from taking a
+	// key's later events while the old one holds the earlier ones.
+	claimEvents = `SELECT o.id, o.topic, o.key, o.payload, o.created_at, o.attempts
+FROM bridge_outbox o
+WHERE o.delivered_at IS NULL
+	AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1)
+	AND NOT EXISTS (SELECT 1 FROM bridge_outbox p
+		WHERE p.key = o.key AND p.delivered_at IS NULL AND p.id < o.id AND p.next_attempt_at > $1)
+ORDER BY o.id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+	keyHeads = `SELECT key, min(id) FROM bridge_outbox WHERE delivered_at IS NULL AND key = ANY ($1) GROUP BY key`
+
+	markDelivered = `UPDATE bridge_outbox SET delivered_at = $2, attempts = attempts + 1, next_attempt_at = NULL
+WHERE id = ANY ($1)`
+
+	markFailed = `UPDATE bridge_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
+WHERE id = $1`
+
+	markDiscarded = `UPDATE bridge_outbox SET delivered_at = $2, attempts = attempts + 1, last_error = $3,
+	next_attempt_at = NULL WHERE id = $1`
+
+	trimDelivered = `DELETE FROM bridge_outbox WHERE id IN (
+	SELECT id FROM bridge_outbox WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2)`
+
+	selectRow = `SELECT id, topic, key, payload, created_at, attempts, delivered_at, COALESCE(last_error, ''),
+	next_attempt_at FROM bridge_outbox`
+
+	countPending = `SELECT count(*) FROM bridge_outbox WHERE delivered_at IS NULL`
+)
+
+// Row is an outbox row with its delivery state, for tests and operators.
+type Row struct {
+	Event
+	DeliveredAt   *time.Time
+	LastError     string
+	NextAttemptAt *time.Time
+}
+
+// ErrNotFound: no event has the id.
+var ErrNotFound = errors.New("outbox event not found")
+
+func scanRow(row pgx.CollectableRow) (Row, error) {
+	var r Row
+	err := row.Scan(&r.ID, &r.Topic, &r.Key, &r.Payload, &r.CreatedAt, &r.Attempts, &r.DeliveredAt, &r.LastError, &r.NextAttemptAt)
+	return r, err
+}
+
+// Get loads one event with its delivery state.
+func Get(ctx context.Context, db pg.DBTX, id int64) (Row, error) {
+	rows, err := db.Query(ctx, selectRow+` WHERE id = $1`, id)
+	if err != nil {
+		return Row{}, fmt.Errorf("loading outbox event %d: %w", id, err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanRow)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Row{}, fmt.Errorf("loading outbox event %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("loading outbox event %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListKey loads the events of a key in id order.
+func ListKey(ctx context.Context, db pg.DBTX, key string) ([]Row, error) {
+	rows, err := db.Query(ctx, selectRow+` WHERE key = $1 ORDER BY id`, key)
+	if err != nil {
+		return nil, fmt.Errorf("listing outbox events of %s: %w", key, err)
+	}
+	rs, err := pgx.CollectRows(rows, scanRow)
+	if err != nil {
+		return nil, fmt.Errorf("listing outbox events of %s: %w", key, err)
+	}
+	return rs, nil
+}
+
+// Pending counts the events not yet delivered.
+func Pending(ctx context.Context, db pg.DBTX) (int64, error) {
+	var n int64
+	if err := db.QueryRow(ctx, countPending).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting pending outbox events: %w", err)
+	}
+	return n, nil
+}
+
+// Trim deletes events delivered before the cutoff, at most limit at a time
+// so that a large backlog does not hold one long transaction; it returns how
+// many it deleted.
+func Trim(ctx context.Context, db pg.DBTX, before time.Time, limit int) (int64, error) {
+	tag, err := db.Exec(ctx, trimDelivered, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("trimming delivered outbox events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func claim(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Event, error) {
+	rows, err := tx.Query(ctx, claimEvents, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claiming outbox events: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := row.Scan(&e.ID, &e.Topic, &e.Key, &e.Payload, &e.CreatedAt, &e.Attempts)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claiming outbox events: %w", err)
+	}
+	return evs, nil
+}
+
+// heads returns each key's oldest undelivered event id.
+func heads(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, keyHeads, keys)
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox key heads: %w", err)
+	}
+	out := make(map[string]int64, len(keys))
+	var k string
+	var id int64
+	if _, err := pgx.ForEachRow(rows, []any{&k, &id}, func() error { out[k] = id; return nil }); err != nil {
+		return nil, fmt.Errorf("reading outbox key heads: %w", err)
+	}
+	return out, nil
+}
+
+func setDelivered(ctx context.Context, tx pgx.Tx, ids []int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, markDelivered, ids, at); err != nil {
+		return fmt.Errorf("marking outbox events delivered: %w", err)
+	}
+	return nil
+}
+
+func setFailed(ctx context.Context, tx pgx.Tx, id int64, reason string, next time.Time) error {
+	if _, err := tx.Exec(ctx, markFailed, id, reason, next); err != nil {
+		return fmt.Errorf("recording the failed delivery of outbox event %d: %w", id, err)
+	}
+	return nil
+}
+
+func setDiscarded(ctx context.Context, tx pgx.Tx, id int64, at time.Time, reason string) error {
+	if _, err := tx.Exec(ctx, markDiscarded, id, at, reason); err != nil {
+		return fmt.Errorf("discarding outbox event %d: %w", id, err)
+	}
+	return nil
+}
+
+func tryLock(ctx context.Context, conn *pgx.Conn, key int64) (bool, error) {
+	var ok bool
+	if err := conn.QueryRow(ctx, tryLeaderLock, key).Scan(&ok); err != nil {
+		return false, fmt.Errorf("trying the relay leader lock: %w", err)
+	}
+	return ok, nil
+}
+
+func listen(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listening on %s: %w", Channel, err)
+	}
+	return nil
+}
