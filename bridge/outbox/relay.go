@@ -206,6 +206,9 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 	}
 	nextTrim := r.cfg.Now()
 	for {
+		// Claim until a batch comes back short. A batch with events held
+		// back (their key's head is elsewhere) is short too, so a relay
+		// never spins on events it may not deliver yet.
 		for {
 			n, err := r.pass(ctx, conn)
 			if err != nil {
@@ -262,7 +265,8 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn) error {
 
 // pass claims one batch, delivers it and records the outcome in one
 // transaction on the leader's connection: if the connection dies, nothing
-// is marked and the next leader delivers the batch again.
+// is marked and the next leader delivers the batch again. It returns how
+// many events it settled (delivered, failed or discarded).
 func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -293,6 +297,7 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 	blocked := map[string]bool{}
 	started := map[string]bool{}
 	var delivered []int64
+	settled := 0
 	for _, ev := range evs {
 		if !started[ev.Key] {
 			started[ev.Key] = true
@@ -307,6 +312,7 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
+		settled++
 		switch {
 		case derr == nil:
 			delivered = append(delivered, ev.ID)
@@ -331,7 +337,7 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("committing the outbox claim: %w", err)
 	}
-	return len(evs), nil
+	return settled, nil
 }
 
 // deliver calls the Deliverer with a timeout; a panic is a failed delivery.
