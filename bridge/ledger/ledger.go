@@ -75,16 +75,6 @@ func interpretError(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// ints32 turns a CPU set into the int[] PostgreSQL stores.
-func ints32(s cpuset.CPUSet) []int32 {
-	l := s.List()
-	out := make([]int32, len(l))
-	for i, c := range l {
-		out[i] = int32(c)
-	}
-	return out
-}
-
 func setOf(ids []int32) cpuset.CPUSet {
 	l := make([]int, len(ids))
 	for i, c := range ids {
