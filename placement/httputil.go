@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/placement/policy"
 )
@@ -124,7 +125,13 @@ func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
 		return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: Extra data after the JSON document"}
 	}
 	if schema != nil {
-		if err := schema.Validate(instance); err != nil {
+		// validate the document with its keys in written order, as Python
+		// does: it decides which error is reported and how it is worded
+		ordered, err := jsonschema.Decode(body)
+		if err != nil {
+			return &openstack.Error{Status: http.StatusBadRequest, Detail: "Malformed JSON: " + err.Error()}
+		}
+		if err := schema.Validate(ordered); err != nil {
 			// WebOb renders the detail's line breaks (python-jsonschema's
 			// message has several) as spaces.
 			return &openstack.Error{Status: http.StatusBadRequest,
