@@ -229,65 +229,170 @@ func consumerGenerationConflict(expected string, got *jsonInteger) *openstack.Er
 	return conflict(CodeConcurrentUpdate, "consumer generation conflict - expected %s but got %s", expected, gotText)
 }
 
-// prepareConsumers locks the existing consumers, checks their generations
-// in request order and creates the new ones that will hold allocations,
-// with their projects, users and types. It returns the consumers by uuid.
-// A consumer created concurrently makes it fail with store.ErrExists, so the
-// caller starts over and sees the winner's generation.
-func prepareConsumers(ctx context.Context, tx pgx.Tx, writes []consumerWrite, v openstack.Version) (map[string]*store.Consumer, error) {
-	uuids := make([]string, 0, len(writes))
-	for _, w := range writes {
-		uuids = append(uuids, w.uuid)
+// claimTx is one attempt at a claim: what it read and decided so far.
+type claimTx struct {
+	writes []consumerWrite
+	st     store.ClaimState
+	// consumers are those that will hold the new allocations or lose
+	// theirs, by uuid: the existing ones (with their new project, user and
+	// type) and the ones the claim creates.
+	consumers map[string]*store.Consumer
+	created   map[string]bool
+}
+
+// readConsumers names the consumers the claim writes and their projects,
+// users and types.
+func (c *claimTx) readConsumers(r *store.ClaimRead) {
+	projects, users, types := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	add := func(seen map[string]bool, list *[]string, s string) {
+		if !seen[s] {
+			seen[s] = true
+			*list = append(*list, s)
+		}
 	}
-	existing, err := store.LockConsumers(ctx, tx, uuids)
-	if err != nil {
-		return nil, err
+	for _, w := range c.writes {
+		r.Consumers = append(r.Consumers, w.uuid)
+		add(projects, &r.Projects, w.projectID)
+		add(users, &r.Users, w.userID)
+		if w.consumerType != nil {
+			add(types, &r.ConsumerTypes, *w.consumerType)
+		}
 	}
-	out := make(map[string]*store.Consumer, len(writes))
-	for _, w := range writes {
-		c := existing[w.uuid]
+}
+
+// readProviders names the providers the allocations name and the
+// consumers being emptied, whose providers are locked and bumped too.
+func (c *claimTx) readProviders(r *store.ClaimRead) {
+	for _, w := range c.writes {
+		for _, p := range w.providers {
+			if u, ok := parseUUIDLike(p.Key); ok {
+				r.Providers = append(r.Providers, u)
+			}
+		}
+		if len(w.providers) == 0 {
+			r.Emptied = append(r.Emptied, w.uuid)
+		}
+	}
+}
+
+// readUsage names the classes of the new allocations and asks for the
+// allocations of consumers being emptied and the usage the claim draws
+// on; r must name the providers.
+func (c *claimTx) readUsage(r *store.ClaimRead) {
+	seen := map[string]bool{}
+	for _, w := range c.writes {
+		r.Replacing = append(r.Replacing, w.uuid)
+		for _, p := range w.providers {
+			for _, res := range p.Value.Resources {
+				if !seen[res.Key] {
+					seen[res.Key] = true
+					r.Classes = append(r.Classes, res.Key)
+				}
+			}
+		}
+	}
+	r.Removed, r.Usage = true, true
+}
+
+// checkConsumers checks consumer generations in request order (from 1.28)
+// and settles which consumers the claim writes and creates. Projects,
+// users and types another transaction was creating at the same moment are
+// looked up again through db.
+func (c *claimTx) checkConsumers(ctx context.Context, db func(context.Context) (pg.DBTX, error), v openstack.Version) error {
+	c.consumers = make(map[string]*store.Consumer, len(c.writes))
+	c.created = map[string]bool{}
+	for _, w := range c.writes {
+		existing := c.st.Consumers[w.uuid]
 		if v.AtLeast(28) {
-			if c != nil && (w.generation == nil || w.generation.n != int64(c.Generation)) {
-				return nil, consumerGenerationConflict(strconv.Itoa(c.Generation), w.generation)
+			if existing != nil && (w.generation == nil || w.generation.n != int64(existing.Generation)) {
+				return consumerGenerationConflict(strconv.Itoa(existing.Generation), w.generation)
 			}
-			if c == nil && w.generation != nil {
-				return nil, consumerGenerationConflict("null", w.generation)
+			if existing == nil && w.generation != nil {
+				return consumerGenerationConflict("null", w.generation)
 			}
 		}
-		projectID, err := store.EnsureProject(ctx, tx, w.projectID)
-		if err != nil {
-			return nil, err
+		if existing == nil && len(w.providers) == 0 {
+			// Nothing to hold: a consumer without allocations does not exist.
+			continue
 		}
-		userID, err := store.EnsureUser(ctx, tx, w.userID)
+		projectID, err := c.ensure(ctx, db, c.st.ProjectIDs, w.projectID, store.EnsureProject)
 		if err != nil {
-			return nil, err
+			return err
+		}
+		userID, err := c.ensure(ctx, db, c.st.UserIDs, w.userID, store.EnsureUser)
+		if err != nil {
+			return err
 		}
 		var typeID *int
 		if w.consumerType != nil {
-			id, err := store.EnsureConsumerType(ctx, tx, *w.consumerType)
+			id, err := c.ensure(ctx, db, c.st.TypeIDs, *w.consumerType, func(ctx context.Context, db pg.DBTX, name string) (int64, error) {
+				id, err := store.EnsureConsumerType(ctx, db, name)
+				return int64(id), err
+			})
 			if err != nil {
-				return nil, err
+				return err
 			}
-			typeID = &id
+			t := int(id)
+			typeID = &t
 		}
-		if c == nil {
-			if len(w.providers) == 0 {
-				// Nothing to hold: a consumer without allocations does not exist.
-				continue
-			}
-			c, err = store.InsertConsumer(ctx, tx, w.uuid, projectID, userID, typeID)
-			if err != nil {
-				return nil, err
-			}
-		} else {
-			c.ProjectID, c.UserID = projectID, userID
-			if typeID != nil {
-				c.ConsumerTypeID = typeID
-			}
+		if existing == nil {
+			c.consumers[w.uuid] = &store.Consumer{UUID: w.uuid, ProjectID: projectID, UserID: userID, ConsumerTypeID: typeID}
+			c.created[w.uuid] = true
+			continue
 		}
-		out[w.uuid] = c
+		existing.ProjectID, existing.UserID = projectID, userID
+		if typeID != nil {
+			existing.ConsumerTypeID = typeID
+		}
+		c.consumers[w.uuid] = existing
 	}
-	return out, nil
+	return nil
+}
+
+// ensure returns the id the claim's read found for key, or looks it up
+// (creating the row) through db when the read lost a race for it.
+func (c *claimTx) ensure(ctx context.Context, db func(context.Context) (pg.DBTX, error), ids map[string]int64, key string,
+	slow func(context.Context, pg.DBTX, string) (int64, error)) (int64, error) {
+	if id, ok := ids[key]; ok {
+		return id, nil
+	}
+	conn, err := db(ctx)
+	if err != nil {
+		return 0, err
+	}
+	id, err := slow(ctx, conn, key)
+	if err != nil {
+		return 0, err
+	}
+	ids[key] = id
+	return id, nil
+}
+
+// checkProviders reports the first provider named, in request order,
+// that does not exist.
+func (c *claimTx) checkProviders() error {
+	for _, w := range c.writes {
+		for _, p := range w.providers {
+			if u, ok := parseUUIDLike(p.Key); !ok || c.st.Providers[u] == nil {
+				return badRequest(msgProviderDoesNotExistFormat, p.Key)
+			}
+		}
+	}
+	return nil
+}
+
+// prepareConsumers is the reshaper's first step of a claim: it locks the
+// existing consumers, checks their generations in request order and
+// resolves the projects, users and types of the consumers it writes.
+func prepareConsumers(ctx context.Context, tx pgx.Tx, writes []consumerWrite, v openstack.Version) (*claimTx, error) {
+	c := &claimTx{writes: writes}
+	var r store.ClaimRead
+	c.readConsumers(&r)
+	if err := store.ReadClaim(ctx, store.SendOn(tx), r, &c.st); err != nil {
+		return nil, err
+	}
+	err := c.checkConsumers(ctx, func(context.Context) (pg.DBTX, error) { return tx, nil }, v)
+	return c, err
 }
 
 // lockClaimProviders locks, in id order, every provider whose generation
@@ -295,31 +400,43 @@ func prepareConsumers(ctx context.Context, tx pgx.Tx, writes []consumerWrite, v 
 // reshaper) and those holding allocations of consumers being emptied. Then
 // it reports the first named provider, in request order, that does not
 // exist. The result is keyed by canonical uuid.
-func lockClaimProviders(ctx context.Context, tx pgx.Tx, writes []consumerWrite, consumers map[string]*store.Consumer, extra []string) (map[string]*store.LockedProvider, error) {
-	uuids := append([]string{}, extra...)
-	var emptied []int64
-	for _, w := range writes {
-		for _, p := range w.providers {
-			if u, ok := parseUUIDLike(p.Key); ok {
-				uuids = append(uuids, u)
-			}
-		}
-		if c := consumers[w.uuid]; c != nil && len(w.providers) == 0 {
-			emptied = append(emptied, c.ID)
-		}
-	}
-	locked, err := store.LockProviders(ctx, tx, uuids, emptied)
-	if err != nil {
+func lockClaimProviders(ctx context.Context, tx pgx.Tx, writes []consumerWrite, c *claimTx, extra []string) (map[string]*store.LockedProvider, error) {
+	r := store.ClaimRead{LockProviders: true, Providers: extra}
+	c.readProviders(&r)
+	if err := store.ReadClaim(ctx, store.SendOn(tx), r, &c.st); err != nil {
 		return nil, err
 	}
-	for _, w := range writes {
-		for _, p := range w.providers {
-			if u, ok := parseUUIDLike(p.Key); !ok || locked[u] == nil {
-				return nil, badRequest(msgProviderDoesNotExistFormat, p.Key)
-			}
-		}
+	if err := c.checkProviders(); err != nil {
+		return nil, err
 	}
-	return locked, nil
+	return c.st.Providers, nil
+}
+
+// applyAllocations is the reshaper's last step of a claim, with the
+// providers locked: it reads the inventories as they are now and writes
+// the allocations.
+func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, c *claimTx, locked map[string]*store.LockedProvider) error {
+	var r store.ClaimRead
+	c.readProviders(&r)
+	c.readUsage(&r)
+	if err := store.ReadClaim(ctx, store.SendOn(tx), r, &c.st); err != nil {
+		return err
+	}
+	w, err := c.plan()
+	if err != nil {
+		return err
+	}
+	return writeClaim(ctx, store.SendOn(tx), w)
+}
+
+// writeClaim writes what the claim decided, naming a lost provider race
+// for the final message.
+func writeClaim(ctx context.Context, send store.Send, w *store.ClaimWrite) error {
+	err := store.WriteClaim(ctx, send, w)
+	if errors.Is(err, store.ErrProviderGeneration) {
+		return errProviderConcurrent
+	}
+	return err
 }
 
 // claimItem is one allocation of the replacement; used 0 marks the removal
@@ -337,135 +454,88 @@ type providerClass struct {
 	class    int
 }
 
-// applyAllocations replaces the consumers' allocations, with the providers
-// already locked: capacity and unit checks against fresh usage, the new
-// rows, a generation bump of every provider involved and of every consumer,
-// and removal of consumers left without allocations.
-func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, consumers map[string]*store.Consumer, locked map[string]*store.LockedProvider) error {
-	byID := make(map[int64]*store.LockedProvider, len(locked))
-	for _, p := range locked {
+// plan decides the replacement of the consumers' allocations from what the
+// claim read under the provider locks: class and capacity checks against
+// the usage without the consumers' current allocations, the new rows, a
+// generation bump of every provider involved and of every consumer, and
+// removal of consumers left without allocations.
+func (c *claimTx) plan() (*store.ClaimWrite, error) {
+	byID := make(map[int64]*store.LockedProvider, len(c.st.Providers))
+	for _, p := range c.st.Providers {
 		byID[p.ID] = p
 	}
-	var consumerIDs, emptied []int64
-	for _, w := range writes {
-		if c := consumers[w.uuid]; c != nil {
-			consumerIDs = append(consumerIDs, c.ID)
-			if len(w.providers) == 0 {
-				emptied = append(emptied, c.ID)
+	w := &store.ClaimWrite{}
+	for _, cw := range c.writes {
+		if cons := c.consumers[cw.uuid]; cons != nil && !c.created[cw.uuid] {
+			w.Replaced = append(w.Replaced, cons.ID)
+			if len(cw.providers) == 0 {
+				w.Emptied = append(w.Emptied, cons.ID)
 			}
 		}
 	}
 	removed := map[int64][]store.ConsumerProviderAllocation{}
-	if len(emptied) > 0 {
-		keys, err := store.AllocationKeysOfConsumers(ctx, tx, emptied)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			removed[k.ConsumerID] = append(removed[k.ConsumerID], k)
-		}
+	for _, k := range c.st.Removed {
+		removed[k.ConsumerID] = append(removed[k.ConsumerID], k)
 	}
 
 	var items []claimItem
-	for _, w := range writes {
-		c := consumers[w.uuid]
-		if c == nil {
+	for _, cw := range c.writes {
+		cons := c.consumers[cw.uuid]
+		if cons == nil {
 			continue
 		}
-		if len(w.providers) == 0 {
-			for _, k := range removed[c.ID] {
+		if len(cw.providers) == 0 {
+			for _, k := range removed[cons.ID] {
 				p := byID[k.ProviderID]
 				if p == nil {
-					return fmt.Errorf("provider %d of consumer %s was not locked", k.ProviderID, c.UUID)
+					return nil, fmt.Errorf("provider %d of consumer %s was not locked", k.ProviderID, cons.UUID)
 				}
-				items = append(items, claimItem{provider: p, consumer: c, class: k.ClassName, classID: k.ClassID})
+				items = append(items, claimItem{provider: p, consumer: cons, class: k.ClassName, classID: k.ClassID})
 			}
 			continue
 		}
-		for _, pr := range w.providers {
+		for _, pr := range cw.providers {
 			u, _ := parseUUIDLike(pr.Key)
 			for _, res := range pr.Value.Resources {
-				items = append(items, claimItem{provider: locked[u], consumer: c, class: res.Key, used: res.Value.n})
+				items = append(items, claimItem{provider: c.st.Providers[u], consumer: cons, class: res.Key, used: res.Value.n})
 			}
 		}
 	}
-
-	var names []string
-	for _, it := range items {
-		if it.used != 0 {
-			names = append(names, it.class)
+	for i := range items {
+		if items[i].used == 0 {
+			continue
 		}
+		id, ok := c.st.ClassIDs[items[i].class]
+		if !ok {
+			return nil, &classNotFoundError{name: items[i].class}
+		}
+		items[i].classID = id
 	}
-	if len(names) > 0 {
-		ids, err := store.ResourceClassIDs(ctx, tx, names)
-		if err != nil {
-			return err
-		}
-		for i := range items {
-			if items[i].used == 0 {
-				continue
-			}
-			id, ok := ids[items[i].class]
-			if !ok {
-				return &classNotFoundError{name: items[i].class}
-			}
-			items[i].classID = id
-		}
+	if err := checkClaimCapacity(items, c.st.Usages); err != nil {
+		return nil, err
 	}
 
-	if _, err := store.DeleteAllocationsOfConsumers(ctx, tx, consumerIDs); err != nil {
-		return err
-	}
-	if err := checkClaimCapacity(ctx, tx, items); err != nil {
-		return err
-	}
-
-	var rows []store.NewAllocation
+	seenP := map[int64]bool{}
+	seenC := map[string]bool{}
 	for _, it := range items {
 		if it.used > 0 {
-			rows = append(rows, store.NewAllocation{ProviderID: it.provider.ID, ConsumerID: it.consumer.ID,
-				ClassID: it.classID, Used: int(it.used)})
+			w.Allocations = append(w.Allocations, store.NewAllocation{ProviderID: it.provider.ID,
+				ConsumerUUID: it.consumer.UUID, ClassID: it.classID, Used: int(it.used)})
 		}
-	}
-	if err := store.InsertAllocations(ctx, tx, rows); err != nil {
-		return err
-	}
-
-	var bumped []*store.LockedProvider
-	seenP := map[int64]bool{}
-	var visited []*store.Consumer
-	seenC := map[int64]bool{}
-	for _, it := range items {
 		if !seenP[it.provider.ID] {
 			seenP[it.provider.ID] = true
-			bumped = append(bumped, it.provider)
+			w.Providers = append(w.Providers, it.provider)
 		}
-		if !seenC[it.consumer.ID] {
-			seenC[it.consumer.ID] = true
-			visited = append(visited, it.consumer)
-		}
-	}
-	sort.Slice(bumped, func(i, j int) bool { return bumped[i].ID < bumped[j].ID })
-	for _, p := range bumped {
-		gen, err := store.IncrementGeneration(ctx, tx, p.ID, p.Generation)
-		if errors.Is(err, store.ErrConcurrentUpdate) {
-			return errProviderConcurrent
-		}
-		if err != nil {
-			return err
-		}
-		p.Generation = gen
-	}
-	for _, c := range visited {
-		if err := store.WriteConsumer(ctx, tx, c, c.Generation); err != nil {
-			return err
+		if !seenC[it.consumer.UUID] {
+			seenC[it.consumer.UUID] = true
+			if c.created[it.consumer.UUID] {
+				w.NewConsumers = append(w.NewConsumers, it.consumer)
+			} else {
+				w.Consumers = append(w.Consumers, it.consumer)
+			}
 		}
 	}
-	var all []int64
-	for _, c := range consumers {
-		all = append(all, c.ID)
-	}
-	return store.DeleteConsumersWithoutAllocations(ctx, tx, all)
+	return w, nil
 }
 
 // checkClaimCapacity applies upstream's checks in its order: every provider must
@@ -473,32 +543,29 @@ func applyAllocations(ctx context.Context, tx pgx.Tx, writes []consumerWrite, co
 // request order: the inventory exists, min_unit <= amount <= max_unit,
 // amount is a multiple of step_size, and usage plus everything requested of
 // that inventory in this claim fits (total - reserved) * allocation_ratio.
-func checkClaimCapacity(ctx context.Context, tx pgx.Tx, items []claimItem) error {
+// usages may cover more providers and classes than the items; only the
+// items' ones count.
+func checkClaimCapacity(items []claimItem, usages []store.InventoryUsage) error {
 	if len(items) == 0 {
 		return nil
 	}
-	var providerIDs []int64
 	var classIDs []int
 	seenP, seenC := map[int64]bool{}, map[int]bool{}
 	classNames := map[int]string{}
 	for _, it := range items {
-		if !seenP[it.provider.ID] {
-			seenP[it.provider.ID] = true
-			providerIDs = append(providerIDs, it.provider.ID)
-		}
+		seenP[it.provider.ID] = true
 		if !seenC[it.classID] {
 			seenC[it.classID] = true
 			classIDs = append(classIDs, it.classID)
 			classNames[it.classID] = it.class
 		}
 	}
-	usages, err := store.InventoryUsages(ctx, tx, providerIDs, classIDs)
-	if err != nil {
-		return err
-	}
 	inv := make(map[providerClass]store.InventoryUsage, len(usages))
 	withInventory := map[int64]bool{}
 	for _, u := range usages {
+		if !seenP[u.ProviderID] || !seenC[u.ClassID] {
+			continue
+		}
 		inv[providerClass{u.ProviderID, u.ClassID}] = u
 		withInventory[u.ProviderID] = true
 	}
@@ -561,19 +628,33 @@ func isRetryableClaim(err error) bool {
 // retries: the provider rows are locked for the whole check-and-write, so
 // two claims on one provider are serialized and the second sees the first's
 // usage. Retries cover a consumer created concurrently and deadlocks.
+//
+// One attempt is one transaction of two round trips: the first begins it
+// and reads everything under the consumer and provider locks, the second
+// writes and commits.
 func (s *Server) claim(ctx context.Context, writes []consumerWrite, v openstack.Version, msgs claimErrors) error {
 	var last error
 	for range max(s.cfg.AllocationConflictRetries, 1) {
-		err := pg.WithTx(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			consumers, err := prepareConsumers(ctx, tx, writes, v)
+		err := pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
+			c := &claimTx{writes: writes}
+			r := store.ClaimRead{LockProviders: true}
+			c.readConsumers(&r)
+			c.readProviders(&r)
+			c.readUsage(&r)
+			if err := store.ReadClaim(ctx, tx.Send, r, &c.st); err != nil {
+				return err
+			}
+			if err := c.checkConsumers(ctx, tx.DB, v); err != nil {
+				return err
+			}
+			if err := c.checkProviders(); err != nil {
+				return err
+			}
+			w, err := c.plan()
 			if err != nil {
 				return err
 			}
-			locked, err := lockClaimProviders(ctx, tx, writes, consumers, nil)
-			if err != nil {
-				return err
-			}
-			return applyAllocations(ctx, tx, writes, consumers, locked)
+			return writeClaim(ctx, tx.Commit, w)
 		})
 		if err == nil {
 			return nil

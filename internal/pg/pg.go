@@ -52,6 +52,7 @@ func WithTx(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(tx pgx
 
 // SQLSTATE codes the stores react to.
 const (
+	CodeNotNullViolation     = "23502"
 	CodeUniqueViolation      = "23505"
 	CodeForeignKeyViolation  = "23503"
 	CodeSerializationFailure = "40001"

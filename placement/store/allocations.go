@@ -27,38 +27,46 @@ type LockedProvider struct {
 // (rather than UPDATE) leaves foreign-key checks of other tables, such as a
 // child provider being created, unblocked.
 // (The UNION keeps both lookups on their indexes; an OR of the two scans
-// every provider.)
+// every provider.) $2 names consumers whose allocations all go: the
+// providers they hold get their generations bumped too.
 const lockProviders = `SELECT id, uuid::text, generation FROM resource_providers
 WHERE id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[])
              UNION
-             SELECT resource_provider_id FROM allocations WHERE consumer_id = ANY($2))
+             SELECT a.resource_provider_id FROM allocations a JOIN consumers c ON c.id = a.consumer_id
+             WHERE c.uuid = ANY($2::uuid[]))
 ORDER BY id FOR NO KEY UPDATE`
 
-// LockProviders locks the providers named by uuid (canonical form) plus
-// those holding allocations of the given consumers, and returns them keyed by
-// uuid. Missing uuids are simply absent from the result.
-func LockProviders(ctx context.Context, db pg.DBTX, uuids []string, consumerIDs []int64) (map[string]*LockedProvider, error) {
+func queueLockProviders(b *pgx.Batch, uuids, emptied []string, out map[string]*LockedProvider) {
 	if uuids == nil {
 		uuids = []string{}
 	}
-	if consumerIDs == nil {
-		consumerIDs = []int64{}
+	if emptied == nil {
+		emptied = []string{}
 	}
-	rows, err := db.Query(ctx, lockProviders, uuids, consumerIDs)
-	if err != nil {
-		return nil, fmt.Errorf("locking resource providers: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[string]*LockedProvider)
-	for rows.Next() {
-		var p LockedProvider
-		if err := rows.Scan(&p.ID, &p.UUID, &p.Generation); err != nil {
-			return nil, fmt.Errorf("reading resource provider: %w", err)
+	b.Queue(lockProviders, uuids, emptied).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var p LockedProvider
+			if err := rows.Scan(&p.ID, &p.UUID, &p.Generation); err != nil {
+				return fmt.Errorf("reading resource provider: %w", err)
+			}
+			out[p.UUID] = &p
 		}
-		out[p.UUID] = &p
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("locking resource providers: %w", err)
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("locking resource providers: %w", err)
+		}
+		return nil
+	})
+}
+
+// LockProviders locks the providers named by uuid (canonical form) plus
+// those holding allocations of the emptied consumers (uuids), and returns
+// them keyed by uuid. Missing uuids are simply absent from the result.
+func LockProviders(ctx context.Context, db pg.DBTX, uuids, emptied []string) (map[string]*LockedProvider, error) {
+	out := make(map[string]*LockedProvider)
+	b := &pgx.Batch{}
+	queueLockProviders(b, uuids, emptied, out)
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -73,31 +81,26 @@ type ConsumerProviderAllocation struct {
 }
 
 const selectConsumerAllocationKeys = `SELECT a.consumer_id, a.resource_provider_id, a.resource_class_id, rc.name
-FROM allocations a JOIN resource_classes rc ON rc.id = a.resource_class_id
-WHERE a.consumer_id = ANY($1) ORDER BY a.id`
+FROM allocations a JOIN consumers c ON c.id = a.consumer_id
+JOIN resource_classes rc ON rc.id = a.resource_class_id
+WHERE c.uuid = ANY($1::uuid[]) ORDER BY a.id`
 
-// AllocationKeysOfConsumers lists the (provider, class) pairs the consumers
-// currently hold, in insertion order.
-func AllocationKeysOfConsumers(ctx context.Context, db pg.DBTX, consumerIDs []int64) ([]ConsumerProviderAllocation, error) {
-	rows, err := db.Query(ctx, selectConsumerAllocationKeys, consumerIDs)
-	if err != nil {
-		return nil, fmt.Errorf("listing allocations of consumers: %w", err)
-	}
-	defer rows.Close()
-	var out []ConsumerProviderAllocation
-	for rows.Next() {
-		var a ConsumerProviderAllocation
-		var classID int32
-		if err := rows.Scan(&a.ConsumerID, &a.ProviderID, &classID, &a.ClassName); err != nil {
-			return nil, fmt.Errorf("reading allocation: %w", err)
+func queueAllocationKeys(b *pgx.Batch, consumers []string, out *[]ConsumerProviderAllocation) {
+	b.Queue(selectConsumerAllocationKeys, consumers).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var a ConsumerProviderAllocation
+			var classID int32
+			if err := rows.Scan(&a.ConsumerID, &a.ProviderID, &classID, &a.ClassName); err != nil {
+				return fmt.Errorf("reading allocation: %w", err)
+			}
+			a.ClassID = int(classID)
+			*out = append(*out, a)
 		}
-		a.ClassID = int(classID)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing allocations of consumers: %w", err)
-	}
-	return out, nil
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("listing allocations of consumers: %w", err)
+		}
+		return nil
+	})
 }
 
 const deleteAllocationsOfConsumers = `DELETE FROM allocations WHERE consumer_id = ANY($1)`
@@ -135,66 +138,229 @@ func (u InventoryUsage) Capacity() float64 {
 	return float64(u.Total-u.Reserved) * u.AllocationRatio
 }
 
-const selectInventoryUsage = `SELECT i.resource_provider_id, i.resource_class_id, i.total, i.reserved,
+// selectClaimUsage reads the inventories a claim draws on: of the named
+// providers ($1) and those holding allocations of emptied consumers ($2),
+// in the named classes ($3) and those of the emptied consumers'
+// allocations. Usage leaves out the allocations of the consumers being
+// written ($4), which the claim replaces. Read under the provider locks,
+// the figures cannot change before the transaction ends.
+const selectClaimUsage = `SELECT i.resource_provider_id, i.resource_class_id, i.total, i.reserved,
 	i.min_unit, i.max_unit, i.step_size, i.allocation_ratio,
 	COALESCE((SELECT sum(a.used) FROM allocations a
 		WHERE a.resource_provider_id = i.resource_provider_id
-		  AND a.resource_class_id = i.resource_class_id), 0)
+		  AND a.resource_class_id = i.resource_class_id
+		  AND a.consumer_id <> ALL (ARRAY(SELECT id FROM consumers WHERE uuid = ANY($4::uuid[])))), 0)
 FROM inventories i
-WHERE i.resource_provider_id = ANY($1) AND i.resource_class_id = ANY($2)`
+WHERE i.resource_provider_id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[])
+		UNION SELECT a.resource_provider_id FROM allocations a JOIN consumers c ON c.id = a.consumer_id
+		WHERE c.uuid = ANY($2::uuid[]))
+  AND i.resource_class_id IN (SELECT id FROM resource_classes WHERE name = ANY($3::text[])
+		UNION SELECT a.resource_class_id FROM allocations a JOIN consumers c ON c.id = a.consumer_id
+		WHERE c.uuid = ANY($2::uuid[]))`
 
-// InventoryUsages returns the inventories of the providers in the classes,
-// with current usage. Under the provider locks of LockProviders the figures
-// cannot change before the transaction ends.
-func InventoryUsages(ctx context.Context, db pg.DBTX, providerIDs []int64, classIDs []int) ([]InventoryUsage, error) {
-	rows, err := db.Query(ctx, selectInventoryUsage, providerIDs, classIDs)
-	if err != nil {
-		return nil, fmt.Errorf("reading inventory usage: %w", err)
-	}
-	defer rows.Close()
-	var out []InventoryUsage
-	for rows.Next() {
-		var u InventoryUsage
-		var classID, total, reserved, minUnit, maxUnit, step int32
-		if err := rows.Scan(&u.ProviderID, &classID, &total, &reserved, &minUnit, &maxUnit, &step,
-			&u.AllocationRatio, &u.Used); err != nil {
-			return nil, fmt.Errorf("reading inventory usage: %w", err)
+func queueClaimUsage(b *pgx.Batch, providers, emptied, classes, consumers []string, out *[]InventoryUsage) {
+	b.Queue(selectClaimUsage, providers, emptied, classes, consumers).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var u InventoryUsage
+			var classID, total, reserved, minUnit, maxUnit, step int32
+			if err := rows.Scan(&u.ProviderID, &classID, &total, &reserved, &minUnit, &maxUnit, &step,
+				&u.AllocationRatio, &u.Used); err != nil {
+				return fmt.Errorf("reading inventory usage: %w", err)
+			}
+			u.ClassID, u.Total, u.Reserved = int(classID), int(total), int(reserved)
+			u.MinUnit, u.MaxUnit, u.StepSize = int(minUnit), int(maxUnit), int(step)
+			*out = append(*out, u)
 		}
-		u.ClassID, u.Total, u.Reserved = int(classID), int(total), int(reserved)
-		u.MinUnit, u.MaxUnit, u.StepSize = int(minUnit), int(maxUnit), int(step)
-		out = append(out, u)
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading inventory usage: %w", err)
+		}
+		return nil
+	})
+}
+
+// ClaimRead names what a claim reads before it decides. A claim reads it
+// all in its first round trip; the reshaper, which changes inventories in
+// between, in parts. Empty parts are not read.
+type ClaimRead struct {
+	// Consumers are the consumers written (canonical uuids): the existing
+	// ones are locked and loaded.
+	Consumers []string
+	// Projects, Users and ConsumerTypes are resolved to ids; missing ones
+	// are created.
+	Projects, Users, ConsumerTypes []string
+	// LockProviders locks Providers and those holding allocations of
+	// Emptied, in id order.
+	LockProviders bool
+	Providers     []string
+	// Emptied consumers lose all their allocations.
+	Emptied []string
+	// Removed reads the allocation keys of Emptied.
+	Removed bool
+	// Classes are resolved to ids.
+	Classes []string
+	// Usage reads the inventories and usage the claim draws on (see
+	// selectClaimUsage), without the allocations of Replacing.
+	Usage     bool
+	Replacing []string
+}
+
+// ClaimState is what a claim has read. ReadClaim creates its maps.
+type ClaimState struct {
+	Consumers  map[string]*Consumer
+	ProjectIDs map[string]int64
+	UserIDs    map[string]int64
+	TypeIDs    map[string]int64
+	Providers  map[string]*LockedProvider
+	ClassIDs   map[string]int
+	Removed    []ConsumerProviderAllocation
+	Usages     []InventoryUsage
+}
+
+// ReadClaim reads the parts of r into st with one batch sent through
+// send, in the order that keeps claims from deadlocking: consumers, then
+// providers, then what the locks protect.
+func ReadClaim(ctx context.Context, send Send, r ClaimRead, st *ClaimState) error {
+	if st.Consumers == nil {
+		st.Consumers = map[string]*Consumer{}
+		st.ProjectIDs, st.UserIDs, st.TypeIDs = map[string]int64{}, map[string]int64{}, map[string]int64{}
+		st.Providers = map[string]*LockedProvider{}
+		st.ClassIDs = map[string]int{}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading inventory usage: %w", err)
+	b := &pgx.Batch{}
+	if len(r.Consumers) > 0 {
+		queueLockConsumers(b, r.Consumers, st.Consumers)
 	}
-	return out, nil
+	if len(r.Projects) > 0 {
+		queueEnsure(b, ensureProjects, "project", r.Projects, st.ProjectIDs)
+	}
+	if len(r.Users) > 0 {
+		queueEnsure(b, ensureUsers, "user", r.Users, st.UserIDs)
+	}
+	if len(r.ConsumerTypes) > 0 {
+		queueEnsure(b, ensureConsumerTypes, "consumer type", r.ConsumerTypes, st.TypeIDs)
+	}
+	if r.LockProviders {
+		queueLockProviders(b, r.Providers, r.Emptied, st.Providers)
+	}
+	if r.Removed && len(r.Emptied) > 0 {
+		queueAllocationKeys(b, r.Emptied, &st.Removed)
+	}
+	if len(r.Classes) > 0 {
+		queueClassIDs(b, r.Classes, st.ClassIDs)
+	}
+	if r.Usage {
+		queueClaimUsage(b, nonNil(r.Providers), nonNil(r.Emptied), nonNil(r.Classes), nonNil(r.Replacing), &st.Usages)
+	}
+	return send(ctx, b)
+}
+
+// queueClassIDs is ResourceClassIDs for a batch: the classes among names
+// go into out.
+func queueClassIDs(b *pgx.Batch, names []string, out map[string]int) {
+	b.Queue(classIDsByName, names).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var name string
+			var id int
+			if err := rows.Scan(&name, &id); err != nil {
+				return fmt.Errorf("looking up resource classes: %w", err)
+			}
+			out[name] = id
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("looking up resource classes: %w", err)
+		}
+		return nil
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // NewAllocation is an allocation row to insert.
 type NewAllocation struct {
-	ProviderID int64
-	ConsumerID int64
-	ClassID    int
-	Used       int
+	ProviderID   int64
+	ConsumerUUID string
+	ClassID      int
+	Used         int
 }
 
+// Allocations are inserted in the order given (GET lists them by id);
+// their consumers are found by uuid, as the claim creates new consumers in
+// the same batch.
 const insertAllocations = `INSERT INTO allocations (resource_provider_id, consumer_id, resource_class_id, used)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[], $4::integer[])`
+SELECT x.rp, c.id, x.rc, x.used
+FROM unnest($1::bigint[], $2::uuid[], $3::integer[], $4::integer[]) WITH ORDINALITY AS x(rp, consumer, rc, used, n)
+JOIN consumers c ON c.uuid = x.consumer
+ORDER BY x.n`
 
-// InsertAllocations writes the rows in one statement.
-func InsertAllocations(ctx context.Context, db pg.DBTX, allocs []NewAllocation) error {
+func queueInsertAllocations(b *pgx.Batch, allocs []NewAllocation) {
 	if len(allocs) == 0 {
-		return nil
+		return
 	}
 	rps := make([]int64, len(allocs))
-	cons := make([]int64, len(allocs))
+	cons := make([]string, len(allocs))
 	rcs := make([]int32, len(allocs))
 	used := make([]int32, len(allocs))
 	for i, a := range allocs {
-		rps[i], cons[i], rcs[i], used[i] = a.ProviderID, a.ConsumerID, int32(a.ClassID), int32(a.Used)
+		rps[i], cons[i], rcs[i], used[i] = a.ProviderID, a.ConsumerUUID, int32(a.ClassID), int32(a.Used)
 	}
-	if _, err := db.Exec(ctx, insertAllocations, rps, cons, rcs, used); err != nil {
-		return fmt.Errorf("inserting allocations: %w", err)
+	b.Queue(insertAllocations, rps, cons, rcs, used)
+}
+
+// ClaimWrite is what a claim decided to write.
+type ClaimWrite struct {
+	// Replaced are existing consumers whose allocations all go first.
+	Replaced []int64
+	// NewConsumers are created (at generation 1).
+	NewConsumers []*Consumer
+	// Allocations are the new rows.
+	Allocations []NewAllocation
+	// Providers get their generations bumped from Generation (updated).
+	Providers []*LockedProvider
+	// Consumers (existing) are written with their project, user and type,
+	// and their generations bumped from Generation (updated).
+	Consumers []*Consumer
+	// Emptied consumers are removed if left without allocations.
+	Emptied []int64
+}
+
+// WriteClaim writes w with one batch sent through send, which may commit
+// it (every failure is an SQL error, see pg.BatchTx). Errors: ErrExists (a
+// new consumer was created concurrently), ErrProviderGeneration, and
+// ErrConcurrentUpdate for a consumer's generation.
+func WriteClaim(ctx context.Context, send Send, w *ClaimWrite) error {
+	b := &pgx.Batch{}
+	if len(w.Replaced) > 0 {
+		b.Queue(deleteAllocationsOfConsumers, w.Replaced)
+	}
+	queueInsertConsumers(b, w.NewConsumers)
+	queueInsertAllocations(b, w.Allocations)
+	queueBumpGenerations(b, w.Providers)
+	queueWriteConsumers(b, w.Consumers)
+	if len(w.Emptied) > 0 {
+		b.Queue(deleteConsumersWithoutAllocations, w.Emptied)
+	}
+	if err := send(ctx, b); err != nil {
+		if e := casError(err); e != nil {
+			return e
+		}
+		if pg.HasCode(err, pg.CodeUniqueViolation) {
+			return ErrExists
+		}
+		return fmt.Errorf("writing allocations: %w", err)
+	}
+	for _, p := range w.Providers {
+		p.Generation++
+	}
+	for _, c := range w.Consumers {
+		c.Generation++
+	}
+	for _, c := range w.NewConsumers {
+		c.Generation = 1
 	}
 	return nil
 }

@@ -106,7 +106,7 @@ func TestEnsureIDsConcurrently(t *testing.T) {
 }
 
 // TestConsumerLifecycle covers the consumer rows a claim goes through:
-// insert at generation 0, a racing insert told ErrExists, the guarded
+// insert at generation 1, a racing insert told ErrExists, the guarded
 // write, and removal once the consumer holds nothing.
 func TestConsumerLifecycle(t *testing.T) {
 	db := testDB(t)
@@ -120,37 +120,43 @@ func TestConsumerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := InsertConsumer(ctx, db, cu, proj, user, nil)
+	c := &Consumer{UUID: cu, ProjectID: proj, UserID: user}
+	if err := WriteClaim(ctx, SendOn(db), &ClaimWrite{NewConsumers: []*Consumer{c}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Generation != 1 {
+		t.Errorf("new consumer at generation %d", c.Generation)
+	}
+	again := &Consumer{UUID: cu, ProjectID: proj, UserID: user}
+	if err := WriteClaim(ctx, SendOn(db), &ClaimWrite{NewConsumers: []*Consumer{again}}); !errors.Is(err, ErrExists) {
+		t.Errorf("second insert: %v, want ErrExists", err)
+	}
+	locked, err := LockConsumers(ctx, db, []string{cu})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Generation != 0 {
-		t.Errorf("new consumer at generation %d", c.Generation)
-	}
-	if _, err := InsertConsumer(ctx, db, cu, proj, user, nil); !errors.Is(err, ErrExists) {
-		t.Errorf("second insert: %v, want ErrExists", err)
-	}
+	c = locked[cu]
 	cases := []struct {
 		name     string
 		expected int
 		want     error
 	}{
 		{"stale", 5, ErrConcurrentUpdate},
-		{"current", 0, nil},
-		{"now stale", 0, ErrConcurrentUpdate},
-		{"next", 1, nil},
+		{"current", 1, nil},
+		{"now stale", 1, ErrConcurrentUpdate},
+		{"next", 2, nil},
 	}
 	for _, tc := range cases {
 		if err := WriteConsumer(ctx, db, c, tc.expected); !errors.Is(err, tc.want) {
 			t.Errorf("%s: WriteConsumer(%d) = %v, want %v", tc.name, tc.expected, err, tc.want)
 		}
 	}
-	locked, err := LockConsumers(ctx, db, []string{cu})
+	locked, err = LockConsumers(ctx, db, []string{cu})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := locked[cu]; got == nil || got.Generation != 2 || got.ProjectExternalID != "p" {
-		t.Fatalf("locked consumer %+v, want generation 2 of project p", got)
+	if got := locked[cu]; got == nil || got.Generation != 3 || got.ProjectExternalID != "p" {
+		t.Fatalf("locked consumer %+v, want generation 3 of project p", got)
 	}
 	if err := DeleteConsumersWithoutAllocations(ctx, db, []int64{c.ID}); err != nil {
 		t.Fatal(err)

@@ -37,6 +37,53 @@ const (
 	insertConsumerType   = `INSERT INTO consumer_types (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id`
 )
 
+// The batched form of the ensure statements, for a claim's first round
+// trip: existing rows and the ones inserted now, in one statement. A row
+// another transaction is inserting at the same moment is missing from the
+// answer (the insert waits for it, then does nothing, and the snapshot
+// predates it); the caller then falls back to the Ensure functions, whose
+// later statements see it. New rows are inserted in key order so that two
+// claims creating the same rows cannot deadlock.
+const (
+	ensureProjects = `WITH want AS (SELECT DISTINCT unnest($1::text[]) AS k),
+ins AS (INSERT INTO projects (external_id)
+	SELECT k FROM want WHERE NOT EXISTS (SELECT 1 FROM projects WHERE external_id = want.k)
+	ORDER BY k ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id)
+SELECT external_id, id FROM projects WHERE external_id = ANY($1::text[])
+UNION ALL SELECT external_id, id FROM ins`
+	ensureUsers = `WITH want AS (SELECT DISTINCT unnest($1::text[]) AS k),
+ins AS (INSERT INTO users (external_id)
+	SELECT k FROM want WHERE NOT EXISTS (SELECT 1 FROM users WHERE external_id = want.k)
+	ORDER BY k ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id)
+SELECT external_id, id FROM users WHERE external_id = ANY($1::text[])
+UNION ALL SELECT external_id, id FROM ins`
+	ensureConsumerTypes = `WITH want AS (SELECT DISTINCT unnest($1::text[]) AS k),
+ins AS (INSERT INTO consumer_types (name)
+	SELECT k FROM want WHERE NOT EXISTS (SELECT 1 FROM consumer_types WHERE name = want.k)
+	ORDER BY k ON CONFLICT (name) DO NOTHING RETURNING name, id)
+SELECT name, id::bigint FROM consumer_types WHERE name = ANY($1::text[])
+UNION ALL SELECT name, id::bigint FROM ins`
+)
+
+// queueEnsure queues one of the batched ensure statements; the ids found
+// or created go into out.
+func queueEnsure(b *pgx.Batch, sql, what string, keys []string, out map[string]int64) {
+	b.Queue(sql, keys).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var k string
+			var id int64
+			if err := rows.Scan(&k, &id); err != nil {
+				return fmt.Errorf("reading %s: %w", what, err)
+			}
+			out[k] = id
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("looking up or creating %ss: %w", what, err)
+		}
+		return nil
+	})
+}
+
 // ensureID returns the id of the row selected by sel, inserting it with ins
 // when it does not exist yet.
 func ensureID(ctx context.Context, db pg.DBTX, sel, ins, what, key string) (int64, error) {
@@ -104,60 +151,110 @@ func scanConsumer(row pgx.Row) (*Consumer, error) {
 	return &c, nil
 }
 
+// queueLockConsumers queues the locking read of the existing consumers
+// among uuids (canonical form); they go into out by uuid.
+func queueLockConsumers(b *pgx.Batch, uuids []string, out map[string]*Consumer) {
+	b.Queue(lockConsumers, uuids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			c, err := scanConsumer(rows)
+			if err != nil {
+				return fmt.Errorf("reading consumer: %w", err)
+			}
+			out[c.UUID] = c
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("locking consumers: %w", err)
+		}
+		return nil
+	})
+}
+
 // LockConsumers loads the existing consumers among uuids (canonical form)
 // and locks them until the transaction ends, keyed by uuid.
 func LockConsumers(ctx context.Context, db pg.DBTX, uuids []string) (map[string]*Consumer, error) {
-	rows, err := db.Query(ctx, lockConsumers, uuids)
-	if err != nil {
-		return nil, fmt.Errorf("locking consumers: %w", err)
-	}
-	defer rows.Close()
 	out := make(map[string]*Consumer, len(uuids))
-	for rows.Next() {
-		c, err := scanConsumer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading consumer: %w", err)
-		}
-		out[c.UUID] = c
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("locking consumers: %w", err)
+	b := &pgx.Batch{}
+	queueLockConsumers(b, uuids, out)
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-const insertConsumer = `INSERT INTO consumers (uuid, project_id, user_id, consumer_type_id)
-VALUES ($1, $2, $3, $4) ON CONFLICT (uuid) DO NOTHING RETURNING id, generation`
+// New consumers are written at generation 1: the claim that creates one
+// also counts as its first write (upstream creates it at 0 and then bumps
+// it in the same transaction). A consumer created concurrently makes the
+// insert fail on the uuid's unique index; WriteClaim reports ErrExists.
+const insertConsumers = `INSERT INTO consumers (uuid, project_id, user_id, consumer_type_id, generation, updated_at)
+SELECT x.uuid, x.project_id, x.user_id, x.type_id, 1, now()
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::integer[]) AS x(uuid, project_id, user_id, type_id)`
 
-// InsertConsumer creates a consumer at generation 0. ErrExists means a
-// concurrent transaction created it first; the caller starts over so that it
-// sees (and checks the generation of) the winner's row.
-func InsertConsumer(ctx context.Context, db pg.DBTX, uuid string, projectID, userID int64, typeID *int) (*Consumer, error) {
-	c := &Consumer{UUID: uuid, ProjectID: projectID, UserID: userID, ConsumerTypeID: typeID}
-	err := db.QueryRow(ctx, insertConsumer, uuid, projectID, userID, typeID).Scan(&c.ID, &c.Generation)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrExists
+// writeConsumers stores each consumer's project, user and type and bumps
+// its generation, a compare-and-swap from the expected one. A mismatch
+// sets the generation to NULL, which the NOT NULL column refuses: the
+// failure is an SQL error, so it also stops a COMMIT sent in the same
+// batch (see pg.BatchTx). casError turns it into ErrConcurrentUpdate.
+const writeConsumers = `UPDATE consumers c
+SET project_id = x.project_id, user_id = x.user_id, consumer_type_id = x.type_id,
+	generation = CASE WHEN c.generation = x.expected THEN c.generation + 1 END, updated_at = now()
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[])
+	AS x(id, project_id, user_id, type_id, expected)
+WHERE c.id = x.id`
+
+// typeIDs is the consumer_type_id column of consumers.
+func typeIDs(cs []*Consumer) []*int32 {
+	out := make([]*int32, len(cs))
+	for i, c := range cs {
+		if c.ConsumerTypeID != nil {
+			id := int32(*c.ConsumerTypeID)
+			out[i] = &id
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("creating consumer %s: %w", uuid, err)
-	}
-	return c, nil
+	return out
 }
 
-const updateConsumer = `UPDATE consumers
-SET project_id = $2, user_id = $3, consumer_type_id = $4, generation = generation + 1, updated_at = now()
-WHERE id = $1 AND generation = $5`
+func queueInsertConsumers(b *pgx.Batch, cs []*Consumer) {
+	if len(cs) == 0 {
+		return
+	}
+	uuids := make([]string, len(cs))
+	projects := make([]int64, len(cs))
+	users := make([]int64, len(cs))
+	for i, c := range cs {
+		uuids[i], projects[i], users[i] = c.UUID, c.ProjectID, c.UserID
+	}
+	b.Queue(insertConsumers, uuids, projects, users, typeIDs(cs))
+}
+
+// queueWriteConsumers queues the write of the consumers, each expected at
+// its Generation.
+func queueWriteConsumers(b *pgx.Batch, cs []*Consumer) {
+	if len(cs) == 0 {
+		return
+	}
+	ids := make([]int64, len(cs))
+	projects := make([]int64, len(cs))
+	users := make([]int64, len(cs))
+	expected := make([]int32, len(cs))
+	for i, c := range cs {
+		ids[i], projects[i], users[i], expected[i] = c.ID, c.ProjectID, c.UserID, int32(c.Generation)
+	}
+	b.Queue(writeConsumers, ids, projects, users, typeIDs(cs), expected)
+}
 
 // WriteConsumer stores the consumer's project, user and type and bumps its
 // generation from expected, failing with ErrConcurrentUpdate when another
-// writer moved it.
+// writer moved it. Inside a transaction the failure aborts it.
 func WriteConsumer(ctx context.Context, db pg.DBTX, c *Consumer, expected int) error {
-	tag, err := db.Exec(ctx, updateConsumer, c.ID, c.ProjectID, c.UserID, c.ConsumerTypeID, expected)
-	if err != nil {
+	w := *c
+	w.Generation = expected
+	b := &pgx.Batch{}
+	queueWriteConsumers(b, []*Consumer{&w})
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		if e := casError(err); e != nil {
+			return e
+		}
 		return fmt.Errorf("updating consumer %s: %w", c.UUID, err)
-	}
-	if tag.RowsAffected() != 1 {
-		return ErrConcurrentUpdate
 	}
 	c.Generation = expected + 1
 	return nil

@@ -87,6 +87,48 @@ func IncrementGeneration(ctx context.Context, db pg.DBTX, providerID int64, expe
 	return gen, nil
 }
 
+// bumpGenerations is IncrementGeneration for several providers at once. A
+// provider no longer at its expected generation gets NULL, which the NOT
+// NULL column refuses: the failure is an SQL error, so it also stops a
+// COMMIT sent in the same batch (see pg.BatchTx). casError turns it into
+// ErrProviderGeneration.
+const bumpGenerations = `UPDATE resource_providers rp
+SET generation = CASE WHEN rp.generation = x.expected THEN rp.generation + 1 END, updated_at = now()
+FROM unnest($1::bigint[], $2::integer[]) AS x(id, expected)
+WHERE rp.id = x.id`
+
+// queueBumpGenerations queues the bump of every provider from its
+// Generation; the caller advances Generation once the batch succeeded.
+func queueBumpGenerations(b *pgx.Batch, ps []*LockedProvider) {
+	if len(ps) == 0 {
+		return
+	}
+	ids := make([]int64, len(ps))
+	expected := make([]int32, len(ps))
+	for i, p := range ps {
+		ids[i], expected[i] = p.ID, int32(p.Generation)
+	}
+	b.Queue(bumpGenerations, ids, expected)
+}
+
+// ErrProviderGeneration: a provider's generation compare-and-swap failed.
+// It matches ErrConcurrentUpdate.
+var ErrProviderGeneration = fmt.Errorf("provider generation changed: %w", ErrConcurrentUpdate)
+
+// casError recognizes the failure of a generation compare-and-swap done
+// by setting the generation NULL (bumpGenerations, writeConsumers); nil
+// for any other error.
+func casError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pg.CodeNotNullViolation || pgErr.ColumnName != "generation" {
+		return nil
+	}
+	if pgErr.TableName == "resource_providers" {
+		return ErrProviderGeneration
+	}
+	return ErrConcurrentUpdate
+}
+
 var (
 	// ErrParentNotFound: the parent named for a provider does not exist.
 	ErrParentNotFound = errors.New("parent provider not found")
