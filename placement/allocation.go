@@ -296,14 +296,11 @@ func (c *claimTx) readUsage(r *store.ClaimRead) {
 
 // checkConsumers checks consumer generations in request order (from 1.28)
 // and settles which consumers the claim writes and creates. Projects,
-// users and types another transaction was creating at the same moment are
-// looked up again through db.
+// users and types the read did not find are created through db.
 func (c *claimTx) checkConsumers(ctx context.Context, db func(context.Context) (pg.DBTX, error), v openstack.Version) error {
-	c.consumers = make(map[string]*store.Consumer, len(c.writes))
-	c.created = map[string]bool{}
-	for _, w := range c.writes {
-		existing := c.st.Consumers[w.uuid]
-		if v.AtLeast(28) {
+	if v.AtLeast(28) {
+		for _, w := range c.writes {
+			existing := c.st.Consumers[w.uuid]
 			if existing != nil && (w.generation == nil || w.generation.n != int64(existing.Generation)) {
 				return consumerGenerationConflict(strconv.Itoa(existing.Generation), w.generation)
 			}
@@ -311,28 +308,30 @@ func (c *claimTx) checkConsumers(ctx context.Context, db func(context.Context) (
 				return consumerGenerationConflict("null", w.generation)
 			}
 		}
+	}
+	var r store.ClaimRead
+	c.readConsumers(&r)
+	if !c.haveOwners(r) {
+		conn, err := db(ctx)
+		if err != nil {
+			return err
+		}
+		if err := store.EnsureOwners(ctx, conn, r.Projects, r.Users, r.ConsumerTypes, &c.st); err != nil {
+			return err
+		}
+	}
+	c.consumers = make(map[string]*store.Consumer, len(c.writes))
+	c.created = map[string]bool{}
+	for _, w := range c.writes {
+		existing := c.st.Consumers[w.uuid]
 		if existing == nil && len(w.providers) == 0 {
 			// Nothing to hold: a consumer without allocations does not exist.
 			continue
 		}
-		projectID, err := c.ensure(ctx, db, c.st.ProjectIDs, w.projectID, store.EnsureProject)
-		if err != nil {
-			return err
-		}
-		userID, err := c.ensure(ctx, db, c.st.UserIDs, w.userID, store.EnsureUser)
-		if err != nil {
-			return err
-		}
+		projectID, userID := c.st.ProjectIDs[w.projectID], c.st.UserIDs[w.userID]
 		var typeID *int
 		if w.consumerType != nil {
-			id, err := c.ensure(ctx, db, c.st.TypeIDs, *w.consumerType, func(ctx context.Context, db pg.DBTX, name string) (int64, error) {
-				id, err := store.EnsureConsumerType(ctx, db, name)
-				return int64(id), err
-			})
-			if err != nil {
-				return err
-			}
-			t := int(id)
+			t := int(c.st.TypeIDs[*w.consumerType])
 			typeID = &t
 		}
 		if existing == nil {
@@ -349,23 +348,24 @@ func (c *claimTx) checkConsumers(ctx context.Context, db func(context.Context) (
 	return nil
 }
 
-// ensure returns the id the claim's read found for key, or looks it up
-// (creating the row) through db when the read lost a race for it.
-func (c *claimTx) ensure(ctx context.Context, db func(context.Context) (pg.DBTX, error), ids map[string]int64, key string,
-	slow func(context.Context, pg.DBTX, string) (int64, error)) (int64, error) {
-	if id, ok := ids[key]; ok {
-		return id, nil
+// haveOwners reports whether the read found every project, user and type.
+func (c *claimTx) haveOwners(r store.ClaimRead) bool {
+	for _, k := range r.Projects {
+		if _, ok := c.st.ProjectIDs[k]; !ok {
+			return false
+		}
 	}
-	conn, err := db(ctx)
-	if err != nil {
-		return 0, err
+	for _, k := range r.Users {
+		if _, ok := c.st.UserIDs[k]; !ok {
+			return false
+		}
 	}
-	id, err := slow(ctx, conn, key)
-	if err != nil {
-		return 0, err
+	for _, k := range r.ConsumerTypes {
+		if _, ok := c.st.TypeIDs[k]; !ok {
+			return false
+		}
 	}
-	ids[key] = id
-	return id, nil
+	return true
 }
 
 // checkProviders reports the first provider named, in request order,

@@ -155,7 +155,7 @@ func TestConsumerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := locked[cu]; got == nil || got.Generation != 3 || got.ProjectExternalID != "p" {
+	if got := locked[cu]; got == nil || got.Generation != 3 || got.ProjectID != proj {
 		t.Fatalf("locked consumer %+v, want generation 3 of project p", got)
 	}
 	if err := DeleteConsumersWithoutAllocations(ctx, db, []int64{c.ID}); err != nil {

@@ -37,13 +37,13 @@ const (
 	insertConsumerType   = `INSERT INTO consumer_types (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id`
 )
 
-// The batched form of the ensure statements, for a claim's first round
-// trip: existing rows and the ones inserted now, in one statement. A row
-// another transaction is inserting at the same moment is missing from the
-// answer (the insert waits for it, then does nothing, and the snapshot
-// predates it); the caller then falls back to the Ensure functions, whose
-// later statements see it. New rows are inserted in key order so that two
-// claims creating the same rows cannot deadlock.
+// The batched form of the ensure statements: existing rows and the ones
+// inserted now, in one statement each. A row another transaction is
+// inserting at the same moment is missing from the answer (the insert
+// waits for it, then does nothing, and the snapshot predates it);
+// EnsureOwners then falls back to the Ensure functions, whose later
+// statements see it. New rows are inserted in key order so that two claims
+// creating the same rows cannot deadlock.
 const (
 	ensureProjects = `WITH want AS (SELECT DISTINCT unnest($1::text[]) AS k),
 ins AS (INSERT INTO projects (external_id)
@@ -64,6 +64,83 @@ ins AS (INSERT INTO consumer_types (name)
 SELECT name, id::bigint FROM consumer_types WHERE name = ANY($1::text[])
 UNION ALL SELECT name, id::bigint FROM ins`
 )
+
+// selectOwnerIDs looks up projects ($1), users ($2) and consumer types
+// ($3) in one statement; kind tells which.
+const selectOwnerIDs = `SELECT 'p', external_id, id FROM projects WHERE external_id = ANY($1::text[])
+UNION ALL SELECT 'u', external_id, id FROM users WHERE external_id = ANY($2::text[])
+UNION ALL SELECT 't', name, id FROM consumer_types WHERE name = ANY($3::text[])`
+
+// queueOwnerIDs queues the lookup of existing projects, users and consumer
+// types into their maps.
+func queueOwnerIDs(b *pgx.Batch, projects, users, types []string, st *ClaimState) {
+	b.Queue(selectOwnerIDs, nonNil(projects), nonNil(users), nonNil(types)).Query(func(rows pgx.Rows) error {
+		out := map[string]map[string]int64{"p": st.ProjectIDs, "u": st.UserIDs, "t": st.TypeIDs}
+		for rows.Next() {
+			var kind, key string
+			var id int64
+			if err := rows.Scan(&kind, &key, &id); err != nil {
+				return fmt.Errorf("reading project, user or consumer type: %w", err)
+			}
+			out[kind][key] = id
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("looking up projects, users and consumer types: %w", err)
+		}
+		return nil
+	})
+}
+
+// EnsureOwners resolves the projects, users and consumer types not yet in
+// st, creating them: one round trip, and a few more only for rows another
+// transaction is creating at the same moment.
+func EnsureOwners(ctx context.Context, db pg.DBTX, projects, users, types []string, st *ClaimState) error {
+	missing := func(keys []string, have map[string]int64) []string {
+		var out []string
+		for _, k := range keys {
+			if _, ok := have[k]; !ok {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	projects, users, types = missing(projects, st.ProjectIDs), missing(users, st.UserIDs), missing(types, st.TypeIDs)
+	b := &pgx.Batch{}
+	if len(projects) > 0 {
+		queueEnsure(b, ensureProjects, "project", projects, st.ProjectIDs)
+	}
+	if len(users) > 0 {
+		queueEnsure(b, ensureUsers, "user", users, st.UserIDs)
+	}
+	if len(types) > 0 {
+		queueEnsure(b, ensureConsumerTypes, "consumer type", types, st.TypeIDs)
+	}
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	for _, k := range missing(projects, st.ProjectIDs) {
+		id, err := EnsureProject(ctx, db, k)
+		if err != nil {
+			return err
+		}
+		st.ProjectIDs[k] = id
+	}
+	for _, k := range missing(users, st.UserIDs) {
+		id, err := EnsureUser(ctx, db, k)
+		if err != nil {
+			return err
+		}
+		st.UserIDs[k] = id
+	}
+	for _, k := range missing(types, st.TypeIDs) {
+		id, err := EnsureConsumerType(ctx, db, k)
+		if err != nil {
+			return err
+		}
+		st.TypeIDs[k] = int64(id)
+	}
+	return nil
+}
 
 // queueEnsure queues one of the batched ensure statements; the ids found
 // or created go into out.
@@ -126,22 +203,17 @@ func EnsureConsumerType(ctx context.Context, db pg.DBTX, name string) (int, erro
 	return int(id), err
 }
 
-const selectConsumerColumns = `SELECT c.id, c.uuid::text, c.generation, c.project_id, c.user_id,
-	p.external_id, u.external_id, c.consumer_type_id
-FROM consumers c
-JOIN projects p ON p.id = c.project_id
-JOIN users u ON u.id = c.user_id`
-
 // Rows are locked in uuid order so that two writers naming the same
-// consumers cannot deadlock on them. Only the consumer rows are locked
-// (OF c): projects and users are shared by many consumers.
-const lockConsumers = selectConsumerColumns + ` WHERE c.uuid = ANY($1::uuid[]) ORDER BY c.uuid FOR NO KEY UPDATE OF c`
+// consumers cannot deadlock on them.
+const lockConsumers = `SELECT id, uuid::text, generation, project_id, user_id, consumer_type_id
+FROM consumers WHERE uuid = ANY($1::uuid[]) ORDER BY uuid FOR NO KEY UPDATE`
 
+// scanConsumer reads a lockConsumers row; the external ids of the project
+// and user are left empty, as writers need only the ids.
 func scanConsumer(row pgx.Row) (*Consumer, error) {
 	var c Consumer
 	var typeID *int32
-	if err := row.Scan(&c.ID, &c.UUID, &c.Generation, &c.ProjectID, &c.UserID,
-		&c.ProjectExternalID, &c.UserExternalID, &typeID); err != nil {
+	if err := row.Scan(&c.ID, &c.UUID, &c.Generation, &c.ProjectID, &c.UserID, &typeID); err != nil {
 		return nil, err
 	}
 	if typeID != nil {
