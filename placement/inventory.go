@@ -504,9 +504,9 @@ func (s *Server) setInventories(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	var over []store.OverCapacity
-	err = pg.WithTx(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err = pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
 		var err error
-		over, err = store.ReplaceInventories(ctx, tx, p, invs)
+		over, err = store.ReplaceInventoriesIn(ctx, tx.Send, tx.Commit, p, invs)
 		return err
 	})
 	var unknown *store.UnknownClassError
@@ -541,8 +541,8 @@ func (s *Server) deleteInventories(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	ctx := r.Context()
-	err = pg.WithTx(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		_, err := store.ReplaceInventories(ctx, tx, p, nil)
+	err = pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
+		_, err := store.ReplaceInventoriesIn(ctx, tx.Send, tx.Commit, p, nil)
 		return err
 	})
 	var inUse *store.InventoryInUseError

@@ -261,12 +261,7 @@ func (s *Server) createResourceProvider(w http.ResponseWriter, r *http.Request) 
 			"parent provider UUID cannot be same as UUID. Please set parent provider UUID to None if there is no parent.",
 			data.name, id)
 	}
-	var p *store.Provider
-	err = pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var err error
-		p, err = store.CreateProvider(r.Context(), tx, id, data.name, data.parent)
-		return err
-	})
+	p, err := store.CreateProvider(r.Context(), s.db, id, data.name, data.parent)
 	var dup *store.DuplicateProviderError
 	switch {
 	case errors.As(err, &dup):

@@ -234,19 +234,24 @@ func (s *Server) setProviderTraits(w http.ResponseWriter, r *http.Request) error
 	}
 	var p *store.Provider
 	var traits []store.Trait
-	err = pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	// One transaction of two round trips: lock the provider and read the
+	// traits, then write and commit.
+	err = pg.WithBatchTx(r.Context(), s.db, func(tx *pg.BatchTx) error {
+		raw, u, ok := providerUUIDFromPath(r)
+		if !ok {
+			return notFound("No resource provider with uuid %s found", raw)
+		}
 		var err error
-		p, err = loadProvider(r.Context(), tx, r, true)
+		p, traits, err = store.LockProviderTraits(r.Context(), tx.Send, u, names)
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("No resource provider with uuid %s found", raw)
+		}
 		if err != nil {
 			return err
 		}
 		if p.Generation != gen {
 			return conflict(CodeConcurrentUpdate,
 				"Resource provider's generation already changed. Please update the generation and try again.")
-		}
-		traits, err = store.ListTraits(r.Context(), tx, store.TraitFilter{NameIn: names})
-		if err != nil {
-			return err
 		}
 		if missing := missingTraits(names, traits); len(missing) > 0 {
 			return badRequest("No such trait %s", strings.Join(missing, ", "))
@@ -255,7 +260,7 @@ func (s *Server) setProviderTraits(w http.ResponseWriter, r *http.Request) error
 		for i := range traits {
 			ids[i] = traits[i].ID
 		}
-		return store.SetProviderTraits(r.Context(), tx, p, ids)
+		return store.SetProviderTraitsIn(r.Context(), tx.Commit, p, ids)
 	})
 	if errors.Is(err, store.ErrConcurrentUpdate) {
 		return conflict(CodeConcurrentUpdate, "Another thread concurrently updated the resource provider data. "+

@@ -272,62 +272,195 @@ func deleteClasses(ctx context.Context, db pg.DBTX, p *Provider, classIDs []int)
 // (a removed class still has allocations), ErrConcurrentUpdate. The
 // classes left over capacity by shrunk inventories are returned.
 func ReplaceInventories(ctx context.Context, db pg.DBTX, p *Provider, invs []Inventory) ([]OverCapacity, error) {
-	if err := resolveClasses(ctx, db, invs); err != nil {
-		return nil, err
+	return ReplaceInventoriesIn(ctx, SendOn(db), SendOn(db), p, invs)
+}
+
+// selectInventoryUse lists a provider's inventories in class-id order with
+// the number and sum of the allocations against each.
+const selectInventoryUse = `SELECT i.resource_class_id, rc.name, i.total, i.reserved, i.min_unit, i.max_unit,
+	i.step_size, i.allocation_ratio, i.created_at, i.updated_at, u.n, u.used
+FROM inventories i JOIN resource_classes rc ON rc.id = i.resource_class_id
+CROSS JOIN LATERAL (SELECT count(*) AS n, COALESCE(sum(a.used), 0) AS used FROM allocations a
+	WHERE a.resource_provider_id = i.resource_provider_id AND a.resource_class_id = i.resource_class_id) u
+WHERE i.resource_provider_id = $1 ORDER BY i.resource_class_id`
+
+// inventoryUse is an existing inventory with its allocations.
+type inventoryUse struct {
+	Inventory
+	allocations int64
+	used        int64
+}
+
+const (
+	deleteInventoryClasses = `DELETE FROM inventories WHERE resource_provider_id = $1 AND resource_class_id = ANY($2)`
+	updateInventories      = `UPDATE inventories i SET total = x.total, reserved = x.reserved, min_unit = x.min_unit,
+	max_unit = x.max_unit, step_size = x.step_size, allocation_ratio = x.ratio, updated_at = now()
+FROM unnest($2::integer[], $3::integer[], $4::integer[], $5::integer[], $6::integer[], $7::integer[], $8::double precision[])
+	AS x(rc, total, reserved, min_unit, max_unit, step_size, ratio)
+WHERE i.resource_provider_id = $1 AND i.resource_class_id = x.rc
+RETURNING i.resource_class_id, i.created_at, i.updated_at`
+	insertInventories = `INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved,
+	min_unit, max_unit, step_size, allocation_ratio)
+SELECT $1, x.rc, x.total, x.reserved, x.min_unit, x.max_unit, x.step_size, x.ratio
+FROM unnest($2::integer[], $3::integer[], $4::integer[], $5::integer[], $6::integer[], $7::integer[], $8::double precision[])
+	AS x(rc, total, reserved, min_unit, max_unit, step_size, ratio)
+ORDER BY x.rc
+RETURNING resource_class_id, created_at`
+)
+
+// ReplaceInventoriesIn is ReplaceInventories in two batches: read sends
+// the first (the generation bump, which locks the provider, and what the
+// decision needs), write the second (the changes), so that a pg.BatchTx
+// can commit with it. The write batch fails only with SQL errors.
+func ReplaceInventoriesIn(ctx context.Context, read, write Send, p *Provider, invs []Inventory) ([]OverCapacity, error) {
+	names := make([]string, len(invs))
+	for i := range invs {
+		names[i] = invs[i].ResourceClass
 	}
-	if err := lockProvider(ctx, db, p); err != nil {
-		return nil, err
+	ids := map[string]int{}
+	bumped := false
+	var existing []inventoryUse
+	b := &pgx.Batch{}
+	if len(names) > 0 {
+		queueClassIDs(b, names, ids)
 	}
-	existing, err := ListInventories(ctx, db, p.ID)
-	if err != nil {
-		return nil, err
+	b.Queue(bumpGeneration, p.ID, p.Generation).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			bumped = true
+		}
+		return rows.Err()
+	})
+	b.Queue(selectInventoryUse, p.ID).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var u inventoryUse
+			if err := rows.Scan(&u.ResourceClassID, &u.ResourceClass, &u.Total, &u.Reserved, &u.MinUnit, &u.MaxUnit,
+				&u.StepSize, &u.AllocationRatio, &u.CreatedAt, &u.UpdatedAt, &u.allocations, &u.used); err != nil {
+				return err
+			}
+			existing = append(existing, u)
+		}
+		return rows.Err()
+	})
+	if err := read(ctx, b); err != nil {
+		return nil, fmt.Errorf("reading inventories of provider %s: %w", p.UUID, err)
 	}
-	have := make(map[int]bool, len(existing))
-	for _, inv := range existing {
-		have[inv.ResourceClassID] = true
+	for i := range invs {
+		id, ok := ids[invs[i].ResourceClass]
+		if !ok {
+			return nil, &UnknownClassError{Name: invs[i].ResourceClass}
+		}
+		invs[i].ResourceClassID = id
 	}
+	if !bumped {
+		return nil, ErrConcurrentUpdate
+	}
+	p.Generation++
+
 	want := make(map[int]bool, len(invs))
 	for _, inv := range invs {
 		want[inv.ResourceClassID] = true
 	}
+	have := make(map[int]inventoryUse, len(existing))
 	var toDelete []int
-	for _, inv := range existing {
-		if !want[inv.ResourceClassID] {
-			toDelete = append(toDelete, inv.ResourceClassID)
+	var inUse []string
+	for _, u := range existing {
+		have[u.ResourceClassID] = u
+		if !want[u.ResourceClassID] {
+			toDelete = append(toDelete, u.ResourceClassID)
+			if u.allocations > 0 {
+				inUse = append(inUse, u.ResourceClass)
+			}
 		}
 	}
-	if len(toDelete) > 0 {
-		if _, err := deleteClasses(ctx, db, p, toDelete); err != nil {
-			return nil, err
-		}
+	if len(inUse) > 0 {
+		return nil, &InventoryInUseError{Classes: inUse, ProviderUUID: p.UUID}
 	}
-	// Write in class-id order so concurrent writers touch rows in the
-	// same order.
+	// Written in class-id order, as concurrent writers of the rows would.
 	order := make([]int, len(invs))
 	for i := range order {
 		order[i] = i
 	}
 	sort.Slice(order, func(a, b int) bool { return invs[order[a]].ResourceClassID < invs[order[b]].ResourceClassID })
-	var updated []Inventory
+	var upd, ins inventoryColumns
+	var over []OverCapacity
 	for _, i := range order {
 		inv := &invs[i]
-		if have[inv.ResourceClassID] {
-			if err := updateOne(ctx, db, p, inv); err != nil {
-				return nil, err
+		if u, ok := have[inv.ResourceClassID]; ok {
+			upd.add(inv)
+			if u.allocations > 0 && u.used > int64(inv.Capacity()) {
+				over = append(over, OverCapacity{ResourceClass: inv.ResourceClass, Used: u.used, Capacity: inv.Capacity()})
 			}
-			updated = append(updated, *inv)
 			continue
 		}
-		err := db.QueryRow(ctx, insertInventory, p.ID, inv.ResourceClassID, inv.Total, inv.Reserved,
-			inv.MinUnit, inv.MaxUnit, inv.StepSize, inv.AllocationRatio).Scan(&inv.CreatedAt)
+		ins.add(inv)
+	}
+	byClass := make(map[int]*Inventory, len(invs))
+	for i := range invs {
+		byClass[invs[i].ResourceClassID] = &invs[i]
+	}
+	b = &pgx.Batch{}
+	if len(toDelete) > 0 {
+		b.Queue(deleteInventoryClasses, p.ID, toDelete)
+	}
+	if len(upd.rc) > 0 {
+		b.Queue(updateInventories, upd.args(p.ID)...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var rc int
+				var created time.Time
+				var updated *time.Time
+				if err := rows.Scan(&rc, &created, &updated); err != nil {
+					return err
+				}
+				if inv := byClass[rc]; inv != nil {
+					inv.CreatedAt, inv.UpdatedAt = created, updated
+				}
+			}
+			return rows.Err()
+		})
+	}
+	if len(ins.rc) > 0 {
+		b.Queue(insertInventories, ins.args(p.ID)...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var rc int
+				var created time.Time
+				if err := rows.Scan(&rc, &created); err != nil {
+					return err
+				}
+				if inv := byClass[rc]; inv != nil {
+					inv.CreatedAt = created
+				}
+			}
+			return rows.Err()
+		})
+	}
+	if err := write(ctx, b); err != nil {
 		if pg.HasCode(err, pg.CodeUniqueViolation) {
 			return nil, ErrConcurrentUpdate
 		}
-		if err != nil {
-			return nil, fmt.Errorf("adding %s inventory to provider %s: %w", inv.ResourceClass, p.UUID, err)
-		}
+		return nil, fmt.Errorf("writing inventories of provider %s: %w", p.UUID, err)
 	}
-	return overCapacity(ctx, db, p.ID, updated)
+	return over, nil
+}
+
+// inventoryColumns are inventories as the unnest arrays of
+// updateInventories and insertInventories.
+type inventoryColumns struct {
+	rc, total, reserved, minUnit, maxUnit, step []int32
+	ratio                                       []float64
+}
+
+func (c *inventoryColumns) add(inv *Inventory) {
+	c.rc = append(c.rc, int32(inv.ResourceClassID))
+	c.total = append(c.total, int32(inv.Total))
+	c.reserved = append(c.reserved, int32(inv.Reserved))
+	c.minUnit = append(c.minUnit, int32(inv.MinUnit))
+	c.maxUnit = append(c.maxUnit, int32(inv.MaxUnit))
+	c.step = append(c.step, int32(inv.StepSize))
+	c.ratio = append(c.ratio, inv.AllocationRatio)
+}
+
+func (c *inventoryColumns) args(providerID int64) []any {
+	return []any{providerID, c.rc, c.total, c.reserved, c.minUnit, c.maxUnit, c.step, c.ratio}
 }
 
 // overCapacity reports which of the updated inventories now have more

@@ -180,11 +180,13 @@ func ProviderNameTaken(ctx context.Context, db pg.DBTX, name string) (bool, erro
 	return taken, nil
 }
 
+const lockProviderByUUID = selectProviderByUUID + ` FOR UPDATE OF rp`
+
 // LockProvider loads a provider like GetProvider and locks its row until
 // the transaction ends, so that writers checking a client's generation
 // are serialized and the loser sees the winner's generation.
 func LockProvider(ctx context.Context, db pg.DBTX, uuid string) (*Provider, error) {
-	p, err := scanProvider(db.QueryRow(ctx, selectProviderByUUID+` FOR UPDATE OF rp`, uuid))
+	p, err := scanProvider(db.QueryRow(ctx, lockProviderByUUID, uuid))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -222,14 +224,24 @@ func lookupProviderIDs(ctx context.Context, db pg.DBTX, uuid string) (*providerI
 	return &ids, nil
 }
 
-// insertProvider takes its id first so that a root provider can point
+// insertRootProvider takes its id first so that the provider can point
 // root_provider_id at itself in the same statement. A root gets an
 // updated_at, as upstream writes it twice (insert, then its root id)
 // while a child is only inserted; the PUT response shows the difference.
-const insertProvider = `WITH new AS (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id')) AS id)
-INSERT INTO resource_providers (id, uuid, name, parent_provider_id, root_provider_id, updated_at)
-SELECT new.id, $1, $2, $3, COALESCE($4, new.id), CASE WHEN $4::bigint IS NULL THEN now() END FROM new
-RETURNING id`
+const insertRootProvider = `WITH new AS (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id')) AS id)
+INSERT INTO resource_providers (id, uuid, name, root_provider_id, updated_at)
+SELECT new.id, $1, $2, new.id, now() FROM new
+RETURNING id, uuid::text, name, generation, NULL::text, uuid::text, created_at, updated_at`
+
+// insertChildProvider inserts under the parent with the uuid $3 and
+// inserts nothing when there is none.
+const insertChildProvider = `INSERT INTO resource_providers AS rp (uuid, name, parent_provider_id, root_provider_id)
+SELECT $1, $2, parent.id, COALESCE(parent.root_provider_id, parent.id)
+FROM resource_providers parent WHERE parent.uuid = $3
+RETURNING rp.id, rp.uuid::text, rp.name, rp.generation,
+	(SELECT p.uuid::text FROM resource_providers p WHERE p.id = rp.parent_provider_id),
+	(SELECT r.uuid::text FROM resource_providers r WHERE r.id = rp.root_provider_id),
+	rp.created_at, rp.updated_at`
 
 // treeLock serializes changes of tree shape (a provider created under a
 // parent, a provider moved): without it two concurrent moves could make a
@@ -243,26 +255,35 @@ func lockTrees(ctx context.Context, db pg.DBTX) error {
 	return nil
 }
 
-// CreateProvider inserts a provider, under parentUUID when it is not nil;
-// db must then be a transaction (see treeLock).
+// CreateProvider inserts a provider, under parentUUID when it is not nil,
+// in one round trip. Outside a transaction the statements of a batch form
+// one implicit transaction, so the tree lock taken for a child is held
+// until the insert (a later statement, with a snapshot taken after the
+// lock) has committed.
 // Errors: ErrParentNotFound, *DuplicateProviderError (ErrExists).
 func CreateProvider(ctx context.Context, db pg.DBTX, uuid, name string, parentUUID *string) (*Provider, error) {
-	var parentID, rootID *int64
-	if parentUUID != nil {
-		if err := lockTrees(ctx, db); err != nil {
-			return nil, err
-		}
-		ids, err := lookupProviderIDs(ctx, db, *parentUUID)
-		if err != nil {
-			return nil, err
-		}
-		if ids == nil {
-			return nil, ErrParentNotFound
-		}
-		parentID, rootID = &ids.id, &ids.root
+	if parentUUID != nil && !IsStoredUUID(*parentUUID) {
+		return nil, ErrParentNotFound
 	}
-	var id int64
-	if err := db.QueryRow(ctx, insertProvider, uuid, name, parentID, rootID).Scan(&id); err != nil {
+	var p *Provider
+	b := &pgx.Batch{}
+	var q *pgx.QueuedQuery
+	if parentUUID == nil {
+		q = b.Queue(insertRootProvider, uuid, name)
+	} else {
+		b.Queue(treeLock)
+		q = b.Queue(insertChildProvider, uuid, name, *parentUUID)
+	}
+	q.Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var err error
+			if p, err = scanProvider(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		if dup := duplicateProvider(err); dup != nil {
 			return nil, dup
 		}
@@ -272,7 +293,10 @@ func CreateProvider(ctx context.Context, db pg.DBTX, uuid, name string, parentUU
 		}
 		return nil, fmt.Errorf("creating resource provider %s: %w", uuid, err)
 	}
-	return GetProvider(ctx, db, uuid)
+	if p == nil {
+		return nil, ErrParentNotFound
+	}
+	return p, nil
 }
 
 // ProviderUpdate is a PUT of a provider: a new name and, when SetParent,

@@ -159,35 +159,78 @@ func ProviderTraits(ctx context.Context, db pg.DBTX, providerID int64) ([]Trait,
 	return out, nil
 }
 
-const (
-	deleteOtherProviderTraits = `DELETE FROM resource_provider_traits WHERE resource_provider_id = $1 AND NOT trait_id = ANY($2)`
-	addProviderTraits         = `INSERT INTO resource_provider_traits (resource_provider_id, trait_id)
-SELECT $1, unnest($2::integer[]) ON CONFLICT DO NOTHING`
-)
+// syncProviderTraits makes $2 the provider's trait set and, if that
+// changed anything, bumps its generation from $3 (a mismatch sets it NULL,
+// which the NOT NULL column refuses: see casError). It returns the new
+// generation, or no row when nothing changed.
+const syncProviderTraits = `WITH del AS (DELETE FROM resource_provider_traits
+	WHERE resource_provider_id = $1 AND NOT trait_id = ANY($2::integer[]) RETURNING 1),
+ins AS (INSERT INTO resource_provider_traits (resource_provider_id, trait_id)
+	SELECT $1, unnest($2::integer[]) ON CONFLICT DO NOTHING RETURNING 1)
+UPDATE resource_providers SET generation = CASE WHEN generation = $3 THEN generation + 1 END, updated_at = now()
+WHERE id = $1 AND (EXISTS (SELECT 1 FROM del) OR EXISTS (SELECT 1 FROM ins))
+RETURNING generation`
 
 // SetProviderTraits makes traitIDs the provider's exact trait set and
 // bumps its generation (compare-and-swap from p.Generation) if the set
 // changed; p.Generation is updated. Errors: ErrConcurrentUpdate.
 func SetProviderTraits(ctx context.Context, db pg.DBTX, p *Provider, traitIDs []int64) error {
+	return SetProviderTraitsIn(ctx, SendOn(db), p, traitIDs)
+}
+
+// SetProviderTraitsIn is SetProviderTraits in one batch sent through send,
+// which may commit it (its only failures are SQL errors).
+func SetProviderTraitsIn(ctx context.Context, send Send, p *Provider, traitIDs []int64) error {
 	ids := make([]int32, len(traitIDs))
 	for i, id := range traitIDs {
 		ids[i] = int32(id)
 	}
-	del, err := db.Exec(ctx, deleteOtherProviderTraits, p.ID, ids)
-	if err != nil {
-		return fmt.Errorf("removing traits of provider %s: %w", p.UUID, err)
-	}
-	add, err := db.Exec(ctx, addProviderTraits, p.ID, ids)
-	if err != nil {
-		return fmt.Errorf("adding traits to provider %s: %w", p.UUID, err)
-	}
-	if del.RowsAffected() == 0 && add.RowsAffected() == 0 {
-		return nil
-	}
-	gen, err := IncrementGeneration(ctx, db, p.ID, p.Generation)
-	if err != nil {
-		return err
+	gen := p.Generation
+	b := &pgx.Batch{}
+	b.Queue(syncProviderTraits, p.ID, ids, p.Generation).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&gen); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err := send(ctx, b); err != nil {
+		if e := casError(err); e != nil {
+			return ErrConcurrentUpdate
+		}
+		return fmt.Errorf("setting traits of provider %s: %w", p.UUID, err)
 	}
 	p.Generation = gen
 	return nil
+}
+
+// LockProviderTraits locks the provider with the uuid as LockProvider
+// does and reads the traits among names, in one batch sent through send.
+// Errors: ErrNotFound (no such provider).
+func LockProviderTraits(ctx context.Context, send Send, uuid string, names []string) (*Provider, []Trait, error) {
+	var p *Provider
+	var traits []Trait
+	b := &pgx.Batch{}
+	b.Queue(lockProviderByUUID, uuid).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var err error
+			if p, err = scanProvider(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	b.Queue(selectTraitColumns+" WHERE t.name = ANY($1) ORDER BY t.id", names).Query(func(rows pgx.Rows) error {
+		var err error
+		traits, err = scanTraits(rows)
+		return err
+	})
+	if err := send(ctx, b); err != nil {
+		return nil, nil, fmt.Errorf("locking resource provider %s and reading traits: %w", uuid, err)
+	}
+	if p == nil {
+		return nil, nil, ErrNotFound
+	}
+	return p, traits, nil
 }
