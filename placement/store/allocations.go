@@ -239,15 +239,6 @@ type ClaimState struct {
 	Usages     []InventoryUsage
 }
 
-// genericPlans makes the rest of the transaction run its prepared
-// statements with their cached generic plans. The claim's statements are
-// index lookups whose generic plans are as good as the custom ones, but
-// PostgreSQL judges a generic plan by an estimate of ten elements per
-// array parameter, finds it dearer than the one-element custom plan and
-// plans every execution anew, which costs more than executing. (Outside a
-// transaction SET LOCAL does nothing.)
-const genericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
-
 // ReadClaim reads the parts of r into st with one batch sent through
 // send, in the order that keeps claims from deadlocking: consumers, then
 // providers, then what the locks protect.
@@ -259,7 +250,6 @@ func ReadClaim(ctx context.Context, send Send, r ClaimRead, st *ClaimState) erro
 		st.ClassIDs = map[string]int{}
 	}
 	b := &pgx.Batch{}
-	b.Queue(genericPlans)
 	if len(r.Consumers) > 0 {
 		queueLockConsumers(b, r.Consumers, st.Consumers)
 	}
