@@ -471,42 +471,63 @@ func (s *Server) setInventories(w http.ResponseWriter, r *http.Request) error {
 	if err := s.authorize(r, ruleInventoriesUpdate, policy.Target{}); err != nil {
 		return err
 	}
-	p, err := s.inventoryProvider(r)
-	if err != nil {
-		return err
+	raw := pathVar(r, "uuid")
+	canonical, valid := normalizeUUID(raw)
+	if !valid {
+		return notFound("%s", providerNotFoundText(raw))
 	}
 	var body struct {
 		Generation  json.Number      `json:"resource_provider_generation"`
 		Inventories inventoryRecords `json:"inventories"`
 	}
-	if err := s.readJSON(r, putInventoriesSchema, &body); err != nil {
-		return err
-	}
-	gen, ok := inventoryInt(body.Generation)
-	if !ok || body.Inventories.records == nil {
-		return badRequest("JSON does not validate: 'resource_provider_generation' and 'inventories' are required properties")
-	}
-	if gen != int64(p.Generation) {
-		return conflict(CodeConcurrentUpdate, "resource provider generation conflict")
-	}
-	invs := make([]store.Inventory, 0, len(body.Inventories.classes))
-	for _, class := range body.Inventories.classes {
-		inv, err := parseInventory(class, body.Inventories.records[class])
-		if err != nil {
-			return err
-		}
-		invs = append(invs, inv)
-	}
-	for i := range invs {
-		if err := checkCapacity(r, p.UUID, &invs[i]); err != nil {
-			return badRequest("Unable to update inventory for resource provider %s: %s", p.UUID, err)
+	// A bad body is reported once the provider is known to exist, as
+	// upstream looks the provider up first.
+	bodyErr := s.readJSON(r, putInventoriesSchema, &body)
+	var named []store.Inventory
+	if bodyErr == nil {
+		for _, class := range body.Inventories.classes {
+			named = append(named, store.Inventory{ResourceClass: class})
 		}
 	}
 	ctx := r.Context()
+	var p *store.Provider
+	var invs []store.Inventory
 	var over []store.OverCapacity
-	err = pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
-		var err error
-		over, err = store.ReplaceInventoriesIn(ctx, tx.Send, tx.Commit, p, invs)
+	// One transaction of two round trips: lock the provider and read its
+	// inventories, then write and commit.
+	err := pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
+		lk, err := store.LockInventories(ctx, tx.Send, canonical, named)
+		if err != nil {
+			return err
+		}
+		if lk.Provider == nil {
+			return notFound("%s", providerNotFoundText(raw))
+		}
+		p = lk.Provider
+		if bodyErr != nil {
+			return bodyErr
+		}
+		gen, ok := inventoryInt(body.Generation)
+		if !ok || body.Inventories.records == nil {
+			return badRequest("JSON does not validate: 'resource_provider_generation' and 'inventories' are required properties")
+		}
+		if gen != int64(p.Generation) {
+			return conflict(CodeConcurrentUpdate, "resource provider generation conflict")
+		}
+		invs = make([]store.Inventory, 0, len(body.Inventories.classes))
+		for _, class := range body.Inventories.classes {
+			inv, err := parseInventory(class, body.Inventories.records[class])
+			if err != nil {
+				return err
+			}
+			invs = append(invs, inv)
+		}
+		for i := range invs {
+			if err := checkCapacity(r, p.UUID, &invs[i]); err != nil {
+				return badRequest("Unable to update inventory for resource provider %s: %s", p.UUID, err)
+			}
+		}
+		over, err = lk.Replace(ctx, tx.Commit, invs)
 		return err
 	})
 	var unknown *store.UnknownClassError

@@ -42,31 +42,39 @@ SELECT $1, a.id FROM placement_aggregates a WHERE a.uuid = ANY($2::uuid[]) ON CO
 
 // SetProviderAggregates makes uuids the provider's exact aggregate set.
 // With bump the provider's generation is incremented (compare-and-swap
-// from p.Generation, microversion 1.19) and p.Generation updated.
-// Errors: ErrConcurrentUpdate.
+// from p.Generation, microversion 1.19) and p.Generation updated. One
+// round trip. Errors: ErrConcurrentUpdate.
 func SetProviderAggregates(ctx context.Context, db pg.DBTX, p *Provider, uuids []string, bump bool) error {
 	if uuids == nil {
 		uuids = []string{}
 	}
+	b := &pgx.Batch{}
 	if len(uuids) > 0 {
-		if _, err := db.Exec(ctx, ensureAggregates, uuids); err != nil {
-			return fmt.Errorf("creating aggregates: %w", err)
-		}
+		b.Queue(ensureAggregates, uuids)
 	}
-	if _, err := db.Exec(ctx, unlinkAggregates, p.ID, uuids); err != nil {
-		return fmt.Errorf("removing aggregates of provider %s: %w", p.UUID, err)
-	}
+	b.Queue(unlinkAggregates, p.ID, uuids)
 	if len(uuids) > 0 {
-		if _, err := db.Exec(ctx, linkAggregates, p.ID, uuids); err != nil {
-			return fmt.Errorf("adding aggregates to provider %s: %w", p.UUID, err)
-		}
+		b.Queue(linkAggregates, p.ID, uuids)
+	}
+	gen := -1
+	if bump {
+		b.Queue(bumpGeneration, p.ID, p.Generation).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&gen); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+	}
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("setting aggregates of provider %s: %w", p.UUID, err)
 	}
 	if !bump {
 		return nil
 	}
-	gen, err := IncrementGeneration(ctx, db, p.ID, p.Generation)
-	if err != nil {
-		return err
+	if gen < 0 {
+		return ErrConcurrentUpdate
 	}
 	p.Generation = gen
 	return nil

@@ -284,6 +284,15 @@ CROSS JOIN LATERAL (SELECT count(*) AS n, COALESCE(sum(a.used), 0) AS used FROM 
 	WHERE a.resource_provider_id = i.resource_provider_id AND a.resource_class_id = i.resource_class_id) u
 WHERE i.resource_provider_id = $1 ORDER BY i.resource_class_id`
 
+// selectInventoryUseByUUID is selectInventoryUse by provider uuid.
+const selectInventoryUseByUUID = `SELECT i.resource_class_id, rc.name, i.total, i.reserved, i.min_unit, i.max_unit,
+	i.step_size, i.allocation_ratio, i.created_at, i.updated_at, u.n, u.used
+FROM resource_providers rp JOIN inventories i ON i.resource_provider_id = rp.id
+JOIN resource_classes rc ON rc.id = i.resource_class_id
+CROSS JOIN LATERAL (SELECT count(*) AS n, COALESCE(sum(a.used), 0) AS used FROM allocations a
+	WHERE a.resource_provider_id = i.resource_provider_id AND a.resource_class_id = i.resource_class_id) u
+WHERE rp.uuid = $1 ORDER BY i.resource_class_id`
+
 // inventoryUse is an existing inventory with its allocations.
 type inventoryUse struct {
 	Inventory
@@ -313,57 +322,137 @@ RETURNING resource_class_id, created_at`
 // decision needs), write the second (the changes), so that a pg.BatchTx
 // can commit with it. The write batch fails only with SQL errors.
 func ReplaceInventoriesIn(ctx context.Context, read, write Send, p *Provider, invs []Inventory) ([]OverCapacity, error) {
-	names := make([]string, len(invs))
-	for i := range invs {
-		names[i] = invs[i].ResourceClass
-	}
-	ids := map[string]int{}
+	st := &InventoryLock{Provider: p, ids: map[string]int{}}
 	bumped := false
-	var existing []inventoryUse
 	b := &pgx.Batch{}
-	if len(names) > 0 {
-		queueClassIDs(b, names, ids)
-	}
+	st.queueClassIDs(b, invs)
 	b.Queue(bumpGeneration, p.ID, p.Generation).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			bumped = true
 		}
 		return rows.Err()
 	})
-	b.Queue(selectInventoryUse, p.ID).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var u inventoryUse
-			if err := rows.Scan(&u.ResourceClassID, &u.ResourceClass, &u.Total, &u.Reserved, &u.MinUnit, &u.MaxUnit,
-				&u.StepSize, &u.AllocationRatio, &u.CreatedAt, &u.UpdatedAt, &u.allocations, &u.used); err != nil {
-				return err
-			}
-			existing = append(existing, u)
-		}
-		return rows.Err()
-	})
+	st.queueUse(b, p.ID)
 	if err := read(ctx, b); err != nil {
 		return nil, fmt.Errorf("reading inventories of provider %s: %w", p.UUID, err)
 	}
-	for i := range invs {
-		id, ok := ids[invs[i].ResourceClass]
-		if !ok {
-			return nil, &UnknownClassError{Name: invs[i].ResourceClass}
-		}
-		invs[i].ResourceClassID = id
+	if err := st.resolve(invs); err != nil {
+		return nil, err
 	}
 	if !bumped {
 		return nil, ErrConcurrentUpdate
 	}
 	p.Generation++
+	return st.write(ctx, write, invs, false)
+}
 
+// InventoryLock is a provider locked for an inventory write, with what the
+// write needs to know.
+type InventoryLock struct {
+	// Provider is nil when there is no such provider.
+	Provider *Provider
+	ids      map[string]int
+	existing []inventoryUse
+}
+
+// lockProviderForInventory locks as the generation bump that follows
+// will: NO KEY UPDATE leaves foreign-key checks (a child being created)
+// alone.
+const lockProviderForInventory = selectProviderByUUID + ` FOR NO KEY UPDATE OF rp`
+
+// LockInventories locks the provider with the (canonical) uuid and reads
+// its inventories with their use and the ids of the classes of invs, in
+// one batch sent through send. The caller checks the generation it was
+// given against Provider.Generation, then calls Replace.
+func LockInventories(ctx context.Context, send Send, uuid string, invs []Inventory) (*InventoryLock, error) {
+	st := &InventoryLock{ids: map[string]int{}}
+	b := &pgx.Batch{}
+	b.Queue(lockProviderForInventory, uuid).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var err error
+			if st.Provider, err = scanProvider(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	st.queueClassIDs(b, invs)
+	// By uuid: the id is not known before the batch returns.
+	st.queueUseByUUID(b, uuid)
+	if err := send(ctx, b); err != nil {
+		return nil, fmt.Errorf("locking inventories of provider %s: %w", uuid, err)
+	}
+	return st, nil
+}
+
+// Replace makes invs the provider's whole inventory and bumps its
+// generation, in one batch sent through write, which may commit it.
+// Errors: *UnknownClassError, *InventoryInUseError; the classes left over
+// capacity by shrunk inventories are returned.
+func (st *InventoryLock) Replace(ctx context.Context, write Send, invs []Inventory) ([]OverCapacity, error) {
+	if err := st.resolve(invs); err != nil {
+		return nil, err
+	}
+	return st.write(ctx, write, invs, true)
+}
+
+func (st *InventoryLock) queueClassIDs(b *pgx.Batch, invs []Inventory) {
+	if len(invs) == 0 {
+		return
+	}
+	names := make([]string, len(invs))
+	for i := range invs {
+		names[i] = invs[i].ResourceClass
+	}
+	queueClassIDs(b, names, st.ids)
+}
+
+func (st *InventoryLock) scanUse(rows pgx.Rows) error {
+	for rows.Next() {
+		var u inventoryUse
+		if err := rows.Scan(&u.ResourceClassID, &u.ResourceClass, &u.Total, &u.Reserved, &u.MinUnit, &u.MaxUnit,
+			&u.StepSize, &u.AllocationRatio, &u.CreatedAt, &u.UpdatedAt, &u.allocations, &u.used); err != nil {
+			return err
+		}
+		st.existing = append(st.existing, u)
+	}
+	return rows.Err()
+}
+
+func (st *InventoryLock) queueUse(b *pgx.Batch, providerID int64) {
+	b.Queue(selectInventoryUse, providerID).Query(st.scanUse)
+}
+
+func (st *InventoryLock) queueUseByUUID(b *pgx.Batch, uuid string) {
+	b.Queue(selectInventoryUseByUUID, uuid).Query(st.scanUse)
+}
+
+// resolve fills in the class ids of invs; an unknown class is an
+// *UnknownClassError (the first one in the given order).
+func (st *InventoryLock) resolve(invs []Inventory) error {
+	for i := range invs {
+		id, ok := st.ids[invs[i].ResourceClass]
+		if !ok {
+			return &UnknownClassError{Name: invs[i].ResourceClass}
+		}
+		invs[i].ResourceClassID = id
+	}
+	return nil
+}
+
+// write refuses to remove inventory still allocated, then sends the
+// changes (with the generation bump when bump, a compare-and-swap that
+// cannot fail under the lock but is checked all the same).
+func (st *InventoryLock) write(ctx context.Context, write Send, invs []Inventory, bump bool) ([]OverCapacity, error) {
+	p := st.Provider
 	want := make(map[int]bool, len(invs))
 	for _, inv := range invs {
 		want[inv.ResourceClassID] = true
 	}
-	have := make(map[int]inventoryUse, len(existing))
+	have := make(map[int]inventoryUse, len(st.existing))
 	var toDelete []int
 	var inUse []string
-	for _, u := range existing {
+	for _, u := range st.existing {
 		have[u.ResourceClassID] = u
 		if !want[u.ResourceClassID] {
 			toDelete = append(toDelete, u.ResourceClassID)
@@ -398,7 +487,10 @@ func ReplaceInventoriesIn(ctx context.Context, read, write Send, p *Provider, in
 	for i := range invs {
 		byClass[invs[i].ResourceClassID] = &invs[i]
 	}
-	b = &pgx.Batch{}
+	b := &pgx.Batch{}
+	if bump {
+		queueBumpGenerations(b, []*LockedProvider{{ID: p.ID, UUID: p.UUID, Generation: p.Generation}})
+	}
 	if len(toDelete) > 0 {
 		b.Queue(deleteInventoryClasses, p.ID, toDelete)
 	}
@@ -434,10 +526,13 @@ func ReplaceInventoriesIn(ctx context.Context, read, write Send, p *Provider, in
 		})
 	}
 	if err := write(ctx, b); err != nil {
-		if pg.HasCode(err, pg.CodeUniqueViolation) {
+		if casError(err) != nil || pg.HasCode(err, pg.CodeUniqueViolation) {
 			return nil, ErrConcurrentUpdate
 		}
 		return nil, fmt.Errorf("writing inventories of provider %s: %w", p.UUID, err)
+	}
+	if bump {
+		p.Generation++
 	}
 	return over, nil
 }
