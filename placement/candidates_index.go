@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/pg"
@@ -39,6 +38,8 @@ type candidatesIndex struct {
 	state atomic.Pointer[indexState]
 	// full makes the next catch-up reload everything.
 	full atomic.Bool
+	// busy: the last catch-up found changes, so the next likely will.
+	busy atomic.Bool
 
 	mu      sync.Mutex // guards running and queued
 	running *flight
@@ -73,8 +74,6 @@ const (
 	indexRetention       = time.Minute
 	indexCatchUpDeadline = 2 * time.Minute
 )
-
-var repeatableRead = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
 func newCandidatesIndex(db *pgxpool.Pool, log *slog.Logger) *candidatesIndex {
 	ix := &candidatesIndex{db: db, log: log}
@@ -139,12 +138,15 @@ func (ix *candidatesIndex) catchUp() error {
 	defer cancel()
 	ix.lastStart.Store(time.Now().UnixNano())
 	ix.catchUps.Add(1)
+	start := time.Now()
+	applied := ix.applied.Load()
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if err = ix.catchUpOnce(ctx); err == nil || !pg.IsRetryable(err) {
 			break
 		}
 	}
+	ix.log.Debug("allocation candidates index caught up", "took", time.Since(start), "providers", ix.applied.Load()-applied)
 	return err
 }
 
@@ -153,58 +155,40 @@ func (ix *candidatesIndex) catchUpOnce(ctx context.Context) error {
 	if st == nil || ix.full.Load() {
 		return ix.reload(ctx)
 	}
-	// Nothing new is the common case; one statement tells.
-	pc, err := store.ReadPendingChanges(ctx, ix.db, st.pgSnap)
-	if err != nil {
-		return err
+	// While idle, one statement tells there is nothing to do; while busy
+	// that statement would only repeat the first of the full read.
+	var cu store.CatchUp
+	var err error
+	if !ix.busy.Load() {
+		if cu, err = store.PeekCatchUp(ctx, ix.db, st.pgSnap); err != nil {
+			return err
+		}
 	}
-	if pc.Behind || pc.Reset {
+	if ix.busy.Load() || !cu.Empty() {
+		if cu, err = store.ReadCatchUp(ctx, ix.db, st.pgSnap); err != nil {
+			return err
+		}
+	}
+	ix.busy.Store(!cu.Empty())
+	if cu.Behind || cu.Reset {
 		return ix.reload(ctx)
 	}
-	if !pc.Names && len(pc.Providers) == 0 {
-		ix.state.Store(&indexState{snap: st.snap, pgSnap: pc.Snapshot})
+	if cu.Empty() {
+		ix.state.Store(&indexState{snap: st.snap, pgSnap: cu.Snapshot})
 		return nil
 	}
-	var ch candidates.Changes
-	var pgSnap string
-	full := false
-	err = pg.WithTx(ctx, ix.db, repeatableRead, func(tx pgx.Tx) error {
-		if err := store.LockSnapshotTables(ctx, tx); err != nil {
-			return err
-		}
-		pc, err := store.ReadPendingChanges(ctx, tx, st.pgSnap)
-		if err != nil {
-			return err
-		}
-		if pc.Behind || pc.Reset {
-			full = true
-			return nil
-		}
-		pgSnap = pc.Snapshot
-		if pc.Names {
-			if ch.Classes, ch.Traits, err = store.LoadNames(ctx, tx); err != nil {
-				return err
-			}
-		}
-		if ch.Providers, err = store.LoadProviders(ctx, tx, pc.Providers); err != nil {
-			return err
-		}
-		found := make(map[int64]bool, len(ch.Providers))
-		for _, p := range ch.Providers {
-			found[p.ID] = true
-		}
-		for _, id := range pc.Providers {
-			if !found[id] {
-				ch.Deleted = append(ch.Deleted, id)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("catching up with the database: %w", err)
+	ch := candidates.Changes{Providers: cu.Providers}
+	if cu.Names {
+		ch.Classes, ch.Traits = cu.Classes, cu.Traits
 	}
-	if full {
-		return ix.reload(ctx)
+	found := make(map[int64]bool, len(cu.Providers))
+	for _, p := range cu.Providers {
+		found[p.ID] = true
+	}
+	for _, id := range cu.Changed {
+		if !found[id] {
+			ch.Deleted = append(ch.Deleted, id)
+		}
 	}
 	snap, err := st.snap.Apply(ch)
 	if err != nil {
@@ -213,8 +197,8 @@ func (ix *candidatesIndex) catchUpOnce(ctx context.Context) error {
 		}
 		return ix.reload(ctx)
 	}
-	ix.applied.Add(int64(len(ch.Providers) + len(ch.Deleted)))
-	ix.state.Store(&indexState{snap: snap, pgSnap: pgSnap})
+	ix.applied.Add(int64(len(cu.Changed)))
+	ix.state.Store(&indexState{snap: snap, pgSnap: cu.Snapshot})
 	return nil
 }
 
@@ -223,23 +207,10 @@ func (ix *candidatesIndex) reload(ctx context.Context) error {
 	ix.reloads.Add(1)
 	// A reset asked for before this point is served by this reload.
 	ix.full.Store(false)
-	var pgSnap string
-	var data candidates.Data
-	err := pg.WithTx(ctx, ix.db, repeatableRead, func(tx pgx.Tx) error {
-		if err := store.LockSnapshotTables(ctx, tx); err != nil {
-			return err
-		}
-		var err error
-		// The first query fixes the transaction's snapshot.
-		if pgSnap, err = store.CurrentSnapshot(ctx, tx); err != nil {
-			return err
-		}
-		data, err = store.LoadSnapshotData(ctx, tx)
-		return err
-	})
+	pgSnap, data, err := store.ReadSnapshot(ctx, ix.db)
 	if err != nil {
 		ix.full.Store(true)
-		return fmt.Errorf("loading allocation candidates data: %w", err)
+		return err
 	}
 	snap, err := candidates.NewSnapshot(data)
 	if err != nil {

@@ -135,7 +135,11 @@ func BenchmarkFind(b *testing.B) {
 			b.Run("avx2-limit1000", func(b *testing.B) {
 				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&required=HW_CPU_X86_AVX2&limit=1000", 39)
 			})
-			b.Run("rack-not-avx2-limit1000", func(b *testing.B) {
+			b.Run("rack-limit1000", func(b *testing.B) {
+				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&required=CUSTOM_RACK_A&limit=1000", 39)
+			})
+			// Nothing matches: every tree is looked at.
+			b.Run("nomatch", func(b *testing.B) {
 				benchFind(b, s, "resources=VCPU:2,MEMORY_MB:4096&required=CUSTOM_RACK_A,!HW_CPU_X86_AVX2&limit=1000", 39)
 			})
 		})
@@ -157,8 +161,9 @@ func BenchmarkApply(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				var c Changes
+				start, stride := rng.Intn(n), 1+rng.Intn(n/batch)
 				for j := 0; j < batch; j++ {
-					p := d.Providers[rng.Intn(n)]
+					p := d.Providers[(start+j*stride)%n]
 					p.Inventories = append([]InventoryData(nil), p.Inventories...)
 					p.Inventories[0].Used = int64(rng.Intn(200))
 					c.Providers = append(c.Providers, p)

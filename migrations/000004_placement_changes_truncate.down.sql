@@ -1,0 +1,5 @@
+DROP TRIGGER placement_changes_trunc ON inventories;
+DROP TRIGGER placement_changes_trunc ON allocations;
+DROP TRIGGER placement_changes_trunc ON resource_provider_traits;
+DROP TRIGGER placement_changes_trunc ON resource_provider_aggregates;
+DROP TRIGGER placement_changes_trunc ON placement_aggregates;
