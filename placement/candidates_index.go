@@ -73,6 +73,9 @@ const (
 	indexTrimInterval    = 10 * time.Second
 	indexRetention       = time.Minute
 	indexCatchUpDeadline = 2 * time.Minute
+	// indexCompactSlack empty provider slots are tolerated beyond as many
+	// as there are providers.
+	indexCompactSlack = 4096
 )
 
 func newCandidatesIndex(db *pgxpool.Pool, log *slog.Logger) *candidatesIndex {
@@ -199,12 +202,18 @@ func (ix *candidatesIndex) catchUpOnce(ctx context.Context) error {
 	}
 	ix.applied.Add(int64(len(cu.Changed)))
 	ix.state.Store(&indexState{snap: snap, pgSnap: cu.Snapshot})
+	if int(snap.Len()) > 2*snap.Count()+indexCompactSlack {
+		// Deleted providers leave empty slots and registry entries behind;
+		// a reload compacts them.
+		ix.full.Store(true)
+	}
 	return nil
 }
 
 // reload reads everything under one snapshot and indexes it afresh.
 func (ix *candidatesIndex) reload(ctx context.Context) error {
 	ix.reloads.Add(1)
+	start := time.Now()
 	// A reset asked for before this point is served by this reload.
 	ix.full.Store(false)
 	pgSnap, data, err := store.ReadSnapshot(ctx, ix.db)
@@ -218,6 +227,7 @@ func (ix *candidatesIndex) reload(ctx context.Context) error {
 		return fmt.Errorf("indexing providers: %w", err)
 	}
 	ix.state.Store(&indexState{snap: snap, pgSnap: pgSnap})
+	ix.log.Info("allocation candidates index loaded", "providers", snap.Count(), "took", time.Since(start))
 	return nil
 }
 
