@@ -51,6 +51,9 @@ type candidatesIndex struct {
 
 	catchUps, reloads, applied atomic.Int64
 
+	// Background timings (the index* constants; tests shorten them).
+	pollEvery, trimEvery, retention time.Duration
+
 	stop   func()
 	wg     sync.WaitGroup // the background loops
 	flying sync.WaitGroup // catch-up goroutines
@@ -79,7 +82,8 @@ const (
 )
 
 func newCandidatesIndex(db *pgxpool.Pool, log *slog.Logger) *candidatesIndex {
-	ix := &candidatesIndex{db: db, log: log}
+	ix := &candidatesIndex{db: db, log: log,
+		pollEvery: indexPollInterval, trimEvery: indexTrimInterval, retention: indexRetention}
 	ctx := context.Background()
 	ix.base.Store(&ctx)
 	return ix
@@ -258,11 +262,11 @@ func (ix *candidatesIndex) close() {
 }
 
 func (ix *candidatesIndex) poll(ctx context.Context) {
-	t := time.NewTicker(indexPollInterval)
+	t := time.NewTicker(ix.pollEvery)
 	defer t.Stop()
 	failing := false
 	for {
-		if time.Since(time.Unix(0, ix.lastStart.Load())) >= indexPollInterval {
+		if time.Since(time.Unix(0, ix.lastStart.Load())) >= ix.pollEvery {
 			f := ix.join()
 			select {
 			case <-f.done:
@@ -291,7 +295,7 @@ func (ix *candidatesIndex) trim(ctx context.Context) {
 		xmin string
 	}
 	var samples []sample
-	t := time.NewTicker(indexTrimInterval)
+	t := time.NewTicker(ix.trimEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -306,7 +310,7 @@ func (ix *candidatesIndex) trim(ctx context.Context) {
 		now := time.Now()
 		samples = append(samples, sample{now, x})
 		horizon := ""
-		for len(samples) > 0 && now.Sub(samples[0].at) >= indexRetention {
+		for len(samples) > 0 && now.Sub(samples[0].at) >= ix.retention {
 			horizon = samples[0].xmin
 			samples = samples[1:]
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -365,5 +366,57 @@ func TestIndexReplicas(t *testing.T) {
 		if r, _ := e.counts(); r > 1 {
 			t.Errorf("%d full reloads, want only the first load", r)
 		}
+	}
+}
+
+// TestIndexBackground: a started index follows commits without requests,
+// trims the feed, and an index that was left behind by the trimming
+// reloads instead of missing changes.
+func TestIndexBackground(t *testing.T) {
+	a := newIndexEnv(t)
+	a.addRP(t, 1, 0, 8)
+	idle := replicaOn(t, a.pool) // never started: no poller
+	if got := idle.view(t, "resources=VCPU:1"); fmt.Sprint(got) != fmt.Sprint(view{ixUUID(1): "8/0"}) {
+		t.Fatalf("idle replica: %v", got)
+	}
+	ix := a.api.candidates
+	ix.pollEvery, ix.trimEvery, ix.retention = 5*time.Millisecond, 20*time.Millisecond, 60*time.Millisecond
+	a.api.Start(context.Background())
+	t.Cleanup(a.api.Stop)
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	// The poller applies a claim before anyone asks.
+	a.view(t, "resources=VCPU:1") // the first load is done
+	_, applied := a.counts()
+	a.claim(t, 1, 2)
+	waitFor("the poller to apply the claim", func() bool { _, n := a.counts(); return n > applied })
+	// The trimmer empties the feed once the retention has passed (and no
+	// transaction anywhere in the cluster holds xmin back).
+	count := func() int {
+		var n int
+		if err := a.pool.QueryRow(context.Background(), `SELECT count(*) FROM placement_changes`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	waitFor("the trimmer", func() bool { return count() == 0 })
+	// The idle replica's snapshot predates the trimmed rows: it must
+	// reload and see the claim.
+	reloads, _ := idle.counts()
+	if got := idle.view(t, "resources=VCPU:1"); fmt.Sprint(got) != fmt.Sprint(view{ixUUID(1): "8/2"}) {
+		t.Errorf("idle replica after trimming: %v, want the claim", got)
+	}
+	if r, _ := idle.counts(); r == reloads {
+		t.Error("the idle replica did not reload")
+	}
+	if got := a.view(t, "resources=VCPU:1"); fmt.Sprint(got) != fmt.Sprint(view{ixUUID(1): "8/2"}) {
+		t.Errorf("started replica: %v", got)
 	}
 }
