@@ -41,11 +41,18 @@ ORDER BY id FOR NO KEY UPDATE`
 const lockNamedProviders = `SELECT id, uuid::text, generation FROM resource_providers
 WHERE uuid = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`
 
+// lockNamedProvider is lockNamedProviders for one provider.
+const lockNamedProvider = `SELECT id, uuid::text, generation FROM resource_providers
+WHERE uuid = $1::uuid FOR NO KEY UPDATE`
+
 func queueLockProviders(b *pgx.Batch, uuids, emptied []string, out map[string]*LockedProvider) {
 	var q *pgx.QueuedQuery
-	if len(emptied) == 0 {
+	switch {
+	case len(emptied) == 0 && len(uuids) == 1:
+		q = b.Queue(lockNamedProvider, uuids[0])
+	case len(emptied) == 0:
 		q = b.Queue(lockNamedProviders, nonNil(uuids))
-	} else {
+	default:
 		q = b.Queue(lockProviders, nonNil(uuids), emptied)
 	}
 	q.Query(func(rows pgx.Rows) error {
@@ -175,11 +182,25 @@ FROM resource_providers rp JOIN inventories i ON i.resource_provider_id = rp.id
 WHERE rp.uuid = ANY($1::uuid[])
   AND i.resource_class_id IN (SELECT id FROM resource_classes WHERE name = ANY($2::text[]))`
 
+// selectOneUsage is selectNamedUsage for one provider and one consumer.
+const selectOneUsage = `SELECT i.resource_provider_id, i.resource_class_id, i.total, i.reserved,
+	i.min_unit, i.max_unit, i.step_size, i.allocation_ratio,
+	COALESCE((SELECT sum(a.used) FROM allocations a
+		WHERE a.resource_provider_id = i.resource_provider_id
+		  AND a.resource_class_id = i.resource_class_id
+		  AND a.consumer_id <> ALL (ARRAY(SELECT id FROM consumers WHERE uuid = $3::uuid))), 0)
+FROM resource_providers rp JOIN inventories i ON i.resource_provider_id = rp.id
+WHERE rp.uuid = $1::uuid
+  AND i.resource_class_id IN (SELECT id FROM resource_classes WHERE name = ANY($2::text[]))`
+
 func queueClaimUsage(b *pgx.Batch, providers, emptied, classes, consumers []string, out *[]InventoryUsage) {
 	var q *pgx.QueuedQuery
-	if len(emptied) == 0 {
+	switch {
+	case len(emptied) == 0 && len(providers) == 1 && len(consumers) == 1:
+		q = b.Queue(selectOneUsage, providers[0], classes, consumers[0])
+	case len(emptied) == 0:
 		q = b.Queue(selectNamedUsage, providers, classes, consumers)
-	} else {
+	default:
 		q = b.Queue(selectClaimUsage, providers, emptied, classes, consumers)
 	}
 	q.Query(func(rows pgx.Rows) error {
@@ -314,9 +335,20 @@ FROM unnest($1::bigint[], $2::uuid[], $3::integer[], $4::integer[]) WITH ORDINAL
 JOIN consumers c ON c.uuid = x.consumer
 ORDER BY x.n`
 
+// insertConsumerAllocations is insertAllocations for one consumer.
+const insertConsumerAllocations = `INSERT INTO allocations (resource_provider_id, consumer_id, resource_class_id, used)
+SELECT x.rp, c.id, x.rc, x.used
+FROM unnest($1::bigint[], $3::integer[], $4::integer[]) WITH ORDINALITY AS x(rp, rc, used, n), consumers c
+WHERE c.uuid = $2::uuid
+ORDER BY x.n`
+
 func queueInsertAllocations(b *pgx.Batch, allocs []NewAllocation) {
 	if len(allocs) == 0 {
 		return
+	}
+	oneConsumer := true
+	for _, a := range allocs {
+		oneConsumer = oneConsumer && a.ConsumerUUID == allocs[0].ConsumerUUID
 	}
 	rps := make([]int64, len(allocs))
 	cons := make([]string, len(allocs))
@@ -324,6 +356,10 @@ func queueInsertAllocations(b *pgx.Batch, allocs []NewAllocation) {
 	used := make([]int32, len(allocs))
 	for i, a := range allocs {
 		rps[i], cons[i], rcs[i], used[i] = a.ProviderID, a.ConsumerUUID, int32(a.ClassID), int32(a.Used)
+	}
+	if oneConsumer {
+		b.Queue(insertConsumerAllocations, rps, cons[0], rcs, used)
+		return
 	}
 	b.Queue(insertAllocations, rps, cons, rcs, used)
 }

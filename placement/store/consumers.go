@@ -71,10 +71,29 @@ const selectOwnerIDs = `SELECT 'p', external_id, id FROM projects WHERE external
 UNION ALL SELECT 'u', external_id, id FROM users WHERE external_id = ANY($2::text[])
 UNION ALL SELECT 't', name, id FROM consumer_types WHERE name = ANY($3::text[])`
 
+// selectOwnerID is selectOwnerIDs for at most one of each (NULL: none).
+const selectOwnerID = `SELECT 'p', external_id, id FROM projects WHERE external_id = $1::text
+UNION ALL SELECT 'u', external_id, id FROM users WHERE external_id = $2::text
+UNION ALL SELECT 't', name, id FROM consumer_types WHERE name = $3::text`
+
+// one is the only element of list, or nil (SQL NULL) for none.
+func one(list []string) *string {
+	if len(list) == 0 {
+		return nil
+	}
+	return &list[0]
+}
+
 // queueOwnerIDs queues the lookup of existing projects, users and consumer
 // types into their maps.
 func queueOwnerIDs(b *pgx.Batch, projects, users, types []string, st *ClaimState) {
-	b.Queue(selectOwnerIDs, nonNil(projects), nonNil(users), nonNil(types)).Query(func(rows pgx.Rows) error {
+	var q *pgx.QueuedQuery
+	if len(projects) <= 1 && len(users) <= 1 && len(types) <= 1 {
+		q = b.Queue(selectOwnerID, one(projects), one(users), one(types))
+	} else {
+		q = b.Queue(selectOwnerIDs, nonNil(projects), nonNil(users), nonNil(types))
+	}
+	q.Query(func(rows pgx.Rows) error {
 		out := map[string]map[string]int64{"p": st.ProjectIDs, "u": st.UserIDs, "t": st.TypeIDs}
 		for rows.Next() {
 			var kind, key string
@@ -208,6 +227,15 @@ func EnsureConsumerType(ctx context.Context, db pg.DBTX, name string) (int, erro
 const lockConsumers = `SELECT id, uuid::text, generation, project_id, user_id, consumer_type_id
 FROM consumers WHERE uuid = ANY($1::uuid[]) ORDER BY uuid FOR NO KEY UPDATE`
 
+// Several statements come in two forms: for a list and for one element,
+// the common case (PUT /allocations names one consumer, and mostly one
+// provider). PostgreSQL plans a prepared statement with an array parameter
+// anew at every execution, as it prices its generic plan for ten elements;
+// with scalar parameters the generic plan, made once per connection, is
+// as cheap as the custom one and is kept, saving the planning.
+const lockConsumer = `SELECT id, uuid::text, generation, project_id, user_id, consumer_type_id
+FROM consumers WHERE uuid = $1::uuid FOR NO KEY UPDATE`
+
 // scanConsumer reads a lockConsumers row; the external ids of the project
 // and user are left empty, as writers need only the ids.
 func scanConsumer(row pgx.Row) (*Consumer, error) {
@@ -226,7 +254,13 @@ func scanConsumer(row pgx.Row) (*Consumer, error) {
 // queueLockConsumers queues the locking read of the existing consumers
 // among uuids (canonical form); they go into out by uuid.
 func queueLockConsumers(b *pgx.Batch, uuids []string, out map[string]*Consumer) {
-	b.Queue(lockConsumers, uuids).Query(func(rows pgx.Rows) error {
+	var q *pgx.QueuedQuery
+	if len(uuids) == 1 {
+		q = b.Queue(lockConsumer, uuids[0])
+	} else {
+		q = b.Queue(lockConsumers, uuids)
+	}
+	q.Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			c, err := scanConsumer(rows)
 			if err != nil {
@@ -285,8 +319,15 @@ func typeIDs(cs []*Consumer) []*int32 {
 	return out
 }
 
+const insertConsumer = `INSERT INTO consumers (uuid, project_id, user_id, consumer_type_id, generation, updated_at)
+VALUES ($1::uuid, $2::bigint, $3::bigint, $4::integer, 1, now())`
+
 func queueInsertConsumers(b *pgx.Batch, cs []*Consumer) {
 	if len(cs) == 0 {
+		return
+	}
+	if len(cs) == 1 {
+		b.Queue(insertConsumer, cs[0].UUID, cs[0].ProjectID, cs[0].UserID, typeIDs(cs)[0])
 		return
 	}
 	uuids := make([]string, len(cs))
@@ -300,8 +341,18 @@ func queueInsertConsumers(b *pgx.Batch, cs []*Consumer) {
 
 // queueWriteConsumers queues the write of the consumers, each expected at
 // its Generation.
+const writeConsumer = `UPDATE consumers
+SET project_id = $2::bigint, user_id = $3::bigint, consumer_type_id = $4::integer,
+	generation = CASE WHEN generation = $5::integer THEN generation + 1 END, updated_at = now()
+WHERE id = $1::bigint`
+
 func queueWriteConsumers(b *pgx.Batch, cs []*Consumer) {
 	if len(cs) == 0 {
+		return
+	}
+	if len(cs) == 1 {
+		c := cs[0]
+		b.Queue(writeConsumer, c.ID, c.ProjectID, c.UserID, typeIDs(cs)[0], int32(c.Generation))
 		return
 	}
 	ids := make([]int64, len(cs))

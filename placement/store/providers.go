@@ -99,8 +99,17 @@ WHERE rp.id = x.id`
 
 // queueBumpGenerations queues the bump of every provider from its
 // Generation; the caller advances Generation once the batch succeeded.
+// bumpOneGeneration is bumpGenerations for one provider.
+const bumpOneGeneration = `UPDATE resource_providers
+SET generation = CASE WHEN generation = $2::integer THEN generation + 1 END, updated_at = now()
+WHERE id = $1::bigint`
+
 func queueBumpGenerations(b *pgx.Batch, ps []*LockedProvider) {
 	if len(ps) == 0 {
+		return
+	}
+	if len(ps) == 1 {
+		b.Queue(bumpOneGeneration, ps[0].ID, int32(ps[0].Generation))
 		return
 	}
 	ids := make([]int64, len(ps))
