@@ -192,7 +192,7 @@ func run(ctx context.Context, c config) error {
 	if !c.SkipUpstream {
 		fmt.Fprintf(os.Stderr, "bench: starting upstream placement (%d uwsgi workers) on port %d\n", c.Workers, c.UpstreamPort)
 		srv, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: c.UpstreamPort, Workers: c.Workers,
-			DB: "bench_upstream", Dir: filepath.Join(c.Artifacts, "upstream")})
+			DB: fmt.Sprintf("bench_upstream_%d", c.UpstreamPort), Dir: filepath.Join(c.Artifacts, "upstream")})
 		if err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: starting unisched on port %d\n", c.UnischedPort)
 	usrv, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: c.UnischedPort,
-		DB: "bench_unisched", Dir: filepath.Join(c.Artifacts, "unisched"), Env: c.UnischedEnv})
+		DB: fmt.Sprintf("bench_unisched_%d", c.UnischedPort), Dir: filepath.Join(c.Artifacts, "unisched"), Env: c.UnischedEnv})
 	if err != nil {
 		return err
 	}
