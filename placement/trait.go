@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"fmt"
 	"encoding/json"
 	"errors"
 	"math"
@@ -231,6 +232,26 @@ func (s *Server) setProviderTraits(w http.ResponseWriter, r *http.Request) error
 	names, gen, err := providerTraitsBody(body)
 	if err != nil {
 		return err
+	}
+	if raw, u, ok := providerUUIDFromPath(r); ok && gen >= 0 && gen <= math.MaxInt32 {
+		// The common case in one round trip; anything unexpected is
+		// answered by the step-by-step transaction below.
+		var traits []store.Trait
+		var newGen int
+		err := pg.WithBatchTx(r.Context(), s.db, func(tx *pg.BatchTx) error {
+			var err error
+			traits, newGen, err = store.SetProviderTraitsAt(r.Context(), tx.Commit, u, gen, names)
+			return err
+		})
+		if err == nil {
+			out, modified := serializeTraits(traits)
+			setLastModified(w, r, modified)
+			writeJSON(w, http.StatusOK, traitsBody{Traits: out, Generation: newGen})
+			return nil
+		}
+		if !errors.Is(err, store.ErrFallBack) {
+			return fmt.Errorf("setting traits of provider %s: %w", raw, err)
+		}
 	}
 	var p *store.Provider
 	var traits []store.Trait

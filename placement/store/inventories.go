@@ -594,3 +594,100 @@ func overCapacity(ctx context.Context, db pg.DBTX, providerID int64, updated []I
 	}
 	return out, nil
 }
+
+// The statements of the one-round-trip inventory write (ReplaceInventoriesAt).
+const (
+	// deleteOtherInventories removes the provider's inventories of other
+	// classes than $2, except those still allocated (which makes the
+	// closing check refuse).
+	deleteOtherInventories = `DELETE FROM inventories i USING resource_providers rp
+WHERE rp.uuid = $1::uuid AND i.resource_provider_id = rp.id
+  AND i.resource_class_id NOT IN (SELECT id FROM resource_classes WHERE name = ANY($2::text[]))
+  AND NOT EXISTS (SELECT 1 FROM allocations a
+	WHERE a.resource_provider_id = i.resource_provider_id AND a.resource_class_id = i.resource_class_id)`
+	// upsertInventories writes the inventories of known classes, in
+	// class-id order, and returns each one's current usage.
+	upsertInventories = `INSERT INTO inventories AS i (resource_provider_id, resource_class_id, total, reserved,
+	min_unit, max_unit, step_size, allocation_ratio)
+SELECT rp.id, rc.id, x.total, x.reserved, x.min_unit, x.max_unit, x.step_size, x.ratio
+FROM unnest($2::text[], $3::integer[], $4::integer[], $5::integer[], $6::integer[], $7::integer[], $8::double precision[])
+	AS x(name, total, reserved, min_unit, max_unit, step_size, ratio)
+JOIN resource_classes rc ON rc.name = x.name
+CROSS JOIN (SELECT id FROM resource_providers WHERE uuid = $1::uuid) rp
+ORDER BY rc.id
+ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE SET total = EXCLUDED.total,
+	reserved = EXCLUDED.reserved, min_unit = EXCLUDED.min_unit, max_unit = EXCLUDED.max_unit,
+	step_size = EXCLUDED.step_size, allocation_ratio = EXCLUDED.allocation_ratio, updated_at = now()
+RETURNING (SELECT rc.name FROM resource_classes rc WHERE rc.id = i.resource_class_id),
+	(SELECT COALESCE(sum(a.used), 0) FROM allocations a
+		WHERE a.resource_provider_id = i.resource_provider_id AND a.resource_class_id = i.resource_class_id)`
+	// bumpCheckingInventories bumps the generation from $2, refusing (a
+	// NULL generation) unless the provider now has exactly the $3
+	// inventories of the classes $4.
+	bumpCheckingInventories = `UPDATE resource_providers rp SET generation = CASE WHEN rp.generation = $2::integer
+	AND (SELECT count(*) FROM inventories i WHERE i.resource_provider_id = rp.id) = $3::bigint
+	AND (SELECT count(*) FROM inventories i JOIN resource_classes rc ON rc.id = i.resource_class_id
+		WHERE i.resource_provider_id = rp.id AND rc.name = ANY($4::text[])) = $3::bigint
+	THEN rp.generation + 1 END, updated_at = now()
+WHERE rp.uuid = $1::uuid
+RETURNING rp.generation`
+)
+
+// ReplaceInventoriesAt makes invs (distinct classes) the whole inventory
+// of the provider with the uuid if it is at generation expected, in one
+// batch sent through send (a pg.BatchTx's Commit): lock, remove, upsert,
+// bump. It returns the new generation and the classes left over
+// capacity. ErrFallBack when the provider, its generation, a class or
+// the use of a removed inventory is not as assumed; nothing is written.
+func ReplaceInventoriesAt(ctx context.Context, send Send, uuid string, expected int, invs []Inventory) (int, []OverCapacity, error) {
+	names := make([]string, len(invs))
+	var cols inventoryColumns
+	for i := range invs {
+		names[i] = invs[i].ResourceClass
+		cols.add(&invs[i])
+	}
+	used := map[string]int64{}
+	gen := -1
+	b := &pgx.Batch{}
+	b.Queue(lockProviderForInventory, uuid)
+	b.Queue(deleteOtherInventories, uuid, names)
+	if len(invs) > 0 {
+		b.Queue(upsertInventories, uuid, names, cols.total, cols.reserved, cols.minUnit, cols.maxUnit, cols.step, cols.ratio).
+			Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var name string
+					var u int64
+					if err := rows.Scan(&name, &u); err != nil {
+						return err
+					}
+					used[name] = u
+				}
+				return rows.Err()
+			})
+	}
+	b.Queue(bumpCheckingInventories, uuid, expected, len(invs), names).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&gen); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	err := send(ctx, b)
+	if fallBack(err) {
+		return 0, nil, ErrFallBack
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("writing inventories of provider %s: %w", uuid, err)
+	}
+	if gen < 0 {
+		return 0, nil, ErrFallBack
+	}
+	var over []OverCapacity
+	for _, inv := range invs {
+		if u := used[inv.ResourceClass]; u > 0 && u > int64(inv.Capacity()) {
+			over = append(over, OverCapacity{ResourceClass: inv.ResourceClass, Used: u, Capacity: inv.Capacity()})
+		}
+	}
+	return gen, over, nil
+}

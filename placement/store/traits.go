@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/unisched/unisched/internal/pg"
 )
@@ -233,4 +235,77 @@ func LockProviderTraits(ctx context.Context, send Send, uuid string, names []str
 		return nil, nil, ErrNotFound
 	}
 	return p, traits, nil
+}
+
+// ErrFallBack: a one-round-trip write found its assumptions wrong (no
+// such provider, another generation, an unknown name, inventory in use)
+// and wrote nothing; the caller takes the step-by-step path, which tells
+// exactly what is wrong.
+var ErrFallBack = errors.New("optimistic write refused")
+
+// fallBack reports whether an error of a one-round-trip write is one of
+// its own refusals: an integrity error (its checks make the generation
+// NULL, see casError) rather than a failure of the database.
+func fallBack(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "23")
+}
+
+// syncProviderTraitsChecked is syncProviderTraits for the one-round-trip
+// write: by uuid, and refusing (a NULL generation) unless the provider is
+// at $3 and every one of the $4 distinct names $2 is a trait. The row is
+// rewritten even when the set did not change, with its generation and
+// updated_at unchanged.
+const syncProviderTraitsChecked = `WITH rp AS (SELECT id FROM resource_providers WHERE uuid = $1::uuid),
+t AS (SELECT id FROM traits WHERE name = ANY($2::text[])),
+del AS (DELETE FROM resource_provider_traits
+	WHERE resource_provider_id = (SELECT id FROM rp) AND trait_id NOT IN (SELECT id FROM t) RETURNING 1),
+ins AS (INSERT INTO resource_provider_traits (resource_provider_id, trait_id)
+	SELECT (SELECT id FROM rp), id FROM t ON CONFLICT DO NOTHING RETURNING 1),
+changed AS (SELECT EXISTS (SELECT 1 FROM del) OR EXISTS (SELECT 1 FROM ins) AS yes)
+UPDATE resource_providers SET
+	generation = CASE WHEN generation = $3::integer AND (SELECT count(*) FROM t) = $4::bigint
+		THEN generation + CASE WHEN (SELECT yes FROM changed) THEN 1 ELSE 0 END END,
+	updated_at = CASE WHEN (SELECT yes FROM changed) THEN now() ELSE updated_at END
+WHERE id = (SELECT id FROM rp)
+RETURNING generation`
+
+// SetProviderTraitsAt makes names the trait set of the provider with the
+// uuid if it is at generation expected, in one batch sent through send
+// (a pg.BatchTx's Commit): lock, read the traits, write. It returns the
+// traits and the provider's generation after the write. ErrFallBack
+// when the provider, its generation or a trait is not as assumed.
+func SetProviderTraitsAt(ctx context.Context, send Send, uuid string, expected int, names []string) ([]Trait, int, error) {
+	distinct := map[string]bool{}
+	for _, n := range names {
+		distinct[n] = true
+	}
+	var traits []Trait
+	gen := -1
+	b := &pgx.Batch{}
+	b.Queue(lockProviderByUUID, uuid)
+	b.Queue(selectTraitColumns+" WHERE t.name = ANY($1) ORDER BY t.id", names).Query(func(rows pgx.Rows) error {
+		var err error
+		traits, err = scanTraits(rows)
+		return err
+	})
+	b.Queue(syncProviderTraitsChecked, uuid, names, expected, len(distinct)).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&gen); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	err := send(ctx, b)
+	if fallBack(err) {
+		return nil, 0, ErrFallBack
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("setting traits of provider %s: %w", uuid, err)
+	}
+	if gen < 0 {
+		return nil, 0, ErrFallBack
+	}
+	return traits, gen, nil
 }
