@@ -1,9 +1,9 @@
 package placement
 
 import (
-	"fmt"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"regexp"
