@@ -490,25 +490,6 @@ func (s *Server) setInventories(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	ctx := r.Context()
-	if gen, invs, ok := validInventories(r, canonical, body.Generation, body.Inventories, bodyErr); ok {
-		// The common case in one round trip; anything unexpected is
-		// answered by the step-by-step transaction below.
-		var newGen int
-		var over []store.OverCapacity
-		err := pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
-			var err error
-			newGen, over, err = store.ReplaceInventoriesAt(ctx, tx.Commit, canonical, gen, invs)
-			return err
-		})
-		if err == nil {
-			s.logOverCapacity(ctx, &store.Provider{UUID: canonical}, over)
-			writeInventoriesPut(w, r, newGen, invs)
-			return nil
-		}
-		if !errors.Is(err, store.ErrFallBack) {
-			return err
-		}
-	}
 	var p *store.Provider
 	var invs []store.Inventory
 	var over []store.OverCapacity
@@ -575,33 +556,6 @@ func writeInventoriesPut(w http.ResponseWriter, r *http.Request, generation int,
 	}
 	setLastModified(w, r, time.Now())
 	writeJSON(w, http.StatusOK, out)
-}
-
-// validInventories returns the generation and inventories of a PUT body
-// that passes every check made before the database is asked (ok false
-// otherwise: the step-by-step path then reports the problem after the
-// provider lookup, in upstream's order). A generation no provider can
-// have is left to that path too.
-func validInventories(r *http.Request, providerUUID string, generation json.Number, records inventoryRecords, bodyErr error) (int, []store.Inventory, bool) {
-	if bodyErr != nil || records.records == nil {
-		return 0, nil, false
-	}
-	gen, ok := inventoryInt(generation)
-	if !ok || gen < 0 || gen > math.MaxInt32 {
-		return 0, nil, false
-	}
-	invs := make([]store.Inventory, 0, len(records.classes))
-	for _, class := range records.classes {
-		inv, err := parseInventory(class, records.records[class])
-		if err != nil {
-			return 0, nil, false
-		}
-		if checkCapacity(r, providerUUID, &inv) != nil {
-			return 0, nil, false
-		}
-		invs = append(invs, inv)
-	}
-	return int(gen), invs, true
 }
 
 func (s *Server) deleteInventories(w http.ResponseWriter, r *http.Request) error {

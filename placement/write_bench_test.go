@@ -195,3 +195,30 @@ func BenchmarkClaim(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutTraits: one op is PUT /resource_providers/{uuid}/traits
+// changing the trait set of one of the client's own providers.
+func BenchmarkPutTraits(b *testing.B) {
+	s := newBenchServer(b)
+	uuids := make([]string, benchClients*4)
+	for i := range uuids {
+		uuids[i] = uuid.NewString()
+		if _, err := s.expect("POST", "/resource_providers", "1.20",
+			fmt.Sprintf(`{"name": "traits-%d", "uuid": %q}`, i, uuids[i]), 200); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gens := make([]int, len(uuids))
+	locks := make([]sync.Mutex, len(uuids))
+	sets := []string{`["HW_CPU_X86_SSE42"]`, `["HW_CPU_X86_SSE42", "HW_CPU_X86_AVX2"]`}
+	runClients(b, b.N, 1, func(i int) error {
+		// A provider's writes are serialized so each knows its generation.
+		k := i % len(uuids)
+		locks[k].Lock()
+		defer locks[k].Unlock()
+		_, err := s.expect("PUT", "/resource_providers/"+uuids[k]+"/traits", "1.39",
+			fmt.Sprintf(`{"resource_provider_generation": %d, "traits": %s}`, gens[k], sets[gens[k]%2]), 200)
+		gens[k]++
+		return err
+	})
+}
