@@ -960,8 +960,9 @@ func (s *Server) deleteConsumerAllocations(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return noneErr
 	}
-	err := pg.WithTx(r.Context(), s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		return store.DeleteAllAllocationsOfConsumer(r.Context(), tx, u)
+	// One transaction of two round trips, the second with the commit.
+	err := pg.WithBatchTx(r.Context(), s.db, func(tx *pg.BatchTx) error {
+		return store.DeleteAllAllocationsOfConsumerIn(r.Context(), tx.Send, tx.Commit, u)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return noneErr

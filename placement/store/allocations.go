@@ -2,11 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/unisched/unisched/internal/pg"
 )
@@ -116,19 +116,6 @@ func queueAllocationKeys(b *pgx.Batch, consumers []string, out *[]ConsumerProvid
 }
 
 const deleteAllocationsOfConsumers = `DELETE FROM allocations WHERE consumer_id = ANY($1)`
-
-// DeleteAllocationsOfConsumers removes every allocation of the consumers and
-// returns how many rows went.
-func DeleteAllocationsOfConsumers(ctx context.Context, db pg.DBTX, consumerIDs []int64) (int64, error) {
-	if len(consumerIDs) == 0 {
-		return 0, nil
-	}
-	tag, err := db.Exec(ctx, deleteAllocationsOfConsumers, consumerIDs)
-	if err != nil {
-		return 0, fmt.Errorf("deleting allocations of consumers: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
 
 // InventoryUsage is one inventory record with the sum of the allocations
 // against it.
@@ -529,27 +516,49 @@ func ListProviderAllocations(ctx context.Context, db pg.DBTX, providerID int64) 
 	return out, nil
 }
 
-const lockConsumerID = `SELECT id FROM consumers WHERE uuid = $1 FOR UPDATE`
+// deleteConsumerAllocations locks the consumer row first, so the delete
+// orders with concurrent claims for the same consumer instead of
+// interleaving with them, then removes its allocations.
+const (
+	lockConsumerID            = `SELECT id FROM consumers WHERE uuid = $1 FOR UPDATE`
+	deleteConsumerAllocations = `DELETE FROM allocations WHERE consumer_id = (SELECT id FROM consumers WHERE uuid = $1)`
+	deleteConsumerByID        = `DELETE FROM consumers WHERE uuid = $1`
+)
 
 // DeleteAllAllocationsOfConsumer removes the consumer's allocations and the
-// consumer itself, reporting ErrNotFound when it holds no allocations. The
-// consumer row is locked first so the delete orders with concurrent claims
-// for the same consumer instead of interleaving with them.
+// consumer itself, reporting ErrNotFound when it holds no allocations.
 func DeleteAllAllocationsOfConsumer(ctx context.Context, db pg.DBTX, consumerUUID string) error {
-	var id int64
-	err := db.QueryRow(ctx, lockConsumerID, consumerUUID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	return DeleteAllAllocationsOfConsumerIn(ctx, SendOn(db), SendOn(db), consumerUUID)
+}
+
+// DeleteAllAllocationsOfConsumerIn is DeleteAllAllocationsOfConsumer in two
+// batches: read sends the lock and the delete of the allocations, write the
+// removal of the consumer (with a pg.BatchTx's Commit, in the same round
+// trip as the commit). On ErrNotFound the caller rolls back.
+func DeleteAllAllocationsOfConsumerIn(ctx context.Context, read, write Send, consumerUUID string) error {
+	found := false
+	var deleted int64
+	b := &pgx.Batch{}
+	b.Queue(lockConsumerID, consumerUUID).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			found = true
+		}
+		return rows.Err()
+	})
+	b.Queue(deleteConsumerAllocations, consumerUUID).Exec(func(ct pgconn.CommandTag) error {
+		deleted = ct.RowsAffected()
+		return nil
+	})
+	if err := read(ctx, b); err != nil {
+		return fmt.Errorf("deleting allocations of consumer %s: %w", consumerUUID, err)
+	}
+	if !found || deleted == 0 {
 		return ErrNotFound
 	}
-	if err != nil {
-		return fmt.Errorf("locking consumer %s: %w", consumerUUID, err)
+	b = &pgx.Batch{}
+	b.Queue(deleteConsumerByID, consumerUUID)
+	if err := write(ctx, b); err != nil {
+		return fmt.Errorf("deleting consumer %s: %w", consumerUUID, err)
 	}
-	n, err := DeleteAllocationsOfConsumers(ctx, db, []int64{id})
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return DeleteConsumersWithoutAllocations(ctx, db, []int64{id})
+	return nil
 }
