@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -279,10 +280,34 @@ func ReadClaim(ctx context.Context, send Send, r ClaimRead, st *ClaimState) erro
 	return send(ctx, b)
 }
 
+// standardClassIDs maps the os-resource-classes names to their ids. They
+// are fixed: the standard classes are seeded with these ids at start and
+// can be neither renamed nor deleted.
+var standardClassIDs = sync.OnceValue(func() map[string]int {
+	out := map[string]int{}
+	for _, rc := range StandardResourceClasses() {
+		out[rc.Name] = rc.ID
+	}
+	return out
+})
+
 // queueClassIDs is ResourceClassIDs for a batch: the classes among names
-// go into out.
+// go into out. Standard classes need no lookup; only custom names are
+// sent to the database, if any.
 func queueClassIDs(b *pgx.Batch, names []string, out map[string]int) {
-	b.Queue(classIDsByName, names).Query(func(rows pgx.Rows) error {
+	std := standardClassIDs()
+	var custom []string
+	for _, n := range names {
+		if id, ok := std[n]; ok {
+			out[n] = id
+		} else {
+			custom = append(custom, n)
+		}
+	}
+	if len(custom) == 0 {
+		return
+	}
+	b.Queue(classIDsByName, custom).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var name string
 			var id int
