@@ -335,32 +335,12 @@ func ReadCatchUp(ctx context.Context, db pg.DBTX, since string) (CatchUp, error)
 		}
 		return rows.Err()
 	})
-	b.Queue(catchUpTraitsOf, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var rp int64
-			var name string
-			if err := rows.Scan(&rp, &name); err != nil {
-				return fmt.Errorf("reading provider traits: %w", err)
-			}
-			if i, ok := index[rp]; ok {
-				c.Providers[i].Traits = append(c.Providers[i].Traits, name)
-			}
-		}
-		return rows.Err()
-	})
-	b.Queue(catchUpAggregatesOf, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var rp int64
-			var agg string
-			if err := rows.Scan(&rp, &agg); err != nil {
-				return fmt.Errorf("reading provider aggregates: %w", err)
-			}
-			if i, ok := index[rp]; ok {
-				c.Providers[i].Aggregates = append(c.Providers[i].Aggregates, agg)
-			}
-		}
-		return rows.Err()
-	})
+	b.Queue(catchUpTraitsOf, ids).Query(namesByProvider("provider traits", index, func(i int, name string) {
+		c.Providers[i].Traits = append(c.Providers[i].Traits, name)
+	}))
+	b.Queue(catchUpAggregatesOf, ids).Query(namesByProvider("provider aggregates", index, func(i int, agg string) {
+		c.Providers[i].Aggregates = append(c.Providers[i].Aggregates, agg)
+	}))
 	b.Queue(commitSnapshotRead)
 	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return c, fmt.Errorf("reading changed providers: %w", err)
@@ -382,4 +362,23 @@ func dedicated(ctx context.Context, db pg.DBTX) (pg.DBTX, func(), error) {
 		return nil, nil, fmt.Errorf("acquiring a connection: %w", err)
 	}
 	return c, c.Release, nil
+}
+
+// namesByProvider reads (provider id, name) rows, handing each name to add
+// with the provider's position in index; rows of providers not in index
+// are skipped.
+func namesByProvider(what string, index map[int64]int, add func(i int, name string)) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			var rp int64
+			var name string
+			if err := rows.Scan(&rp, &name); err != nil {
+				return fmt.Errorf("reading %s: %w", what, err)
+			}
+			if i, ok := index[rp]; ok {
+				add(i, name)
+			}
+		}
+		return rows.Err()
+	}
 }
