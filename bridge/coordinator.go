@@ -143,6 +143,38 @@ type Service interface {
 	// AgentURL is the URL the host's agent registered (for the
 	// synchronous calls: logs, execute, stats, top).
 	AgentURL(ctx context.Context, host string) (string, error)
+	// ListHosts returns every registered host in name order, with its
+	// provider's inventory and usage, for the container API's hosts and
+	// services views (Zun's /v1/hosts and /v1/services).
+	ListHosts(ctx context.Context) ([]HostInfo, error)
+}
+
+// HostInfo is a registered host as the container API shows it.
+type HostInfo struct {
+	ledger.Host
+	AgentURL string
+	// Resources are the host's Placement inventory and usage by resource
+	// class (VCPU, PCPU, MEMORY_MB, DISK_GB); classes without inventory
+	// are absent.
+	Resources map[string]HostResource
+	// Workloads counts the workloads holding resources on the host.
+	Workloads int
+	// Running counts the container workloads last reported running.
+	Running int
+	// OS, KernelVersion and Architecture are what the agent reported of
+	// its machine ("" when unknown).
+	OS            string
+	KernelVersion string
+	Architecture  string
+}
+
+// HostResource is one resource class of a host's provider.
+type HostResource struct {
+	Total           int64
+	Reserved        int64
+	AllocationRatio float64
+	// Used is the sum of the provider's allocations of the class.
+	Used int64
 }
 
 // ActionArgs are an action's parameters.

@@ -178,6 +178,11 @@ type Registration struct {
 	RAMAllocationRatio  float64 `json:"ram_allocation_ratio,omitempty"`
 	DiskAllocationRatio float64 `json:"disk_allocation_ratio,omitempty"`
 	ReservedMemoryMB    int64   `json:"reserved_host_memory_mb,omitempty"`
+	// OS, KernelVersion and Architecture describe the machine for the
+	// container API's host view (optional).
+	OS            string `json:"os,omitempty"`
+	KernelVersion string `json:"kernel_version,omitempty"`
+	Architecture  string `json:"architecture,omitempty"`
 }
 
 // RegistrationResult tells the agent which provider its host is.
