@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/internal/pg"
+	"github.com/unisched/unisched/placement/claims"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/store"
 )
@@ -202,12 +202,6 @@ func parseUUIDLike(s string) (string, bool) {
 type classNotFoundError struct{ name string }
 
 func (e *classNotFoundError) Error() string { return "No such resource class " + e.name + "." }
-
-// invalidInventoryError: an allocation does not fit the inventory
-// (upstream's InvalidInventory family, a 409).
-type invalidInventoryError struct{ msg string }
-
-func (e *invalidInventoryError) Error() string { return e.msg }
 
 // errProviderConcurrent marks a provider-generation compare-and-swap that
 // failed; it and store.ErrConcurrentUpdate from consumers are retried.
@@ -439,21 +433,6 @@ func writeClaim(ctx context.Context, send store.Send, w *store.ClaimWrite) error
 	return err
 }
 
-// claimItem is one allocation of the replacement; used 0 marks the removal
-// of an existing allocation of a consumer being emptied.
-type claimItem struct {
-	provider *store.LockedProvider
-	consumer *store.Consumer
-	class    string
-	classID  int
-	used     int64
-}
-
-type providerClass struct {
-	provider int64
-	class    int
-}
-
 // plan decides the replacement of the consumers' allocations from what the
 // claim read under the provider locks: class and capacity checks against
 // the usage without the consumers' current allocations, the new rows, a
@@ -478,7 +457,7 @@ func (c *claimTx) plan() (*store.ClaimWrite, error) {
 		removed[k.ConsumerID] = append(removed[k.ConsumerID], k)
 	}
 
-	var items []claimItem
+	var items []claims.Item
 	for _, cw := range c.writes {
 		cons := c.consumers[cw.uuid]
 		if cons == nil {
@@ -490,137 +469,52 @@ func (c *claimTx) plan() (*store.ClaimWrite, error) {
 				if p == nil {
 					return nil, fmt.Errorf("provider %d of consumer %s was not locked", k.ProviderID, cons.UUID)
 				}
-				items = append(items, claimItem{provider: p, consumer: cons, class: k.ClassName, classID: k.ClassID})
+				items = append(items, claims.Item{Provider: p, Consumer: cons, Class: k.ClassName, ClassID: k.ClassID})
 			}
 			continue
 		}
 		for _, pr := range cw.providers {
 			u, _ := parseUUIDLike(pr.Key)
 			for _, res := range pr.Value.Resources {
-				items = append(items, claimItem{provider: c.st.Providers[u], consumer: cons, class: res.Key, used: res.Value.n})
+				items = append(items, claims.Item{Provider: c.st.Providers[u], Consumer: cons, Class: res.Key, Used: res.Value.n})
 			}
 		}
 	}
 	for i := range items {
-		if items[i].used == 0 {
+		if items[i].Used == 0 {
 			continue
 		}
-		id, ok := c.st.ClassIDs[items[i].class]
+		id, ok := c.st.ClassIDs[items[i].Class]
 		if !ok {
-			return nil, &classNotFoundError{name: items[i].class}
+			return nil, &classNotFoundError{name: items[i].Class}
 		}
-		items[i].classID = id
+		items[i].ClassID = id
 	}
-	if err := checkClaimCapacity(items, c.st.Usages); err != nil {
+	if err := claims.CheckCapacity(items, c.st.Usages); err != nil {
 		return nil, err
 	}
 
 	seenP := map[int64]bool{}
 	seenC := map[string]bool{}
 	for _, it := range items {
-		if it.used > 0 {
-			w.Allocations = append(w.Allocations, store.NewAllocation{ProviderID: it.provider.ID,
-				ConsumerUUID: it.consumer.UUID, ClassID: it.classID, Used: int(it.used)})
+		if it.Used > 0 {
+			w.Allocations = append(w.Allocations, store.NewAllocation{ProviderID: it.Provider.ID,
+				ConsumerUUID: it.Consumer.UUID, ClassID: it.ClassID, Used: int(it.Used)})
 		}
-		if !seenP[it.provider.ID] {
-			seenP[it.provider.ID] = true
-			w.Providers = append(w.Providers, it.provider)
+		if !seenP[it.Provider.ID] {
+			seenP[it.Provider.ID] = true
+			w.Providers = append(w.Providers, it.Provider)
 		}
-		if !seenC[it.consumer.UUID] {
-			seenC[it.consumer.UUID] = true
-			if c.created[it.consumer.UUID] {
-				w.NewConsumers = append(w.NewConsumers, it.consumer)
+		if !seenC[it.Consumer.UUID] {
+			seenC[it.Consumer.UUID] = true
+			if c.created[it.Consumer.UUID] {
+				w.NewConsumers = append(w.NewConsumers, it.Consumer)
 			} else {
-				w.Consumers = append(w.Consumers, it.consumer)
+				w.Consumers = append(w.Consumers, it.Consumer)
 			}
 		}
 	}
 	return w, nil
-}
-
-// checkClaimCapacity applies upstream's checks in its order: every provider must
-// have inventory in at least one requested class, then per allocation in
-// request order: the inventory exists, min_unit <= amount <= max_unit,
-// amount is a multiple of step_size, and usage plus everything requested of
-// that inventory in this claim fits (total - reserved) * allocation_ratio.
-// usages may cover more providers and classes than the items; only the
-// items' ones count.
-func checkClaimCapacity(items []claimItem, usages []store.InventoryUsage) error {
-	if len(items) == 0 {
-		return nil
-	}
-	var classIDs []int
-	seenP, seenC := map[int64]bool{}, map[int]bool{}
-	classNames := map[int]string{}
-	for _, it := range items {
-		seenP[it.provider.ID] = true
-		if !seenC[it.classID] {
-			seenC[it.classID] = true
-			classIDs = append(classIDs, it.classID)
-			classNames[it.classID] = it.class
-		}
-	}
-	inv := make(map[providerClass]store.InventoryUsage, len(usages))
-	withInventory := map[int64]bool{}
-	for _, u := range usages {
-		if !seenP[u.ProviderID] || !seenC[u.ClassID] {
-			continue
-		}
-		inv[providerClass{u.ProviderID, u.ClassID}] = u
-		withInventory[u.ProviderID] = true
-	}
-	var missing []string
-	for _, it := range items {
-		if !withInventory[it.provider.ID] && !containsString(missing, it.provider.UUID) {
-			missing = append(missing, it.provider.UUID)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Ints(classIDs)
-		var names []string
-		for _, id := range classIDs {
-			names = append(names, classNames[id])
-		}
-		return &invalidInventoryError{fmt.Sprintf("Inventory for '%s' on resource provider '%s' invalid.",
-			strings.Join(names, ", "), strings.Join(missing, ", "))}
-	}
-	requested := map[providerClass]int64{}
-	for _, it := range items {
-		key := providerClass{it.provider.ID, it.classID}
-		requested[key] += it.used
-		if it.used == 0 {
-			continue
-		}
-		u, ok := inv[key]
-		if !ok {
-			return &invalidInventoryError{fmt.Sprintf("Inventory for '%s' on resource provider '%s' invalid.",
-				it.class, it.provider.UUID)}
-		}
-		if it.used < int64(u.MinUnit) || it.used > int64(u.MaxUnit) || it.used%int64(u.StepSize) != 0 {
-			return &invalidInventoryError{fmt.Sprintf("Unable to create allocation for '%s' on resource provider '%s'. "+
-				"The requested amount would violate inventory constraints.", it.class, it.provider.UUID)}
-		}
-		capacity := u.Capacity()
-		if capacity < float64(u.Used+it.used) || capacity < float64(u.Used+requested[key]) {
-			return &invalidInventoryError{fmt.Sprintf("Unable to create allocation for '%s' on resource provider '%s'. "+
-				"The requested amount would exceed the capacity.", it.class, it.provider.UUID)}
-		}
-	}
-	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// isRetryableClaim: the claim lost a race it can win by starting over.
-func isRetryableClaim(err error) bool {
-	return errors.Is(err, store.ErrConcurrentUpdate) || errors.Is(err, store.ErrExists) || pg.IsRetryable(err)
 }
 
 // claim replaces the allocations of the consumers atomically, retrying
@@ -659,7 +553,7 @@ func (s *Server) claim(ctx context.Context, writes []consumerWrite, v openstack.
 		if err == nil {
 			return nil
 		}
-		if !isRetryableClaim(err) {
+		if !claims.Retryable(err) {
 			return mapClaimError(err, msgs)
 		}
 		last = err
@@ -681,9 +575,9 @@ func mapClaimError(err error, msgs claimErrors) error {
 	if errors.As(err, &cnf) {
 		return msgs.classNotFound(cnf)
 	}
-	var inv *invalidInventoryError
+	var inv *claims.InvalidInventoryError
 	if errors.As(err, &inv) {
-		return conflict("", "%s%s", msgUnableToAllocatePrefix, inv.msg)
+		return conflict("", "%s%s", msgUnableToAllocatePrefix, inv.Msg)
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/unisched/unisched/internal/jsonschema"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/internal/pg"
+	"github.com/unisched/unisched/placement/claims"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/store"
 )
@@ -123,7 +124,7 @@ func (s *Server) reshape(w http.ResponseWriter, r *http.Request) error {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		if !isRetryableClaim(err) {
+		if !claims.Retryable(err) {
 			return mapReshapeError(err)
 		}
 		last = err
@@ -237,9 +238,9 @@ func mapReshapeError(err error) error {
 	if errors.As(err, &inUse) {
 		return conflict(CodeInventoryInUse, "update conflict: %s", inUse)
 	}
-	var inv *invalidInventoryError
+	var inv *claims.InvalidInventoryError
 	if errors.As(err, &inv) {
-		return conflict("", "%s%s", msgUnableToAllocatePrefix, inv.msg)
+		return conflict("", "%s%s", msgUnableToAllocatePrefix, inv.Msg)
 	}
 	return err
 }
