@@ -1,0 +1,91 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/outbox"
+	"github.com/unisched/unisched/internal/pg"
+)
+
+// AgentDelivererOptions tune NewAgentDeliverer.
+type AgentDelivererOptions struct {
+	// Client posts the events (http.DefaultClient); the relay bounds each
+	// delivery with its own timeout through the context.
+	Client *http.Client
+	// Token, when set, is sent as X-Auth-Token.
+	Token string
+}
+
+// NewAgentDeliverer delivers the AgentTopic events of the outbox: it posts
+// the agentproto.Event, with ID set to the outbox id the agent dedupes by,
+// to {agent_url}/v1/events of the event's host, looked up per event so a
+// re-registered agent gets the next one at its new address. A 2xx answer is
+// delivered; an unknown host, an agent answering 404 or an event that
+// cannot be decoded is discarded (retrying cannot help); anything else is
+// retried by the relay.
+func NewAgentDeliverer(db pg.DBTX, opts AgentDelivererOptions) outbox.Deliverer {
+	if opts.Client == nil {
+		opts.Client = http.DefaultClient
+	}
+	return &agentDeliverer{db: db, opts: opts}
+}
+
+type agentDeliverer struct {
+	db   pg.DBTX
+	opts AgentDelivererOptions
+}
+
+func (d *agentDeliverer) Deliver(ctx context.Context, ev outbox.Event) error {
+	if ev.Topic != AgentTopic {
+		return outbox.Discard(fmt.Errorf("event %d: topic %q is not %q", ev.ID, ev.Topic, AgentTopic))
+	}
+	var e agentproto.Event
+	if err := json.Unmarshal(ev.Payload, &e); err != nil {
+		return outbox.Discard(fmt.Errorf("event %d: decoding: %w", ev.ID, err))
+	}
+	e.ID = ev.ID
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = ev.CreatedAt
+	}
+	base, err := agentURL(ctx, d.db, e.Host)
+	if errors.Is(err, ErrNotFound) {
+		return outbox.Discard(fmt.Errorf("event %d: %w", ev.ID, err))
+	}
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return outbox.Discard(fmt.Errorf("event %d: encoding: %w", ev.ID, err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return outbox.Discard(fmt.Errorf("event %d: agent url %q: %w", ev.ID, base, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if d.opts.Token != "" {
+		req.Header.Set("X-Auth-Token", d.opts.Token)
+	}
+	resp, err := d.opts.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("event %d to host %s: %w", ev.ID, e.Host, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusNotFound:
+		return outbox.Discard(fmt.Errorf("event %d to host %s: agent answered %s: %s", ev.ID, e.Host, resp.Status, bytes.TrimSpace(msg)))
+	}
+	return fmt.Errorf("event %d to host %s: agent answered %s: %s", ev.ID, e.Host, resp.Status, bytes.TrimSpace(msg))
+}

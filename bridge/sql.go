@@ -1,0 +1,58 @@
+package bridge
+
+// The coordinator's own SQL: the columns migration 000005 adds to the
+// ledger's tables (the container spec, the observed runtime state, the
+// agent's URL) and the few reads the ledger package has no function for.
+// Everything else goes through ledger, outbox and placement/store.
+const (
+	sqlSetContainer = `UPDATE bridge_workloads SET container = $2, updated_at = now() WHERE id = $1`
+
+	sqlSetName = `UPDATE bridge_workloads SET name = $2, container = $3, updated_at = now() WHERE id = $1`
+
+	sqlSetResources = `UPDATE bridge_workloads SET vcpu = $2, pcpu = $3, memory_mb = $4, container = $5,
+	updated_at = now() WHERE id = $1`
+
+	// The extra columns of a set of workloads.
+	sqlExtras = `SELECT id::text, container, runtime_status, runtime_reason, container_id, exit_code
+FROM bridge_workloads WHERE id = ANY($1::uuid[])`
+
+	// A report older than the one recorded is ignored (a NULL on either
+	// side never is).
+	sqlSetRuntime = `UPDATE bridge_workloads SET runtime_status = $2, runtime_reason = $3,
+	container_id = CASE WHEN $4 = '' THEN container_id ELSE $4 END, exit_code = $5, runtime_at = $6,
+	updated_at = now()
+WHERE id = $1 AND (runtime_at IS NULL OR $6::timestamptz IS NULL OR runtime_at <= $6::timestamptz)`
+
+	sqlRuntimeAt = `SELECT runtime_at FROM bridge_workloads WHERE id = $1`
+
+	// The assignments of a set of workloads, as ledger.GetAssignment reads
+	// one.
+	sqlAssignments = `SELECT wc.workload_id::text, h.name, wc.cell, wc.memory_mb,
+	COALESCE((SELECT array_agg(cpu ORDER BY cpu) FROM bridge_workload_cpus p
+		WHERE p.workload_id = wc.workload_id AND p.cell = wc.cell), '{}')
+FROM bridge_workload_cells wc JOIN bridge_hosts h ON h.id = wc.host_id
+WHERE wc.workload_id = ANY($1::uuid[]) ORDER BY wc.workload_id, wc.cell`
+
+	// Every pCPU pinned on a host.
+	sqlHostPinned = `SELECT COALESCE(array_agg(p.cpu ORDER BY p.cpu), '{}') FROM bridge_workload_cpus p
+JOIN bridge_hosts h ON h.id = p.host_id WHERE h.name = $1`
+
+	// Memory of one host cell held by workloads other than $3.
+	sqlCellMemoryUsed = `SELECT c.memory_mb, COALESCE((SELECT sum(wc.memory_mb) FROM bridge_workload_cells wc
+	WHERE wc.host_id = c.host_id AND wc.cell = c.cell AND wc.workload_id <> $3::uuid), 0)::bigint
+FROM bridge_host_cells c JOIN bridge_hosts h ON h.id = c.host_id WHERE h.name = $1 AND c.cell = $2`
+
+	sqlHostAgent = `SELECT agent_url FROM bridge_hosts WHERE name = $1`
+
+	sqlSetAgent = `UPDATE bridge_hosts SET agent_url = $2, heartbeat_at = now() WHERE name = $1`
+
+	sqlLedgerHostNames = `SELECT name FROM bridge_hosts`
+
+	sqlProviderByName = `SELECT uuid::text FROM resource_providers WHERE name = $1`
+
+	sqlProviderHasTrait = `SELECT EXISTS (SELECT 1 FROM resource_provider_traits rpt JOIN traits t ON t.id = rpt.trait_id
+	WHERE rpt.resource_provider_id = $1 AND t.name = $2)`
+
+	sqlLockWorkloadsOfHost = `SELECT w.id::text FROM bridge_workloads w JOIN bridge_hosts h ON h.id = w.host_id
+WHERE h.name = $1 ORDER BY w.id`
+)
