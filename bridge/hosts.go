@@ -198,7 +198,7 @@ func (c *Coordinator) register(ctx context.Context, reg agentproto.Registration,
 		case err != nil:
 			return err
 		}
-		if _, err := tx.Exec(ctx, sqlSetAgent, reg.Host, reg.AgentURL); err != nil {
+		if _, err := tx.Exec(ctx, sqlSetAgent, reg.Host, reg.AgentURL, reg.OS, reg.KernelVersion, reg.Architecture); err != nil {
 			return fmt.Errorf("recording the agent of host %s: %w", reg.Host, err)
 		}
 		return nil
@@ -264,4 +264,57 @@ func agentURL(ctx context.Context, db pg.DBTX, host string) (string, error) {
 		return "", fmt.Errorf("host %s has no agent URL: %w", host, ErrNotFound)
 	}
 	return u, nil
+}
+
+// ListHosts returns every registered host in name order with its
+// provider's inventory and usage (see Service).
+func (c *Coordinator) ListHosts(ctx context.Context) ([]HostInfo, error) {
+	var out []HostInfo
+	err := pg.WithTx(ctx, c.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		hosts, err := ledger.ListHosts(ctx, tx)
+		if err != nil {
+			return err
+		}
+		out = make([]HostInfo, len(hosts))
+		at := make(map[string]*HostInfo, len(hosts))
+		for i, h := range hosts {
+			out[i] = HostInfo{Host: h, Resources: map[string]HostResource{}}
+			at[h.Name] = &out[i]
+		}
+		rows, err := tx.Query(ctx, sqlHostExtras)
+		if err != nil {
+			return fmt.Errorf("reading hosts: %w", err)
+		}
+		var name, agent, osName, kernel, arch string
+		var workloads, running int
+		_, err = pgx.ForEachRow(rows, []any{&name, &agent, &osName, &kernel, &arch, &workloads, &running}, func() error {
+			if h := at[name]; h != nil {
+				h.AgentURL, h.OS, h.KernelVersion, h.Architecture = agent, osName, kernel, arch
+				h.Workloads, h.Running = workloads, running
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading hosts: %w", err)
+		}
+		rows, err = tx.Query(ctx, sqlHostResources)
+		if err != nil {
+			return fmt.Errorf("reading host inventories: %w", err)
+		}
+		var class string
+		var r HostResource
+		var total, reserved int32
+		_, err = pgx.ForEachRow(rows, []any{&name, &class, &total, &reserved, &r.AllocationRatio, &r.Used}, func() error {
+			if h := at[name]; h != nil {
+				r.Total, r.Reserved = int64(total), int64(reserved)
+				h.Resources[class] = r
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading host inventories: %w", err)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -44,7 +44,24 @@ FROM bridge_host_cells c JOIN bridge_hosts h ON h.id = c.host_id WHERE h.name = 
 
 	sqlHostAgent = `SELECT agent_url FROM bridge_hosts WHERE name = $1`
 
-	sqlSetAgent = `UPDATE bridge_hosts SET agent_url = $2, heartbeat_at = now() WHERE name = $1`
+	sqlSetAgent = `UPDATE bridge_hosts SET agent_url = $2, os = $3, kernel_version = $4, architecture = $5,
+	heartbeat_at = now() WHERE name = $1`
+
+	// Per host: the agent's view of its machine, how many workloads hold
+	// resources there and how many containers last reported running.
+	sqlHostExtras = `SELECT h.name, h.agent_url, h.os, h.kernel_version, h.architecture,
+	(SELECT count(*) FROM bridge_workloads w WHERE w.host_id = h.id),
+	(SELECT count(*) FROM bridge_workloads w WHERE w.host_id = h.id AND w.kind = 'container'
+		AND w.runtime_status = 'Running')
+FROM bridge_hosts h`
+
+	// The inventory and usage of the hosts' providers.
+	sqlHostResources = `SELECT h.name, rc.name, i.total, i.reserved, i.allocation_ratio,
+	COALESCE((SELECT sum(a.used) FROM allocations a
+		WHERE a.resource_provider_id = i.resource_provider_id AND a.resource_class_id = i.resource_class_id), 0)::bigint
+FROM bridge_hosts h JOIN resource_providers rp ON rp.uuid = h.provider_uuid
+JOIN inventories i ON i.resource_provider_id = rp.id
+JOIN resource_classes rc ON rc.id = i.resource_class_id`
 
 	sqlLedgerHostNames = `SELECT name FROM bridge_hosts`
 

@@ -13,4 +13,7 @@ ALTER TABLE bridge_workloads
     ADD COLUMN runtime_at      timestamptz;
 
 ALTER TABLE bridge_hosts
-    ADD COLUMN agent_url text NOT NULL DEFAULT '';
+    ADD COLUMN agent_url       text NOT NULL DEFAULT '',
+    ADD COLUMN os              text NOT NULL DEFAULT '',
+    ADD COLUMN kernel_version  text NOT NULL DEFAULT '',
+    ADD COLUMN architecture    text NOT NULL DEFAULT '';
