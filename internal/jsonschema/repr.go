@@ -376,3 +376,8 @@ func splitSpaceRuns(s string) []string {
 	}
 	return parts
 }
+
+// Repr renders a value decoded by Decode as Python's repr() does, for
+// callers that quote a failing value in their own error text (Zun's
+// validator prefixes "Value: ..." to the library's message).
+func Repr(v any) string { return repr(v) }
