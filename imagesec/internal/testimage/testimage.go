@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "4"
+const builderVersion = "5"
 
 // BasePackages are unpacked into every test root. They are not a complete
 // dependency closure (nothing runs in the image); they are real packages with
@@ -90,6 +91,21 @@ var Tools = map[string]string{
 // A machine without the tools fails the test with the package to install.
 func ForTest(t testing.TB) *Images {
 	t.Helper()
+	forTest.once.Do(func() { forTest.im, forTest.err = forTestBuild(t) })
+	if forTest.err != nil {
+		t.Fatalf("building test images: %v", forTest.err)
+	}
+	return forTest.im
+}
+
+// forTest shares one lookup among the tests of a binary.
+var forTest struct {
+	once sync.Once
+	im   *Images
+	err  error
+}
+
+func forTestBuild(t testing.TB) (*Images, error) {
 	dir := os.Getenv("UNISCHED_IMAGESEC_CACHE")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "unisched-imagesec-images")
@@ -99,12 +115,12 @@ func ForTest(t testing.TB) *Images {
 	start := time.Now()
 	im, built, err := Build(ctx, dir)
 	if err != nil {
-		t.Fatalf("building test images: %v", err)
+		return nil, err
 	}
 	if built {
 		t.Logf("built test images in %s (%v)", im.Dir, time.Since(start).Round(time.Millisecond))
 	}
-	return im
+	return im, nil
 }
 
 // Build returns the images under cacheDir, building them when no complete
@@ -129,17 +145,12 @@ func Build(ctx context.Context, cacheDir string) (im *Images, built bool, err er
 	if err != nil {
 		return nil, false, err
 	}
-	// The kernel metapackage names the versioned image package; take it
-	// along when the architecture has one.
-	if dep := resolved[kernelMeta].Depends; dep != "" {
+	// The kernel metapackage pins the versioned image package ("= version"),
+	// so the key needs only this one apt-cache call (it costs seconds);
+	// the image package is resolved when building.
+	hasKernel := resolved[kernelMeta].Depends != ""
+	if hasKernel {
 		names = append(names, kernelMeta)
-		kimg, _, _ := strings.Cut(strings.TrimSpace(strings.Split(dep, ",")[0]), " ")
-		more, err := resolve(ctx, []string{kimg})
-		if err != nil {
-			return nil, false, err
-		}
-		resolved[kimg] = more[kimg]
-		names = append(names, kimg)
 	}
 	sort.Strings(names)
 	h := sha256.New()
@@ -158,6 +169,15 @@ func Build(ctx context.Context, cacheDir string) (im *Images, built bool, err er
 	if im, err := load(dir); err == nil {
 		return im, false, nil
 	}
+	if hasKernel {
+		kimg, _, _ := strings.Cut(strings.TrimSpace(strings.Split(resolved[kernelMeta].Depends, ",")[0]), " ")
+		more, err := resolve(ctx, []string{kimg})
+		if err != nil {
+			return nil, false, err
+		}
+		resolved[kimg] = more[kimg]
+		names = append(names, kimg)
+	}
 	tmp, err := os.MkdirTemp(cacheDir, "build-")
 	if err != nil {
 		return nil, false, fmt.Errorf("creating build dir: %w", err)
@@ -167,7 +187,14 @@ func Build(ctx context.Context, cacheDir string) (im *Images, built bool, err er
 	if err != nil {
 		return nil, false, err
 	}
-	_ = os.RemoveAll(dir)
+	// Builds for other inputs are stale (each is a few hundred MB).
+	if old, _ := os.ReadDir(cacheDir); len(old) > 0 {
+		for _, e := range old {
+			if e.IsDir() && e.Name() != filepath.Base(tmp) {
+				_ = os.RemoveAll(filepath.Join(cacheDir, e.Name()))
+			}
+		}
+	}
 	if err := os.Rename(filepath.Join(tmp, "out"), dir); err != nil {
 		return nil, false, fmt.Errorf("moving build into the cache: %w", err)
 	}

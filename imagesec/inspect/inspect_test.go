@@ -1,0 +1,164 @@
+package inspect
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unisched/unisched/imagesec/internal/testimage"
+)
+
+// TestInspectImages inspects the real Debian images in all four layouts and
+// checks what was found against what the builder put in.
+func TestInspectImages(t *testing.T) {
+	im := testimage.ForTest(t)
+	cases := []struct {
+		name, path, format, table string
+		root, parts               int
+	}{
+		{"raw GPT", im.RawGPT, "raw", "gpt", im.RootPartitionGPT, 2},
+		{"qcow2 GPT", im.QcowGPT, "qcow2", "gpt", im.RootPartitionGPT, 2},
+		{"raw MBR", im.RawMBR, "raw", "mbr", im.RootPartitionMBR, 1},
+		{"qcow2 MBR", im.QcowMBR, "qcow2", "mbr", im.RootPartitionMBR, 1},
+		{"whole-disk ext4", im.WholeFS, "raw", "none", 0, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			work := t.TempDir()
+			var stages []string
+			r, err := Inspect(context.Background(), c.path, Options{WorkDir: work, Progress: func(e Event) {
+				if len(stages) == 0 || stages[len(stages)-1] != e.Stage {
+					stages = append(stages, e.Stage)
+				}
+			}})
+			if err != nil {
+				t.Fatalf("Inspect(%s): %v", c.path, err)
+			}
+			if left, _ := os.ReadDir(work); len(left) != 0 {
+				t.Errorf("work dir not cleaned: %v", left)
+			}
+			if r.Format != c.format || r.PartitionTable != c.table || r.RootPartition != c.root || len(r.Partitions) != c.parts {
+				t.Errorf("format %s table %s root %d partitions %d, want %s %s %d %d",
+					r.Format, r.PartitionTable, r.RootPartition, len(r.Partitions), c.format, c.table, c.root, c.parts)
+			}
+			if !strings.HasPrefix(r.Checksum, "sha256:") || len(r.Checksum) != 71 {
+				t.Errorf("checksum %q", r.Checksum)
+			}
+			if st, _ := os.Stat(c.path); r.FileSize != st.Size() {
+				t.Errorf("file size %d, want %d", r.FileSize, st.Size())
+			}
+			var rootPart *Partition
+			for i := range r.Partitions {
+				if r.Partitions[i].Number == r.RootPartition {
+					rootPart = &r.Partitions[i]
+				}
+			}
+			if rootPart == nil || rootPart.Filesystem != "ext4" || rootPart.Label != "rootfs" {
+				t.Errorf("root partition %+v, want ext4 labelled rootfs", rootPart)
+			}
+			if c.table == "gpt" && (r.Partitions[0].Type != "21686148-6449-6E6F-744E-656564454649" || r.Partitions[0].Filesystem != "" || r.Partitions[1].Name != "root") {
+				t.Errorf("GPT partitions %+v", r.Partitions)
+			}
+			if c.table == "mbr" && (!r.Partitions[0].Bootable || r.Partitions[0].Type != "0x83" || r.Partitions[0].Start != 1<<20) {
+				t.Errorf("MBR partition %+v", r.Partitions[0])
+			}
+			want := OS{Family: "linux", Distro: im.OSID, Name: "Debian GNU/Linux", Version: im.OSVersionID,
+				Release: im.DebianVersion, Codename: "bookworm", PrettyName: "Debian GNU/Linux 12 (bookworm)"}
+			if r.OS.Family != want.Family || r.OS.Distro != want.Distro || r.OS.Name != want.Name || r.OS.Version != want.Version ||
+				r.OS.Release != want.Release || r.OS.Codename != want.Codename || r.OS.PrettyName != want.PrettyName {
+				t.Errorf("OS %+v, want %+v", r.OS, want)
+			}
+			if im.Kernel != "" && (len(r.Kernels) != 1 || r.Kernel() != im.Kernel) {
+				t.Errorf("kernels %v, want [%s]", r.Kernels, im.Kernel)
+			}
+			if r.PackageFormat != "deb" || r.PackageManager != "dpkg" {
+				t.Errorf("package format %q manager %q, want deb dpkg (no apt in the image)", r.PackageFormat, r.PackageManager)
+			}
+			assertPackages(t, r.Packages, im.Packages)
+			if c.format == "qcow2" && (len(stages) < 2 || stages[1] != "convert") {
+				t.Errorf("progress stages %v: want convert after checksum", stages)
+			}
+		})
+	}
+}
+
+// assertPackages compares the inspected packages with the .debs unpacked.
+func assertPackages(t *testing.T, got []Package, want []testimage.Package) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d packages, want %d", len(got), len(want))
+	}
+	byName := map[string]Package{}
+	for _, p := range got {
+		byName[p.Name+":"+p.Architecture] = p
+	}
+	for _, w := range want {
+		g, ok := byName[w.Name+":"+w.Architecture]
+		if !ok {
+			t.Errorf("package %s:%s not found", w.Name, w.Architecture)
+			continue
+		}
+		src := w.Source
+		if src == "" {
+			src = w.Name
+		}
+		srcName, _, _ := strings.Cut(src, " ")
+		if g.Version != w.Version || g.Source != srcName || g.Status != "installed" {
+			t.Errorf("package %s: version %q source %q status %q, want %q %q installed", w.Name, g.Version, g.Source, g.Status, w.Version, srcName)
+		}
+	}
+}
+
+// TestInspectBadImages: each bad input ends in the error kind and a message
+// that says what is wrong, and leaves nothing in the work dir.
+func TestInspectBadImages(t *testing.T) {
+	im := testimage.ForTest(t)
+	dir := t.TempDir()
+	notImage := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notImage, []byte("hello, not a disk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vmdk := filepath.Join(dir, "disk.vmdk")
+	if err := os.WriteFile(vmdk, append([]byte("KDMV"), make([]byte, 1020)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path string
+		kind       error
+		msg        string
+	}{
+		{"truncated qcow2", im.Truncate, ErrInvalidImage, "qemu-img check found the qcow2 damaged"},
+		{"blank disk", im.Blank, ErrInvalidImage, "no partition table (GPT or MBR) and no known filesystem"},
+		{"not a disk", notImage, ErrInvalidImage, "no partition table"},
+		{"vmdk", vmdk, ErrUnsupported, "image format vmdk is not supported yet"},
+		{"no package database", im.NoPkgDB, ErrNoPackageDB, "Debian GNU/Linux 12 has no /var/lib/dpkg/status, rpm or apk database"},
+		{"missing file", filepath.Join(dir, "nope.qcow2"), os.ErrNotExist, "no such file"},
+	}
+	if im.XFS != "" {
+		cases = append(cases, struct {
+			name, path string
+			kind       error
+			msg        string
+		}{"xfs partition", im.XFS, ErrUnsupported, "partition 1: filesystem xfs is not supported yet (supported: ext2, ext3, ext4)"})
+	} else {
+		t.Error("mkfs.xfs missing: install xfsprogs (CI does) so the XFS case runs")
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			work := t.TempDir()
+			r, err := Inspect(context.Background(), c.path, Options{WorkDir: work})
+			if err == nil {
+				t.Fatalf("Inspect(%s) = %+v, want an error", c.path, r)
+			}
+			if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("error %q (%T), want %v containing %q", err, err, c.kind, c.msg)
+			}
+			if left, _ := os.ReadDir(work); len(left) != 0 {
+				t.Errorf("work dir not cleaned: %v", left)
+			}
+		})
+	}
+}
