@@ -191,6 +191,11 @@ func TestCreateConcurrent(t *testing.T) {
 			if ws[i].State != ledger.StateClaimed {
 				t.Errorf("create %d: state %s", i, ws[i].State)
 			}
+			// The decision logged is where the workload is.
+			d, err := ledger.LatestDecision(f.ctx, f.pool, ws[i].ID)
+			if err != nil || d.Host != ws[i].Host || d.Placement == nil || d.Placement.CPUs != ws[i].Assignment.Pinned().String() {
+				t.Errorf("create %d: decision %+v (%v) for assignment %+v", i, d.Placement, err, ws[i].Assignment)
+			}
 		case errors.Is(errs[i], bridge.ErrNoValidHost):
 			if ws[i].State != ledger.StateError {
 				t.Errorf("create %d: failed in state %s", i, ws[i].State)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,7 +189,7 @@ func (c *Coordinator) schedule(ctx context.Context, sreq *scheduler.Request, onl
 		if err != nil {
 			return c.fail(ctx, sreq, nil, fmt.Errorf("scheduling workload %s: %w", id, err))
 		}
-		err = c.claim(ctx, sreq, d, ct)
+		err = c.claim(ctx, sreq, snap, d, ct)
 		if err == nil {
 			return c.Get(ctx, id)
 		}
@@ -261,7 +262,7 @@ func (c *Coordinator) snapshot(ctx context.Context, kind scheduler.Kind, onlyHos
 // the ledger assignment, state claimed, the decision log entry and the
 // agent's events. A race it lost (another claim took the capacity, the
 // pCPUs or the cell memory first) is errLostRace.
-func (c *Coordinator) claim(ctx context.Context, sreq *scheduler.Request, d scheduler.Decision, ct *agentproto.Container) error {
+func (c *Coordinator) claim(ctx context.Context, sreq *scheduler.Request, snap *scheduler.Snapshot, d scheduler.Decision, ct *agentproto.Container) error {
 	id := sreq.WorkloadID
 	return pg.WithTx(ctx, c.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		lw, err := ledger.LockWorkload(ctx, tx, id)
@@ -285,6 +286,12 @@ func (c *Coordinator) claim(ctx context.Context, sreq *scheduler.Request, d sche
 			if claims.Retryable(err) || errors.Is(err, claims.ErrInvalidInventory) || errors.Is(err, claims.ErrProviderNotFound) {
 				return fmt.Errorf("%w: %w", errLostRace, err)
 			}
+			return err
+		}
+		// The provider lock serializes the claims on this host: re-place
+		// on its state as it is now, so that a claim racing for the same
+		// pCPUs or cell memory takes others rather than losing.
+		if d.Placement, err = replan(ctx, tx, sreq, snap, d); err != nil {
 			return err
 		}
 		cells := ledger.FromPlacement(d.Placement)
@@ -396,4 +403,61 @@ func (c *Coordinator) fail(ctx context.Context, sreq *scheduler.Request, d *sche
 		return Workload{}, errors.Join(cause, err)
 	}
 	return w, cause
+}
+
+// replan places the request again on the chosen host with the pins and
+// cell memory the ledger holds now (the snapshot's may be stale). Run it
+// under the provider lock of the claim. A host the ledger does not
+// describe keeps the scheduler's placement.
+func replan(ctx context.Context, tx pgx.Tx, sreq *scheduler.Request, snap *scheduler.Snapshot, d scheduler.Decision) (scheduler.Placement, error) {
+	stale := snap.Host(d.Host)
+	if stale == nil || len(stale.Cells) == 0 {
+		return d.Placement, nil
+	}
+	h := *stale
+	h.Cells = slices.Clone(h.Cells)
+	at := make(map[int]int, len(h.Cells))
+	for i := range h.Cells {
+		h.Cells[i].Pinned, h.Cells[i].MemoryUsedMB = nil, 0
+		at[h.Cells[i].ID] = i
+	}
+	rows, err := tx.Query(ctx, sqlHostCellUse, d.Host)
+	if err != nil {
+		return d.Placement, fmt.Errorf("reading the cells of host %s: %w", d.Host, err)
+	}
+	var cell int
+	var mem int64
+	_, err = pgx.ForEachRow(rows, []any{&cell, &mem}, func() error {
+		if i, ok := at[cell]; ok {
+			h.Cells[i].MemoryUsedMB = mem
+		}
+		return nil
+	})
+	if err != nil {
+		return d.Placement, fmt.Errorf("reading the cells of host %s: %w", d.Host, err)
+	}
+	rows, err = tx.Query(ctx, sqlHostPins, d.Host)
+	if err != nil {
+		return d.Placement, fmt.Errorf("reading the pins of host %s: %w", d.Host, err)
+	}
+	var workload string
+	var cpus []int32
+	_, err = pgx.ForEachRow(rows, []any{&cell, &workload, &cpus}, func() error {
+		if i, ok := at[cell]; ok {
+			h.Cells[i].Pinned = append(h.Cells[i].Pinned, scheduler.Pin{Workload: workload, CPUs: toSet(cpus)})
+		}
+		return nil
+	})
+	if err != nil {
+		return d.Placement, fmt.Errorf("reading the pins of host %s: %w", d.Host, err)
+	}
+	one, err := scheduler.NewSnapshot([]scheduler.HostState{h})
+	if err != nil {
+		return d.Placement, fmt.Errorf("re-placing on host %s: %w", d.Host, err)
+	}
+	p, v := scheduler.Place(sreq, one.Host(d.Host))
+	if v.Rejected() {
+		return d.Placement, fmt.Errorf("%w: host %s no longer fits: %s", errLostRace, d.Host, v.Reason)
+	}
+	return p, nil
 }

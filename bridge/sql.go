@@ -33,14 +33,18 @@ WHERE id = $1 AND (runtime_at IS NULL OR $6::timestamptz IS NULL OR runtime_at <
 FROM bridge_workload_cells wc JOIN bridge_hosts h ON h.id = wc.host_id
 WHERE wc.workload_id = ANY($1::uuid[]) ORDER BY wc.workload_id, wc.cell`
 
-	// Every pCPU pinned on a host.
-	sqlHostPinned = `SELECT COALESCE(array_agg(p.cpu ORDER BY p.cpu), '{}') FROM bridge_workload_cpus p
-JOIN bridge_hosts h ON h.id = p.host_id WHERE h.name = $1`
-
 	// Memory of one host cell held by workloads other than $3.
 	sqlCellMemoryUsed = `SELECT c.memory_mb, COALESCE((SELECT sum(wc.memory_mb) FROM bridge_workload_cells wc
 	WHERE wc.host_id = c.host_id AND wc.cell = c.cell AND wc.workload_id <> $3::uuid), 0)::bigint
 FROM bridge_host_cells c JOIN bridge_hosts h ON h.id = c.host_id WHERE h.name = $1 AND c.cell = $2`
+
+	// The memory held in each cell of a host, and its pins by cell and
+	// workload: the host's state as the scheduler sees it.
+	sqlHostCellUse = `SELECT wc.cell, sum(wc.memory_mb)::bigint FROM bridge_workload_cells wc
+JOIN bridge_hosts h ON h.id = wc.host_id WHERE h.name = $1 GROUP BY wc.cell`
+
+	sqlHostPins = `SELECT p.cell, p.workload_id::text, array_agg(p.cpu ORDER BY p.cpu) FROM bridge_workload_cpus p
+JOIN bridge_hosts h ON h.id = p.host_id WHERE h.name = $1 GROUP BY p.cell, p.workload_id ORDER BY p.cell, p.workload_id`
 
 	sqlHostAgent = `SELECT agent_url FROM bridge_hosts WHERE name = $1`
 
@@ -69,7 +73,4 @@ JOIN resource_classes rc ON rc.id = i.resource_class_id`
 
 	sqlProviderHasTrait = `SELECT EXISTS (SELECT 1 FROM resource_provider_traits rpt JOIN traits t ON t.id = rpt.trait_id
 	WHERE rpt.resource_provider_id = $1 AND t.name = $2)`
-
-	sqlLockWorkloadsOfHost = `SELECT w.id::text FROM bridge_workloads w JOIN bridge_hosts h ON h.id = w.host_id
-WHERE h.name = $1 ORDER BY w.id`
 )
