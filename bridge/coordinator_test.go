@@ -462,3 +462,68 @@ func TestListAndGet(t *testing.T) {
 		t.Fatalf("get bad id: %v", err)
 	}
 }
+
+func TestCreateHostAndDuplicate(t *testing.T) {
+	f := setup(t)
+	f.register(twoCells("h1"))
+	f.register(twoCells("h2"))
+	for _, tc := range []struct {
+		name, host string
+		want       error
+	}{
+		{"requested host", "h2", nil},
+		{"requested host again", "h2", nil},
+		{"unknown host", "h9", bridge.ErrNoValidHost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := shared(1.5, 64)
+			req.Host = tc.host
+			w, err := f.c.Create(f.ctx, req)
+			if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.want == nil && (w.Host != tc.host || f.consumerUsed(w.ID, "VCPU") != 2) {
+				t.Fatalf("host %q VCPU %d", w.Host, f.consumerUsed(w.ID, "VCPU"))
+			}
+		})
+	}
+	req := shared(1, 64)
+	req.ID = strings.ToUpper(uuid.NewString())
+	w, err := f.c.Create(f.ctx, req)
+	if err != nil || w.ID != strings.ToLower(req.ID) {
+		t.Fatalf("create with id: %v %q", err, w.ID)
+	}
+	if _, err := f.c.Create(f.ctx, req); !errors.Is(err, bridge.ErrConflict) {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	if got := f.scalar(`SELECT count(*) FROM bridge_workloads WHERE id = $1`, w.ID); got != 1 {
+		t.Fatalf("%d rows for the id", got)
+	}
+	// Deleting twice sends the request again (force after a stuck stop).
+	if err := f.c.Delete(f.ctx, w.ID, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Delete(f.ctx, w.ID, false, true); err != nil {
+		t.Fatal(err)
+	}
+	ev := f.events(w.ID)
+	if len(ev) != 3 || ev[1].Type != agentproto.EventDelete || !ev[1].Stop || ev[2].Type != agentproto.EventDelete || !ev[2].Force {
+		t.Fatalf("events %+v", ev)
+	}
+	if got := f.consumerUsed(w.ID, "VCPU"); got != 1 {
+		t.Fatalf("deleting workload released early: VCPU %d", got)
+	}
+	// Shared resize: VCPU follows ceil(cpu), the cpuset stays the pool.
+	s, err := f.c.Create(f.ctx, shared(1, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := 2.5
+	got, err := f.c.Resize(f.ctx, s.ID, &cpu, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.consumerUsed(s.ID, "VCPU") != 3 || got.Resources.VCPU != 3 || got.Container.CPU != 2.5 || got.Container.CpusetCpus != "0-1,4-5" {
+		t.Fatalf("shared resize: VCPU %d %+v", f.consumerUsed(s.ID, "VCPU"), got.Container)
+	}
+}
