@@ -54,6 +54,8 @@ func main() {
 		err = runServe(ctx, args)
 	case "migrate":
 		err = runMigrate(args)
+	case "agent":
+		err = runAgent(ctx, args) // cmd/unisched/agent.go
 	case "version":
 		fmt.Println("unisched", Version)
 	case "-h", "--help", "help":

@@ -17,6 +17,7 @@ type Config struct {
 	Placement Placement `mapstructure:"placement"`
 	Log       Log       `mapstructure:"log"`
 	Test      Test      `mapstructure:"test"`
+	Agent     Agent     `mapstructure:"agent"`
 }
 
 // Database is where all state lives.

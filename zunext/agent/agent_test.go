@@ -22,23 +22,20 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/internal/dockertest"
 	"github.com/unisched/unisched/zunext/docker"
 )
 
 const testImage = "unisched/busybox:latest"
 
-// testDockerHost is the daemon the tests run against.
+func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
+
+// testDockerHost is the test binary's dockerd (internal/dockertest: a
+// private one, or UNISCHED_TEST_DOCKER_HOST), with the busybox image.
 func testDockerHost(t *testing.T) string {
 	t.Helper()
-	h := os.Getenv("UNISCHED_TEST_DOCKER_HOST")
-	if h == "" && os.Getenv("CI") == "" && os.Getenv("UNISCHED_REQUIRE_DOCKER") == "" {
-		t.Skip("UNISCHED_TEST_DOCKER_HOST is not set (CI and UNISCHED_REQUIRE_DOCKER=1 make this a failure)")
-	}
-	if h == "" {
-		t.Fatal("UNISCHED_TEST_DOCKER_HOST is not set: these tests need a real dockerd with unisched/busybox:latest " +
-			"(see shared/lab/README.md: a private dockerd and docker-image.sh)")
-	}
-	return h
+	dockertest.Image(t)
+	return dockertest.Host(t)
 }
 
 // fakeServe is a stand-in for serve's agent routes (PUT /v1/agents/{host},
@@ -296,7 +293,7 @@ func TestRegistrationRetriesUntilServeAnswers(t *testing.T) {
 	reg := f.registrations[0]
 	if reg.Host != ta.cfg.Host || reg.AgentURL != ta.url || reg.DedicatedCPUs != "1" || reg.SharedCPUs != "0" ||
 		len(reg.Cells) != 2 || reg.Cells[1].CPUs != "1" || reg.Cells[1].MemoryMB != 1024 || reg.DiskGB != 10 ||
-		reg.AvailabilityZone != "az1" || reg.ReservedMemoryMB != 64 {
+		reg.AvailabilityZone != "az1" || reg.ReservedMemoryMB != 64 || reg.OS == "" || reg.KernelVersion == "" || reg.Architecture == "" {
 		t.Fatalf("registration %+v", reg)
 	}
 	if f.desiredCalls != 1 {

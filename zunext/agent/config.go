@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -323,7 +324,41 @@ func (c *Config) registration(agentURL string) agentproto.Registration {
 		RAMAllocationRatio:  c.RAMAllocationRatio,
 		DiskAllocationRatio: c.DiskAllocationRatio,
 		ReservedMemoryMB:    c.ReservedMemoryMB,
+		OS:                  osName(),
+		KernelVersion:       readTrim("/proc/sys/kernel/osrelease"),
+		Architecture:        arch(),
 	}
+}
+
+func readTrim(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// osName is os-release's PRETTY_NAME ("Debian GNU/Linux 12 (bookworm)").
+func osName() string {
+	for _, line := range strings.Split(readTrim("/etc/os-release"), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return runtime.GOOS
+}
+
+// arch is uname's machine name (x86_64, aarch64), as Zun shows it.
+func arch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "386":
+		return "i686"
+	}
+	return runtime.GOARCH
 }
 
 var errStopped = errors.New("agent stopped")

@@ -11,22 +11,19 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/internal/dockertest"
 )
 
 const testImage = "unisched/busybox:latest"
 
-// testDockerHost is the daemon the tests run against.
+func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
+
+// testDockerHost is the test binary's dockerd (internal/dockertest: a
+// private one, or UNISCHED_TEST_DOCKER_HOST), with the busybox image.
 func testDockerHost(t *testing.T) string {
 	t.Helper()
-	h := os.Getenv("UNISCHED_TEST_DOCKER_HOST")
-	if h == "" && os.Getenv("CI") == "" && os.Getenv("UNISCHED_REQUIRE_DOCKER") == "" {
-		t.Skip("UNISCHED_TEST_DOCKER_HOST is not set (CI and UNISCHED_REQUIRE_DOCKER=1 make this a failure)")
-	}
-	if h == "" {
-		t.Fatal("UNISCHED_TEST_DOCKER_HOST is not set: these tests need a real dockerd with unisched/busybox:latest " +
-			"(see shared/lab/README.md: a private dockerd and docker-image.sh)")
-	}
-	return h
+	dockertest.Image(t)
+	return dockertest.Host(t)
 }
 
 func newTestDriver(t *testing.T, host string) *Driver {
