@@ -209,7 +209,7 @@ func (f *fakeService) setRuntime(id, status, reason string) {
 // apiCall is one request to the handler.
 type apiCall struct {
 	method, path, token, version, body string
-	header                                 map[string]string
+	header                             map[string]string
 }
 
 type apiResult struct {
