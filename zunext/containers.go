@@ -624,7 +624,7 @@ func (h *handler) buildCreate(r *http.Request, v version, b *jsonschema.Object) 
 			count = pyStr(c)
 		}
 		n, ok := pythonInt(count)
-		if c, _ := o.Get("MaximumRetryCount"); c == nil && ok {
+		if c, has := o.Get("MaximumRetryCount"); has && c == nil {
 			// null: int(None) fails in Zun
 			ok = false
 		}

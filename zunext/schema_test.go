@@ -113,6 +113,7 @@ func TestCreateValidation(t *testing.T) {
 			detail: "Invalid input for field 'MaximumRetryCount'.Value: '-1'. -1 is less than the minimum of 0"},
 		{name: "restart always with count", body: `{"image": "busybox", "restart_policy": {"Name": "always", "MaximumRetryCount": "2"}}`, status: 400,
 			code: "container.invalid-value", detail: "maximum retry count not valid with restart policy of always"},
+		{name: "restart without count", body: `{"image": "busybox", "restart_policy": {"Name": "on-failure"}}`, status: 202},
 		{name: "restart count null", body: `{"image": "busybox", "restart_policy": {"Name": "on-failure", "MaximumRetryCount": null}}`, status: 400, code: "container.invalid-value"},
 		// interactive, tty, auto_heal
 		{name: "interactive enum", body: `{"image": "busybox", "interactive": "maybe"}`, status: 400,
