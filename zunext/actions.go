@@ -4,7 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
@@ -193,10 +196,11 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request, c bridge.Workload
 		}
 		params.Set(k, strconv.FormatBool(b))
 	}
-	for _, k := range []string{"tail", "since"} {
-		if s, ok := q.get(k); ok && s != "None" {
-			params.Set(k, s)
-		}
+	if s, ok := q.get("tail"); ok && s != "None" {
+		params.Set("tail", s)
+	}
+	if s, ok := q.get("since"); ok && s != "" && s != "None" {
+		params.Set("since", sinceUnix(s))
 	}
 	if c.Host == "" {
 		// never placed (or released after a failure): nothing ran
@@ -301,4 +305,30 @@ func (h *handler) unsupportedAction(action string) actionFunc {
 		}
 		return errNotSupported(action)
 	}
+}
+
+var sinceDatetime = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2},[0-9]{1,3}`)
+
+// sinceUnix turns Zun's datetime form of since ("2026-01-02 03:04:05,123",
+// UTC) into the unix seconds the agent takes; numbers pass as they are.
+func sinceUnix(s string) string {
+	if m := sinceDatetime.FindString(s); m != "" && !isDigits(s) {
+		date, frac, _ := strings.Cut(m, ",")
+		if t, err := time.Parse("2006-01-02 15:04:05", date); err == nil {
+			for len(frac) < 3 {
+				frac += "0"
+			}
+			return strconv.FormatInt(t.Unix(), 10) + "." + frac
+		}
+	}
+	return s
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -425,7 +425,7 @@ func (h *handler) createContainer(w http.ResponseWriter, r *http.Request) error 
 			}
 		}
 	case errors.Is(err, bridge.ErrInvalid):
-		return errInvalid("%s", strings.TrimSuffix(err.Error(), ": "+bridge.ErrInvalid.Error()))
+		return errInvalid("%s", bridgeDetail(err, bridge.ErrInvalid))
 	default:
 		return err
 	}
@@ -995,7 +995,7 @@ func (h *handler) resize(r *http.Request, c bridge.Workload, patch *jsonschema.O
 	}
 	out, err := h.svc.Resize(r.Context(), c.ID, cpu, mem)
 	if errors.Is(err, bridge.ErrInvalid) {
-		return c, errInvalid("%s", err.Error())
+		return c, errInvalid("%s", bridgeDetail(err, bridge.ErrInvalid))
 	}
 	if errors.Is(err, bridge.ErrNoValidHost) {
 		return c, errConflict("The container cannot be resized on its host: %s", err.Error())

@@ -373,7 +373,7 @@ func TestSynchronousCalls(t *testing.T) {
 		t.Errorf("logs while creating: %d %s", res.status, res.body)
 	}
 	svc.setRuntime(id, agentproto.StatusRunning, "")
-	res = do(t, h, apiCall{method: "GET", path: base + "/logs?stdout=True&tail=10", token: "demo:demo", version: latest})
+	res = do(t, h, apiCall{method: "GET", path: base + "/logs?stdout=True&tail=10&since=2026-01-02+03:04:05,5", token: "demo:demo", version: latest})
 	if res.status != 200 || string(res.body) != "\"hello\\n\"\n" {
 		t.Errorf("logs: %d %q", res.status, res.body)
 	}
@@ -394,7 +394,7 @@ func TestSynchronousCalls(t *testing.T) {
 		t.Errorf("top: %d %s", res.status, res.body)
 	}
 	wantSeen := []string{
-		"GET /v1/containers/" + id + "/logs?stdout=true&tail=10",
+		"GET /v1/containers/" + id + "/logs?since=1767323045.500&stdout=true&tail=10",
 		"POST /v1/containers/" + id + "/execute",
 		"GET /v1/containers/" + id + "/stats",
 		"GET /v1/containers/" + id + "/top?ps_args=aux",

@@ -149,6 +149,22 @@ func TestOverCoordinator(t *testing.T) {
 		t.Errorf("resized workload %+v", w.Resources)
 	}
 
+	// a resize the host cannot hold is refused, the claim unchanged
+	other := create(t, h, "alice:demo", `{"image": "busybox", "memory": 4096}`)["uuid"].(string)
+	res = do(t, h, apiCall{method: "PATCH", path: "/v1/containers/" + id, token: "alice:demo", version: latest, body: `{"memory": 8192}`})
+	if res.status != 409 {
+		t.Errorf("resize beyond the host: %d %s", res.status, res.body)
+	}
+	if w, _ = c.Get(ctx, id); w.Resources.MemoryMB != 512 {
+		t.Errorf("failed resize changed the workload: %+v", w.Resources)
+	}
+	if res := do(t, h, apiCall{method: "DELETE", path: "/v1/containers/" + other + "?force=true", version: latest}); res.status != 204 {
+		t.Fatalf("force delete as admin: %d %s", res.status, res.body)
+	}
+	if err := c.Report(ctx, "host1", agentproto.Report{WorkloadID: other, Status: agentproto.StatusDeleted, ObservedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
 	// delete: deleting until the agent reports it gone
 	if res := do(t, h, apiCall{method: "DELETE", path: "/v1/containers/web2", token: "alice:demo", version: latest}); res.status != 204 {
 		t.Fatalf("delete: %d %s", res.status, res.body)
@@ -180,7 +196,7 @@ func TestOverCoordinator(t *testing.T) {
 	// a dedicated container with a fractional cpu is refused by the coordinator
 	res = do(t, h, apiCall{method: "POST", path: "/v1/containers", token: "alice:demo", version: latest,
 		body: `{"image": "busybox", "cpu_policy": "dedicated", "cpu": 1.5}`})
-	if res.status != 400 || !strings.Contains(res.errorOf(t)["detail"].(string), "whole number of CPUs") {
+	if res.status != 400 || !strings.HasPrefix(res.errorOf(t)["detail"].(string), "a dedicated workload needs a whole number of CPUs") {
 		t.Errorf("fractional dedicated: %d %s", res.status, res.body)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/internal/openstack"
@@ -153,9 +154,9 @@ func (h *handler) mapError(r *http.Request, err error) *apiError {
 	case errors.Is(err, bridge.ErrNotFound):
 		return errContainerNotFound(r.PathValue("ident"))
 	case errors.Is(err, bridge.ErrInvalid):
-		return errInvalid("%s", err.Error())
+		return errInvalid("%s", bridgeDetail(err, bridge.ErrInvalid))
 	case errors.Is(err, bridge.ErrConflict):
-		return errConflict("%s", err.Error())
+		return errConflict("%s", bridgeDetail(err, bridge.ErrConflict))
 	}
 	var ae *agentError
 	if errors.As(err, &ae) {
@@ -169,3 +170,13 @@ func (h *handler) mapError(r *http.Request, err error) *apiError {
 }
 
 var _ = slog.Default
+
+// bridgeDetail is the coordinator's message without its sentinel's
+// prefix ("invalid request: cpu ..." -> "cpu ...").
+func bridgeDetail(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, sentinel.Error()+": "); i >= 0 {
+		msg = msg[:i] + msg[i+len(sentinel.Error())+2:]
+	}
+	return msg
+}
