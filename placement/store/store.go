@@ -99,9 +99,27 @@ const truncateAll = `TRUNCATE allocations, consumers, consumer_types, users, pro
 
 const resetCustomClassSeq = `ALTER SEQUENCE resource_classes_custom_id_seq RESTART WITH 10000`
 
-// Reset empties every Placement table and re-seeds the standard data. It
+// truncateBridge empties every bridge_* table (ledger, decisions, outbox,
+// and whatever later migrations add under that prefix), found in the
+// catalog so that a new bridge table is reset without touching this list.
+const truncateBridge = `DO $$
+DECLARE t text;
+BEGIN
+	SELECT string_agg(format('%I.%I', schemaname, tablename), ', ' ORDER BY tablename) INTO t
+	FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'bridge\_%';
+	IF t IS NOT NULL THEN
+		EXECUTE 'TRUNCATE ' || t || ' RESTART IDENTITY CASCADE';
+	END IF;
+END $$`
+
+// Reset empties every Placement table and every bridge table (the ledger
+// names Placement's providers, so one without the other would leave hosts
+// and workloads pointing at nothing) and re-seeds the standard data. It
 // exists for the test-only reset endpoint.
 func Reset(ctx context.Context, db pg.DBTX) error {
+	if _, err := db.Exec(ctx, truncateBridge); err != nil {
+		return fmt.Errorf("truncating bridge tables: %w", err)
+	}
 	if _, err := db.Exec(ctx, truncateAll); err != nil {
 		return fmt.Errorf("truncating placement tables: %w", err)
 	}
