@@ -9,15 +9,28 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
+
+	"github.com/unisched/unisched/bridge/scheduler"
 )
 
 // Config is the whole configuration; sections mirror etc/unisched.yaml.
 type Config struct {
 	Database  Database  `mapstructure:"database"`
 	Placement Placement `mapstructure:"placement"`
-	Log       Log       `mapstructure:"log"`
-	Test      Test      `mapstructure:"test"`
-	Agent     Agent     `mapstructure:"agent"`
+	// ContainerAPI is the second listener of serve: Zun's API, the native
+	// /v1/workloads API and the agents' routes.
+	ContainerAPI ContainerAPI     `mapstructure:"container_api"`
+	Scheduler    scheduler.Config `mapstructure:"scheduler"`
+	Log          Log              `mapstructure:"log"`
+	Test         Test             `mapstructure:"test"`
+	Agent        Agent            `mapstructure:"agent"`
+}
+
+// ContainerAPI configures the container API listener.
+type ContainerAPI struct {
+	// Listen is its address; "" disables the listener (placement only).
+	Listen       string `mapstructure:"listen"`
+	MaxBodyBytes int64  `mapstructure:"max_body_bytes"`
 }
 
 // Database is where all state lives.
@@ -66,10 +79,39 @@ var defaults = map[string]any{
 	"placement.max_body_bytes":                  int64(1 << 20),
 	"placement.cors_allowed_origins":            []string{},
 	"placement.cors_allow_headers":              []string{},
+	"container_api.listen":                      "127.0.0.1:9517",
+	"container_api.max_body_bytes":              int64(1 << 20),
+	"scheduler.thresholds.dedicated_usage":      0.5,
+	"scheduler.thresholds.shared_load":          0.5,
+	"scheduler.thresholds.pack_until":           0.5,
+	"scheduler.filters":                         defaultFilters,
+	"scheduler.weighers":                        defaultWeighers,
+	"scheduler.max_scored_hosts":                1000,
+	"scheduler.alternates":                      2,
+	"scheduler.parallelism":                     1,
 	"log.level":                                 "info",
 	"log.format":                                "text",
 	"test.reset":                                false,
 }
+
+// defaultFilters and defaultWeighers are scheduler.DefaultConfig's
+// plugins with the arguments etc/unisched.yaml spells out (the filters'
+// own defaults), in the shape a YAML file decodes to.
+var (
+	defaultFilters = []any{
+		map[string]any{"name": "availability_zone", "args": map[string]any{"default_zone": "nova"}},
+		map[string]any{"name": "aggregates"},
+		map[string]any{"name": "traits", "args": map[string]any{"always_forbidden": []any{"COMPUTE_STATUS_DISABLED"}}},
+		map[string]any{"name": "affinity"},
+		map[string]any{"name": "resources"},
+		map[string]any{"name": "numa"},
+		map[string]any{"name": "pool_pressure"},
+	}
+	defaultWeighers = []any{
+		map[string]any{"name": "balance", "weight": 1},
+		map[string]any{"name": "soft_affinity", "weight": 1},
+	}
+)
 
 // Load reads the file at path (optional) and the environment.
 func Load(path string) (*Config, error) {

@@ -8,6 +8,10 @@ import (
 	"testing"
 
 	"github.com/spf13/viper"
+
+	"github.com/unisched/unisched/bridge/scheduler"
+	"github.com/unisched/unisched/bridge/scheduler/filters"
+	"github.com/unisched/unisched/bridge/scheduler/weighers"
 )
 
 const sample = "../../etc/unisched.yaml"
@@ -69,6 +73,8 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("UNISCHED_PLACEMENT_CORS_ALLOWED_ORIGINS", "http://a.example,http://b.example")
 	t.Setenv("UNISCHED_TEST_RESET", "true")
 	t.Setenv("UNISCHED_LOG_LEVEL", "debug")
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", "127.0.0.1:9621")
+	t.Setenv("UNISCHED_SCHEDULER_THRESHOLDS_PACK_UNTIL", "0.8")
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +91,10 @@ func TestEnvironmentOverrides(t *testing.T) {
 		{"bool from env", c.Test.Reset, true},
 		{"log.level from env", c.Log.Level, "debug"},
 		{"default kept", c.Database.Migrate, true},
+		{"container_api.listen from env", c.ContainerAPI.Listen, "127.0.0.1:9621"},
+		{"nested scheduler key from env", c.Scheduler.Thresholds.PackUntil, 0.8},
+		{"sibling scheduler key kept", c.Scheduler.Thresholds.SharedLoad, 0.5},
+		{"scheduler lists kept", len(c.Scheduler.Filters), 7},
 	}
 	for _, tc := range tests {
 		if !reflect.DeepEqual(tc.got, tc.want) {
@@ -96,5 +106,56 @@ func TestEnvironmentOverrides(t *testing.T) {
 func TestMissingFile(t *testing.T) {
 	if _, err := Load(filepath.Join(t.TempDir(), "absent.yaml")); err == nil {
 		t.Fatal("loading a missing file succeeded")
+	}
+}
+
+// The built-in scheduler section is scheduler.DefaultConfig's plugins and
+// settings, and it builds into an engine.
+func TestSchedulerDefaults(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := scheduler.DefaultConfig()
+	got := c.Scheduler
+	if got.Thresholds != def.Thresholds || got.MaxScoredHosts != def.MaxScoredHosts ||
+		got.Alternates != def.Alternates || got.Parallelism != def.Parallelism {
+		t.Errorf("scheduler settings %+v, want %+v", got, def)
+	}
+	names := func(ps []scheduler.PluginConfig) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	if !reflect.DeepEqual(names(got.Filters), names(def.Filters)) || !reflect.DeepEqual(names(got.Weighers), names(def.Weighers)) {
+		t.Errorf("plugins %v %v, want %v %v", names(got.Filters), names(got.Weighers), names(def.Filters), names(def.Weighers))
+	}
+	if got.Weighers[0].Weight != 1 || got.Filters[0].Args["default_zone"] != "nova" {
+		t.Errorf("plugin settings lost: %+v %+v", got.Weighers[0], got.Filters[0])
+	}
+	reg := scheduler.NewRegistry()
+	if err := filters.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := weighers.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Build(got); err != nil {
+		t.Errorf("default scheduler config does not build: %v", err)
+	}
+
+	// a file naming only some filters replaces the whole list
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("scheduler:\n  filters:\n    - name: numa\n  thresholds:\n    shared_load: 0.9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := names(c.Scheduler.Filters); !reflect.DeepEqual(n, []string{"numa"}) || c.Scheduler.Thresholds.SharedLoad != 0.9 ||
+		c.Scheduler.Thresholds.PackUntil != 0.5 || len(c.Scheduler.Weighers) != 2 {
+		t.Errorf("partial scheduler file: %+v", c.Scheduler)
 	}
 }
