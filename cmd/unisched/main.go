@@ -32,12 +32,12 @@ var Version = "dev"
 const usage = `usage: unisched <command> [--config FILE]
 
 commands:
-  serve     run the Placement API (and, later, the other APIs)
+  serve     run the Placement API and the container API (Zun, /v1/workloads, agents)
   migrate   apply database migrations (migrate down reverts them all)
   version   print the version
 
 Configuration: etc/unisched.yaml keys, each overridable as UNISCHED_<SECTION>_<KEY>
-(e.g. UNISCHED_DATABASE_URL, UNISCHED_PLACEMENT_LISTEN).
+(e.g. UNISCHED_DATABASE_URL, UNISCHED_PLACEMENT_LISTEN, UNISCHED_CONTAINER_API_LISTEN).
 `
 
 func main() {
@@ -124,6 +124,10 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
+	engine, err := newEngine(cfg.Scheduler)
+	if err != nil {
+		return err
+	}
 
 	if cfg.Database.Migrate {
 		if err := migrations.Up(cfg.Database.URL); err != nil {
@@ -172,27 +176,116 @@ func runServe(ctx context.Context, args []string) error {
 	})
 	api.Start(ctx)
 	defer api.Stop()
-	srv := &http.Server{
-		Addr:              cfg.Placement.Listen,
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	ln, err := net.Listen("tcp", cfg.Placement.Listen)
+
+	parts, err := newBridge(ctx, pool, engine, cfg, log)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Placement.Listen, err)
+		return err
 	}
-	errc := make(chan error, 1)
-	go func() {
-		log.Info("placement API listening", "addr", ln.Addr().String())
-		// requests Go refuses before any handler still get Placement's error body
-		errc <- srv.Serve(openstack.ProtocolErrorListener(ln, nil))
-	}()
+
+	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
+	if cfg.ContainerAPI.Enabled() {
+		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen,
+			handler: containerHandler(parts, pool, cfg, log)})
+	}
+	for _, s := range servers {
+		if err := s.listen(); err != nil {
+			closeAll(servers)
+			return err
+		}
+	}
+	relay, err := startRelay(ctx, pool, parts, log)
+	if err != nil {
+		closeAll(servers)
+		return err
+	}
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			log.Info(s.name+" listening", "addr", s.ln.Addr().String())
+			if err := s.serve(); err != nil {
+				errc <- fmt.Errorf("serving %s: %w", s.name, err)
+			}
+		}()
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("serving placement API: %w", err)
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
+	// both listeners stop taking requests and finish the ones in flight;
+	// then the relay stops (events written meanwhile wait in the outbox
+	// for the next leader).
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	shutdownErr := shutdownAll(shutdownCtx, servers)
+	if relay != nil {
+		relay.Stop()
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	return shutdownErr
+}
+
+// namedServer is one of serve's listeners.
+type namedServer struct {
+	name    string
+	addr    string
+	handler http.Handler
+	ln      net.Listener
+	srv     *http.Server
+}
+
+func (s *namedServer) listen() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("%s: listening on %s: %w", s.name, s.addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// serve runs until Shutdown; requests Go refuses before any handler still
+// get the OpenStack error body.
+func (s *namedServer) serve() error {
+	err := s.srv.Serve(openstack.ProtocolErrorListener(s.ln, nil))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func closeAll(servers []*namedServer) {
+	for _, s := range servers {
+		if s.ln != nil {
+			s.ln.Close()
+		}
+	}
+}
+
+// shutdownAll shuts the listeners down together, so one slow request on
+// either does not eat the other's grace period.
+func shutdownAll(ctx context.Context, servers []*namedServer) error {
+	errs := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			if s.srv == nil {
+				errs <- nil
+				return
+			}
+			if err := s.srv.Shutdown(ctx); err != nil {
+				errs <- fmt.Errorf("shutting down %s: %w", s.name, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var all []error
+	for range servers {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
 }

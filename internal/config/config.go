@@ -28,7 +28,7 @@ type Config struct {
 
 // ContainerAPI configures the container API listener.
 type ContainerAPI struct {
-	// Listen is its address; "" disables the listener (placement only).
+	// Listen is its address; "off" (or "" in a file) runs placement only.
 	Listen       string `mapstructure:"listen"`
 	MaxBodyBytes int64  `mapstructure:"max_body_bytes"`
 }
@@ -112,6 +112,11 @@ var (
 		map[string]any{"name": "soft_affinity", "weight": 1},
 	}
 )
+
+// Enabled says whether serve runs the container API listener. "off" is
+// the way to turn it off from the environment, where an empty variable
+// counts as unset.
+func (c ContainerAPI) Enabled() bool { return c.Listen != "" && c.Listen != "off" }
 
 // Load reads the file at path (optional) and the environment.
 func Load(path string) (*Config, error) {

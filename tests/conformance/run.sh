@@ -40,7 +40,9 @@ dburl=$(/usr/bin/python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv
 
 bin="$artifacts/unisched-conformance"
 (cd "$top" && go build -o "$bin" ./cmd/unisched)
+# placement only: the container API's default port would clash between runs
 UNISCHED_DATABASE_URL="$dburl" UNISCHED_TEST_RESET=1 UNISCHED_PLACEMENT_LISTEN="127.0.0.1:$port" \
+  UNISCHED_CONTAINER_API_LISTEN=${UNISCHED_CONTAINER_API_LISTEN:-off} \
   UNISCHED_LOG_LEVEL=${UNISCHED_LOG_LEVEL:-warn} "$bin" serve >"$artifacts/conformance-server.log" 2>&1 &
 pid=$!
 cleanup() {

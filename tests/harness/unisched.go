@@ -57,6 +57,9 @@ func StartUnisched(ctx context.Context, o UnischedOptions) (*Server, error) {
 		fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", o.Port),
 		"UNISCHED_LOG_LEVEL=warn",
 		"UNISCHED_TEST_RESET=false",
+		// placement only unless o.Env says otherwise: the container API's
+		// default port would clash between servers
+		"UNISCHED_CONTAINER_API_LISTEN=off",
 	)
 	cmd.Env = append(cmd.Env, o.Env...)
 	if err := start(ctx, s, cmd, time.Minute, func(ctx context.Context) bool { return answers(ctx, s.URL) }); err != nil {

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unisched/unisched/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.DropTemplate()
+	os.Exit(code)
+}
+
+// Ports of this package's tests (the wiring engineer's range).
+const (
+	testPlacementAddr = "127.0.0.1:9624"
+	testContainerAddr = "127.0.0.1:9625"
+)
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", token)
+	req.Header.Set("Accept", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func waitFor(t *testing.T, url string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended while starting: %v", err)
+		default:
+		}
+		if code, _ := get(t, url, "admin"); code != 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered", url)
+}
+
+// serve runs both listeners on one process and stops both, and the
+// relay, when its context ends.
+func TestServeBothListeners(t *testing.T) {
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_PLACEMENT_LISTEN", testPlacementAddr)
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", testContainerAddr)
+	t.Setenv("UNISCHED_LOG_LEVEL", "error")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, nil) }()
+	waitFor(t, "http://"+testPlacementAddr+"/", done)
+	waitFor(t, "http://"+testContainerAddr+"/v1/workloads", done)
+
+	if code, body := get(t, "http://"+testPlacementAddr+"/resource_providers", "admin"); code != 200 || !strings.Contains(body, "resource_providers") {
+		t.Errorf("placement: %d %s", code, body)
+	}
+	// the native API is mounted (its answer depends on the coordinator:
+	// never a 404 of the mux)
+	if code, body := get(t, "http://"+testContainerAddr+"/v1/workloads", "alice:projA"); code == 404 || !strings.Contains(body, "workloads") && !strings.Contains(body, "errors") {
+		t.Errorf("native API: %d %s", code, body)
+	}
+	if code, _ := get(t, "http://"+testContainerAddr+"/v1/agents/h1/desired", "alice:projA"); code != 403 {
+		t.Errorf("agent route as a member: %d, want 403", code)
+	}
+	// placement's routes are not on the container listener
+	if code, _ := get(t, "http://"+testContainerAddr+"/resource_providers", "admin"); code != 404 {
+		t.Errorf("placement route on the container API: %d, want 404", code)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	for _, addr := range []string{testPlacementAddr, testContainerAddr} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after shutdown", addr)
+		}
+	}
+}
+
+// A container API port already taken stops serve at start, naming it, and
+// leaves the placement port free again.
+func TestServeContainerPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", testContainerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_PLACEMENT_LISTEN", testPlacementAddr)
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", testContainerAddr)
+	t.Setenv("UNISCHED_LOG_LEVEL", "error")
+	err = runServe(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "container API") || !strings.Contains(err.Error(), testContainerAddr) {
+		t.Fatalf("serve on a taken port: %v", err)
+	}
+	pl, err := net.Listen("tcp", testPlacementAddr)
+	if err != nil {
+		t.Fatalf("placement port left bound: %v", err)
+	}
+	pl.Close()
+}
+
+// "off" runs placement alone.
+func TestServeContainerAPIOff(t *testing.T) {
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_PLACEMENT_LISTEN", testPlacementAddr)
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", "off")
+	t.Setenv("UNISCHED_LOG_LEVEL", "error")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, nil) }()
+	waitFor(t, "http://"+testPlacementAddr+"/", done)
+	if c, err := net.DialTimeout("tcp", testContainerAddr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("container API listening although off")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A scheduler section naming an unknown filter stops serve at start.
+func TestServeBadSchedulerConfig(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(path, []byte("scheduler:\n  filters:\n    - name: astrology\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_PLACEMENT_LISTEN", testPlacementAddr)
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", testContainerAddr)
+	err := runServe(context.Background(), []string{"--config", path})
+	if err == nil || !strings.Contains(err.Error(), "astrology") {
+		t.Fatalf("serve with an unknown filter: %v", err)
+	}
+}
