@@ -280,15 +280,3 @@ func TestMount(t *testing.T) {
 	}
 	errorDetail(t, r)
 }
-
-// Without a coordinator (serve listening before it exists) every route
-// answers 503, after authentication.
-func TestNoService(t *testing.T) {
-	h := New(Config{})
-	if r := do(t, h, "GET", "/v1/workloads", aliceToken, ""); r.status != http.StatusServiceUnavailable {
-		t.Errorf("no coordinator: %d, want 503", r.status)
-	}
-	if r := do(t, h, "GET", "/v1/agents/h/desired", aliceToken, ""); r.status != http.StatusForbidden {
-		t.Errorf("no coordinator, member on agent route: %d, want 403", r.status)
-	}
-}

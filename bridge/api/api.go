@@ -31,8 +31,7 @@ import (
 
 // Config is what the handlers need.
 type Config struct {
-	// Service is the coordinator. nil answers 503 on every route, so that
-	// serve can listen before a coordinator exists.
+	// Service is the coordinator (required).
 	Service bridge.Service
 	// Auth authenticates every request (openstack.NoAuth2{} when nil).
 	Auth openstack.Authenticator
@@ -176,9 +175,6 @@ func (h *Handler) dispatch(routes []route) http.Handler {
 func (h *Handler) serve(rt route, w http.ResponseWriter, r *http.Request) error {
 	if rt.admin && !isAdmin(r) {
 		return forbidden("Only administrators (agents) may call %s %s.", r.Method, r.URL.Path)
-	}
-	if h.cfg.Service == nil {
-		return &openstack.Error{Status: http.StatusServiceUnavailable, Detail: "The coordinator is not running."}
 	}
 	return rt.handler(w, r)
 }

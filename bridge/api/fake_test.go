@@ -161,6 +161,10 @@ func (f *fakeServiceForHTTPMapping) AgentURL(context.Context, string) (string, e
 	return "", f.record("AgentURL")
 }
 
+func (f *fakeServiceForHTTPMapping) ListHosts(context.Context) ([]bridge.HostInfo, error) {
+	return nil, f.record("ListHosts")
+}
+
 func (f *fakeServiceForHTTPMapping) callCount(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

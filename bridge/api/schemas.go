@@ -164,7 +164,10 @@ var registrationSchema = jsonschema.MustCompile(`{
     "cpu_allocation_ratio": {"type": "number", "minimum": 0, "maximum": 1000},
     "ram_allocation_ratio": {"type": "number", "minimum": 0, "maximum": 1000},
     "disk_allocation_ratio": {"type": "number", "minimum": 0, "maximum": 1000},
-    "reserved_host_memory_mb": {"type": "integer", "minimum": 0, "maximum": 2147483647}
+    "reserved_host_memory_mb": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+    "os": {"type": "string", "maxLength": 255},
+    "kernel_version": {"type": "string", "maxLength": 255},
+    "architecture": {"type": "string", "maxLength": 255}
   },
   "required": ["agent_url", "cells", "dedicated_cpus", "shared_cpus"],
   "additionalProperties": false,

@@ -16,11 +16,12 @@ import (
 	"github.com/unisched/unisched/bridge/scheduler/filters"
 	"github.com/unisched/unisched/bridge/scheduler/weighers"
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/zunext"
 )
 
 // bridgeParts is what serve runs of the bridge: the coordinator the
 // container API calls and the deliverer its outbox relay posts events
-// with. Both nil until package bridge has a coordinator.
+// with.
 type bridgeParts struct {
 	svc       bridge.Service
 	deliverer outbox.Deliverer
@@ -40,17 +41,18 @@ func newEngine(cfg scheduler.Config) (*scheduler.Engine, error) {
 	return reg.Build(cfg)
 }
 
-// newBridge builds the coordinator over the pool and the engine. This is
-// the hook for package bridge's coordinator: until it exists the
-// container API answers 503 and no relay runs.
-func newBridge(_ context.Context, _ *pgxpool.Pool, _ *scheduler.Engine, _ *config.Config, _ *slog.Logger) (bridgeParts, error) {
-	return bridgeParts{}, nil
+// newBridge builds the coordinator over the pool and the engine, and the
+// deliverer that posts its outbox events to the hosts' agents.
+func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, log *slog.Logger) bridgeParts {
+	return bridgeParts{
+		svc:       bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator")}),
+		deliverer: bridge.NewAgentDeliverer(pool, bridge.AgentDelivererOptions{}),
+	}
 }
 
-// zunAPI is Zun's v1 API over the coordinator (package zunext); nil until
-// it exists, and bridge/api.Mount then answers 404 for Zun's paths.
-func zunAPI(_ bridge.Service, _ *config.Config, _ *slog.Logger) http.Handler {
-	return nil
+// zunAPI is Zun's v1 API over the coordinator.
+func zunAPI(svc bridge.Service, log *slog.Logger) http.Handler {
+	return zunext.NewHandler(svc, zunext.Options{Logger: log})
 }
 
 // containerHandler is the container API listener's handler: Zun's API,
@@ -64,20 +66,13 @@ func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config,
 			return ledger.LatestDecision(ctx, pool, id)
 		},
 	})
-	var zun http.Handler
-	if parts.svc != nil {
-		zun = zunAPI(parts.svc, cfg, log)
-	}
-	return bridgeapi.Mount(native, zun)
+	return bridgeapi.Mount(native, zunAPI(parts.svc, log))
 }
 
 // startRelay starts the outbox relay that delivers the coordinator's
-// events to the agents; nil when there is nothing to deliver with.
+// events to the agents. Every serve runs one; they elect a leader among
+// themselves, so replicas deliver each event once.
 func startRelay(ctx context.Context, pool *pgxpool.Pool, parts bridgeParts, log *slog.Logger) (*outbox.Relay, error) {
-	if parts.deliverer == nil {
-		log.Warn("no coordinator yet: the outbox relay is not started")
-		return nil, nil
-	}
 	relay, err := outbox.NewRelay(pool, outbox.Config{
 		Deliverer: parts.deliverer,
 		Logger:    log.With("component", "outbox-relay"),

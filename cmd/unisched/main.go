@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/migrations"
@@ -177,13 +178,13 @@ func runServe(ctx context.Context, args []string) error {
 	api.Start(ctx)
 	defer api.Stop()
 
-	parts, err := newBridge(ctx, pool, engine, cfg, log)
-	if err != nil {
-		return err
-	}
-
+	// the container side (coordinator, its listener and the outbox relay)
+	// runs unless container_api.listen is off: then serve is placement
+	// alone, as the Placement conformance and benchmark harnesses run it.
 	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
+	var parts bridgeParts
 	if cfg.ContainerAPI.Enabled() {
+		parts = newBridge(pool, engine, log)
 		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen,
 			handler: containerHandler(parts, pool, cfg, log)})
 	}
@@ -193,10 +194,12 @@ func runServe(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	relay, err := startRelay(ctx, pool, parts, log)
-	if err != nil {
-		closeAll(servers)
-		return err
+	var relay *outbox.Relay
+	if parts.deliverer != nil {
+		if relay, err = startRelay(ctx, pool, parts, log); err != nil {
+			closeAll(servers)
+			return err
+		}
 	}
 	errc := make(chan error, len(servers))
 	for _, s := range servers {

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/unisched/unisched/bridge/agentproto"
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
@@ -36,6 +39,23 @@ func get(t *testing.T, url, token string) (int, string) {
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func send(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
@@ -76,14 +96,47 @@ func TestServeBothListeners(t *testing.T) {
 	if code, body := get(t, "http://"+testPlacementAddr+"/resource_providers", "admin"); code != 200 || !strings.Contains(body, "resource_providers") {
 		t.Errorf("placement: %d %s", code, body)
 	}
-	// the native API is mounted (its answer depends on the coordinator:
-	// never a 404 of the mux)
-	if code, body := get(t, "http://"+testContainerAddr+"/v1/workloads", "alice:projA"); code == 404 || !strings.Contains(body, "workloads") && !strings.Contains(body, "errors") {
+	// the native API, over the coordinator
+	if code, body := get(t, "http://"+testContainerAddr+"/v1/workloads", "alice:projA"); code != 200 || body != "{\"workloads\":[]}\n" {
 		t.Errorf("native API: %d %s", code, body)
+	}
+	// Zun's API on the same listener
+	if code, body := get(t, "http://"+testContainerAddr+"/v1/containers", "alice:projA"); code != 200 || !strings.Contains(body, "containers") {
+		t.Errorf("Zun API: %d %s", code, body)
 	}
 	if code, _ := get(t, "http://"+testContainerAddr+"/v1/agents/h1/desired", "alice:projA"); code != 403 {
 		t.Errorf("agent route as a member: %d, want 403", code)
 	}
+	// the relay runs: a registered host's agent gets the create event
+	events := make(chan agentproto.Event, 10)
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev agentproto.Event
+		if r.URL.Path != "/v1/events" || json.NewDecoder(r.Body).Decode(&ev) != nil {
+			w.WriteHeader(400)
+			return
+		}
+		events <- ev
+	}))
+	defer agent.Close()
+	reg := `{"agent_url": "` + agent.URL + `", "cells": [{"id": 0, "cpus": "0-3", "memory_mb": 4096}],
+		"dedicated_cpus": "0-1", "shared_cpus": "2-3", "disk_gb": 10}`
+	if code, body := send(t, "PUT", "http://"+testContainerAddr+"/v1/agents/h1", "admin", reg); code != 200 || !strings.Contains(body, "provider_uuid") {
+		t.Fatalf("registration: %d %s", code, body)
+	}
+	code, body := send(t, "POST", "http://"+testContainerAddr+"/v1/workloads", "alice:projA",
+		`{"workloads": [{"kind": "container", "name": "c1", "cpu_policy": "dedicated", "cpu": 1, "memory_mb": 64, "image": "busybox"}]}`)
+	if code != 202 || !strings.Contains(body, `"host":"h1"`) {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	select {
+	case ev := <-events:
+		if ev.Type != agentproto.EventCreate || ev.Host != "h1" || ev.Container == nil || ev.Container.Name != "c1" || ev.ID == 0 {
+			t.Errorf("event %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the relay delivered no event")
+	}
+
 	// placement's routes are not on the container listener
 	if code, _ := get(t, "http://"+testContainerAddr+"/resource_providers", "admin"); code != 404 {
 		t.Errorf("placement route on the container API: %d, want 404", code)
