@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/unisched/unisched/imagesec/inspect"
-	"github.com/unisched/unisched/imagesec/internal/testimage"
 	"github.com/unisched/unisched/imagesec/store"
+	"github.com/unisched/unisched/imagesec/testimage"
 	"github.com/unisched/unisched/internal/pgtest"
 )
 

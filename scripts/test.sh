@@ -21,7 +21,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 log "preparing the machine"
 ensure_go
 apt_install postgresql-15 postgresql-client-15 python3-gabbi python3-openstackclient python3-osc-placement curl
-# imagesec test images (imagesec/internal/testimage): sfdisk, qemu-img, mkfs.xfs.
+# imagesec test images (imagesec/testimage): sfdisk, qemu-img, mkfs.xfs.
 apt_install fdisk qemu-utils xfsprogs
 # Upstream Placement is what tests/differential compares with; without it that
 # test skips (CI sets UNISCHED_REQUIRE_UPSTREAM=1 so that it cannot).

@@ -57,6 +57,8 @@ func main() {
 		err = runMigrate(args)
 	case "agent":
 		err = runAgent(ctx, args) // cmd/unisched/agent.go
+	case "images":
+		err = runImages(ctx, args) // cmd/unisched/images.go
 	case "version":
 		fmt.Println("unisched", Version)
 	case "-h", "--help", "help":

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/unisched/unisched/imagesec/internal/testimage"
+	"github.com/unisched/unisched/imagesec/testimage"
 )
 
 // TestInspectImages inspects the real Debian images in all four layouts and

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/unisched/unisched/imagesec/inspect"
-	"github.com/unisched/unisched/imagesec/internal/testimage"
+	"github.com/unisched/unisched/imagesec/testimage"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/internal/pgtest"
 )
