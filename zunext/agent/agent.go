@@ -299,6 +299,13 @@ func (a *Agent) convergeUntilDone(ctx context.Context) error {
 			return ctx.Err()
 		}
 		a.log.Warn("convergence failed; retrying", "error", err, "attempt", i+1)
+		var se *statusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			// serve forgot the host (a fresh database): register again
+			if rerr := a.register(ctx); rerr != nil {
+				a.log.Warn("re-registration failed", "error", rerr)
+			}
+		}
 		if !a.backoff(ctx, i) {
 			return ctx.Err()
 		}

@@ -52,6 +52,7 @@ type fakeServe struct {
 	desiredCalls  int
 	failRegister  int // answer 503 to this many registrations
 	failReports   bool
+	desired404    int // answer 404 (host unknown) to this many desired calls
 }
 
 func newFakeServe(t *testing.T) *fakeServe {
@@ -96,6 +97,11 @@ func newFakeServe(t *testing.T) *fakeServe {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.desiredCalls++
+		if f.desired404 > 0 {
+			f.desired404--
+			http.Error(w, "no such host", http.StatusNotFound)
+			return
+		}
 		d := f.desired
 		d.Host = r.PathValue("host")
 		if d.Containers == nil {
@@ -298,6 +304,19 @@ func TestRegistrationRetriesUntilServeAnswers(t *testing.T) {
 	}
 	if f.desiredCalls != 1 {
 		t.Fatalf("desired fetched %d times", f.desiredCalls)
+	}
+}
+
+// TestUnknownHostReregisters: serve answering /desired with 404 (it lost
+// the host) makes the agent register again before converging.
+func TestUnknownHostReregisters(t *testing.T) {
+	f := newFakeServe(t)
+	f.desired404 = 1
+	startAgent(t, f, nil)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.registrations) != 2 || f.desiredCalls != 2 {
+		t.Fatalf("registrations %d, desired calls %d", len(f.registrations), f.desiredCalls)
 	}
 }
 

@@ -435,8 +435,13 @@ func (d *Driver) Kill(ctx context.Context, workloadID, signal string) error {
 	return d.do(ctx, workloadID, "killing", func(id string) error { return d.cli.ContainerKill(ctx, id, signal) })
 }
 
-// Update applies new limits in place.
+// Update applies new limits in place. A new memory limit moves the swap
+// limit along to twice the memory, Docker's default at create (Docker
+// refuses a memory limit above the swap limit already set).
 func (d *Driver) Update(ctx context.Context, workloadID string, r container.Resources) error {
+	if r.Memory > 0 && r.MemorySwap == 0 {
+		r.MemorySwap = 2 * r.Memory
+	}
 	return d.do(ctx, workloadID, "updating", func(id string) error {
 		_, err := d.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: r})
 		return err

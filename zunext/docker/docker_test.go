@@ -177,13 +177,15 @@ func TestLifecycleAndSyncCalls(t *testing.T) {
 		t.Fatalf("stats: %+v, %v", st, err)
 	}
 
-	// update: cpuset, quota, memory
-	if err := d.Update(ctx, c.WorkloadID, d.Resources(&agentproto.Container{CPUPolicy: "shared", CPU: 0.25, MemoryMB: 96, CpusetCpus: "1"}, "")); err != nil {
-		t.Fatal(err)
-	}
-	info, _ := d.cli.ContainerInspect(ctx, Name(c.WorkloadID))
-	if hc := info.HostConfig; hc.CpusetCpus != "1" || hc.NanoCPUs != 250_000_000 || hc.Memory != 96<<20 {
-		t.Fatalf("after update: cpus %q nano %d memory %d", hc.CpusetCpus, hc.NanoCPUs, hc.Memory)
+	// update: cpuset, quota, memory (up past the swap limit set at create, and down)
+	for _, mem := range []int64{512, 96} {
+		if err := d.Update(ctx, c.WorkloadID, d.Resources(&agentproto.Container{CPUPolicy: "shared", CPU: 0.25, MemoryMB: mem, CpusetCpus: "1"}, "")); err != nil {
+			t.Fatal(err)
+		}
+		info, _ := d.cli.ContainerInspect(ctx, Name(c.WorkloadID))
+		if hc := info.HostConfig; hc.CpusetCpus != "1" || hc.NanoCPUs != 250_000_000 || hc.Memory != mem<<20 {
+			t.Fatalf("after update to %d MiB: cpus %q nano %d memory %d", mem, hc.CpusetCpus, hc.NanoCPUs, hc.Memory)
+		}
 	}
 
 	if err := d.Pause(ctx, c.WorkloadID); err != nil {
