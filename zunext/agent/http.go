@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 
@@ -98,12 +100,26 @@ func (a *Agent) postEvent(w http.ResponseWriter, r *http.Request) error {
 		openstack.WriteJSON(w, http.StatusOK, map[string]any{"id": ev.ID, "duplicate": true})
 		return nil
 	}
-	if err := a.Apply(r.Context(), &ev); err != nil {
+	// The apply outlives a relay that gives up waiting: Docker is not left
+	// half-way, and the redelivery finds the event applied.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), applyTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := a.Apply(ctx, &ev); err != nil {
+		a.log.Info("event not applied", "event", ev.ID, "type", ev.Type, "action", ev.Action, "error", err)
 		return err
 	}
+	wid := ""
+	if ev.Container != nil {
+		wid = ev.Container.WorkloadID
+	}
+	a.log.Info("event applied", "event", ev.ID, "type", ev.Type, "action", ev.Action, "workload", wid, "took", time.Since(start).Round(time.Millisecond))
 	openstack.WriteJSON(w, http.StatusOK, map[string]any{"id": ev.ID})
 	return nil
 }
+
+// applyTimeout bounds one event's work (a stop waits up to its timeout).
+const applyTimeout = 5 * time.Minute
 
 // boolParam reads Zun's boolean query parameters (True/false/1/0/yes/no).
 func boolParam(r *http.Request, name string, def bool) (bool, error) {

@@ -137,7 +137,7 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	return client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err) ||
-		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "connection refused") ||
 		strings.Contains(err.Error(), "no such file or directory")
 }
 
@@ -430,9 +430,32 @@ func (d *Driver) Unpause(ctx context.Context, workloadID string) error {
 	return d.do(ctx, workloadID, "unpausing", func(id string) error { return d.cli.ContainerUnpause(ctx, id) })
 }
 
-// Kill sends signal (empty: SIGKILL).
+// Kill sends signal (empty: SIGKILL). Docker answers once the signal is
+// sent, so Kill waits a little for the container to stop (up to 2 s for
+// SIGKILL, 0.5 s for a signal it may survive) to return with its outcome.
 func (d *Driver) Kill(ctx context.Context, workloadID, signal string) error {
-	return d.do(ctx, workloadID, "killing", func(id string) error { return d.cli.ContainerKill(ctx, id, signal) })
+	var cid string
+	err := d.do(ctx, workloadID, "killing", func(id string) error { cid = id; return d.cli.ContainerKill(ctx, id, signal) })
+	if err != nil {
+		return err
+	}
+	wait := 500 * time.Millisecond
+	switch strings.ToUpper(strings.TrimPrefix(strings.ToUpper(signal), "SIG")) {
+	case "", "KILL", "9":
+		wait = 2 * time.Second
+	}
+	for end := time.Now().Add(wait); time.Now().Before(end); {
+		info, err := d.cli.ContainerInspect(ctx, cid)
+		if err != nil || info.State == nil || !info.State.Running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Update applies new limits in place. A new memory limit moves the swap
