@@ -170,6 +170,19 @@ func (h *handler) resizeContainer(w http.ResponseWriter, r *http.Request, c brid
 	return nil
 }
 
+// agentFailed renders a failed agent call: the agent's own 4xx answers
+// as they are; an agent that cannot be reached as Zun's "host is not up",
+// with the transport error in the log only.
+func (h *handler) agentFailed(r *http.Request, c bridge.Workload, err error) error {
+	var ae *agentError
+	if errors.As(err, &ae) && ae.status >= 400 && ae.status < 500 {
+		return ae.api()
+	}
+	h.log.WarnContext(r.Context(), "agent call failed", "container", c.ID, "host", c.Host, "error", err)
+	return &apiError{Status: http.StatusServiceUnavailable, Code: "container-host-not-up",
+		Message: "Container " + c.ID + " host " + c.Host + " is not up."}
+}
+
 // agentFor finds the agent of the container's host.
 func (h *handler) agentFor(r *http.Request, c bridge.Workload) (string, error) {
 	u, err := h.svc.AgentURL(r.Context(), c.Host)
@@ -213,7 +226,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request, c bridge.Workload
 	}
 	out, err := h.agents.Logs(r.Context(), base, c.ID, params)
 	if err != nil {
-		return err
+		return h.agentFailed(r, c, err)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -251,7 +264,7 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request, c bridge.Workl
 	}
 	res, err := h.agents.Exec(r.Context(), base, c.ID, agentproto.ExecRequest{Command: argv})
 	if err != nil {
-		return err
+		return h.agentFailed(r, c, err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"output": res.Output, "exit_code": res.ExitCode,
 		"exec_id": nil, "proxy_url": nil})
@@ -268,7 +281,7 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request, c bridge.Workloa
 	}
 	st, err := h.agents.Stats(r.Context(), base, c.ID)
 	if err != nil {
-		return err
+		return h.agentFailed(r, c, err)
 	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
@@ -288,7 +301,7 @@ func (h *handler) top(w http.ResponseWriter, r *http.Request, c bridge.Workload,
 	}
 	t, err := h.agents.Top(r.Context(), base, c.ID, psArgs)
 	if err != nil {
-		return err
+		return h.agentFailed(r, c, err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil

@@ -102,6 +102,15 @@ func (h *handler) routes() {
 		{"/v1/hosts", map[string]handlerFunc{"GET": h.listHosts}},
 		{"/v1/hosts/{ident}", map[string]handlerFunc{"GET": h.showHost}},
 		{"/v1/services", map[string]handlerFunc{"GET": h.listServices}},
+		{"/v1/availability_zones", map[string]handlerFunc{"GET": h.listAvailabilityZones}},
+	}
+	// Zun resources backed by services this deployment does not run.
+	for _, res := range []string{"images", "networks", "capsules", "quotas", "quota_classes", "registries"} {
+		all := map[string]handlerFunc{}
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			all[m] = h.unsupported(res + " (not offered by this deployment)")
+		}
+		table = append(table, route{"/v1/" + res, all}, route{"/v1/" + res + "/{rest...}", all})
 	}
 	// Zun actions that need services this deployment does not run.
 	for action, method := range map[string]string{

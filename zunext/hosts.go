@@ -122,3 +122,32 @@ func (h *handler) showHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 type hostInfo = bridge.HostInfo
+
+// listAvailabilityZones is GET /v1/availability_zones: the zones of the
+// registered hosts (Zun's default zone "nova" for a host without one).
+func (h *handler) listAvailabilityZones(w http.ResponseWriter, r *http.Request) error {
+	if err := authorize(r, "availability_zones:get_all", ""); err != nil {
+		return err
+	}
+	hosts, err := h.svc.ListHosts(r.Context())
+	if err != nil {
+		return err
+	}
+	var zones []string
+	for _, hi := range hosts {
+		az := hi.AvailabilityZone
+		if az == "" {
+			az = "nova"
+		}
+		if !slices.Contains(zones, az) {
+			zones = append(zones, az)
+		}
+	}
+	slices.Sort(zones)
+	out := make([]map[string]string, len(zones))
+	for i, z := range zones {
+		out[i] = map[string]string{"availability_zone": z}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"availability_zones": out, "next": nil})
+	return nil
+}

@@ -80,3 +80,19 @@ func TestHostsAndServices(t *testing.T) {
 		t.Errorf("service 2 %v", s2)
 	}
 }
+
+func TestZonesAndUnofferedResources(t *testing.T) {
+	h, svc := newTestHandler(t)
+	svc.hosts = []bridge.HostInfo{{Host: ledger.Host{Name: "a", AvailabilityZone: "az2"}}, {Host: ledger.Host{Name: "b"}},
+		{Host: ledger.Host{Name: "c", AvailabilityZone: "az2"}}}
+	res := do(t, h, apiCall{method: "GET", path: "/v1/availability_zones", token: "demo:demo", version: latest})
+	if res.status != 200 || !jsonEqual(res.json(t)["availability_zones"], []map[string]string{{"availability_zone": "az2"}, {"availability_zone": "nova"}}) {
+		t.Errorf("zones: %d %s", res.status, res.body)
+	}
+	for _, p := range []string{"/v1/images", "/v1/images/busybox", "/v1/networks/x", "/v1/capsules", "/v1/quotas/p1", "/v1/registries"} {
+		res := do(t, h, apiCall{method: "GET", path: p, version: latest})
+		if res.status != 400 || res.errorOf(t)["code"] != "container.operation-not-supported" {
+			t.Errorf("%s: %d %s", p, res.status, res.body)
+		}
+	}
+}

@@ -64,6 +64,7 @@ var policies = map[string]rule{
 	"container:rebuild":                      adminOrOwner,
 	"container:resize_container":             adminOrOwner,
 	"container:actions":                      adminOrOwner,
+	"availability_zones:get_all":             adminOrOwner,
 	"host:get_all":                           adminAPI,
 	"host:get":                               adminAPI,
 	"zun-service:get_all":                    adminAPI,
