@@ -20,6 +20,7 @@ import (
 	"github.com/unisched/unisched/bridge/agentproto"
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/scheduler"
+	"github.com/unisched/unisched/internal/openstack"
 )
 
 // workloadEntry is one element of POST /v1/workloads' "workloads". Whole
@@ -99,6 +100,7 @@ func (h *Handler) createWorkloads(w http.ResponseWriter, r *http.Request) error 
 	}
 	creds := credentials(r)
 	reqs := make([]bridge.CreateRequest, len(body.Workloads))
+	clientIDs := make([]bool, len(body.Workloads))
 	seen := map[string]int{}
 	for i, raw := range body.Workloads {
 		var e workloadEntry
@@ -113,12 +115,29 @@ func (h *Handler) createWorkloads(w http.ResponseWriter, r *http.Request) error 
 			return badRequest("Invalid input for workloads[%d].id: %s is also the id of workloads[%d]", i, req.ID, j)
 		}
 		seen[req.ID] = i
+		clientIDs[i] = e.ID != ""
 		req.ProjectID, req.UserID, req.RequestID = projectID, creds.UserID, requestID(r)
 		if req.Container != nil {
 			req.Container.ProjectID = projectID
 		}
 		req.Spec = raw
 		reqs[i] = req
+	}
+
+	// ids the client chose are checked before anything is created: a
+	// refusal after some entries were created can only be undone through
+	// their agents (see undo)
+	for i, e := range reqs {
+		if !clientIDs[i] {
+			continue
+		}
+		_, err := h.cfg.Service.Get(r.Context(), e.ID)
+		switch {
+		case err == nil:
+			return openstack.Errorf(http.StatusConflict, codeConflict, "workloads[%d]: workload %s already exists.", i, e.ID)
+		case !errors.Is(err, bridge.ErrNotFound):
+			return serviceError(err, "checking workload ids")
+		}
 	}
 
 	views := make([]workloadView, 0, len(reqs))
@@ -146,9 +165,11 @@ func (h *Handler) createWorkloads(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// undo deletes the workloads a failed request created, so that a refused
-// instruction leaves nothing behind. Failures are logged: the workloads
-// stay visible to their owner, who can delete them.
+// undo deletes the workloads a failed request created (stop and force),
+// so that a refused instruction leaves nothing running: one that never
+// reached a host goes at once, the others turn deleting and release
+// their claims when their agents confirm, as any delete. Failures are
+// logged: the workloads stay visible to their owner, who can delete them.
 func (h *Handler) undo(r *http.Request, ids []string) {
 	ctx := context.WithoutCancel(r.Context())
 	for _, id := range ids {
@@ -528,6 +549,14 @@ func (h *Handler) deleteWorkload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !stop && !force && !deletableAsIs(wl) {
+		status := wl.Runtime.Status
+		if status == "" {
+			status = "Creating"
+		}
+		return openstack.Errorf(http.StatusConflict, codeConflict,
+			"Cannot delete container %s in status %s: give stop=true or force=true.", wl.ID, status)
+	}
 	if err := h.cfg.Service.Delete(r.Context(), wl.ID, stop, force); err != nil {
 		if errors.Is(err, bridge.ErrNotFound) {
 			return notFound("No workload %s.", wl.ID)
@@ -536,6 +565,24 @@ func (h *Handler) deleteWorkload(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// deletableAsIs is Zun's rule for a delete without stop or force: a
+// container must not be running (nor still being created); a VM, a
+// workload holding nothing and one already being deleted always go.
+func deletableAsIs(wl bridge.Workload) bool {
+	if wl.Kind != scheduler.KindContainer {
+		return true
+	}
+	switch wl.State {
+	case ledger.StatePending, ledger.StateError, ledger.StateDeleting:
+		return true
+	}
+	switch wl.Runtime.Status {
+	case agentproto.StatusCreated, agentproto.StatusStopped, agentproto.StatusDead, agentproto.StatusError, agentproto.StatusDeleted:
+		return true
+	}
+	return false
 }
 
 // query parses the query string, refusing parameters the route does not
