@@ -468,6 +468,10 @@ func (a *Agent) Converge(ctx context.Context) error {
 func (a *Agent) converge(ctx context.Context, c *agentproto.Container) error {
 	unlock := a.locks.Lock(c.WorkloadID)
 	defer unlock()
+	if a.wasDeleted(c.WorkloadID) {
+		// removed by a delete event after serve's answer was read
+		return a.report(ctx, agentproto.Report{WorkloadID: c.WorkloadID, Status: agentproto.StatusDeleted})
+	}
 	o, err := a.ensure(ctx, c, "", true)
 	var inf *docker.ImageNotFoundError
 	switch {
