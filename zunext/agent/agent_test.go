@@ -343,10 +343,17 @@ func TestEventLifecycle(t *testing.T) {
 	}
 
 	// the same event again: answered, not applied twice
-	n := len(f.reportsOf(ded.WorkloadID))
+	answers := func(id int64) (n int) {
+		for _, r := range f.reportsOf(ded.WorkloadID) {
+			if r.EventID == id {
+				n++
+			}
+		}
+		return n
+	}
 	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: ded}, 200)
-	if len(f.reportsOf(ded.WorkloadID)) != n {
-		t.Fatal("a duplicate event was applied again")
+	if n := answers(id); n != 1 {
+		t.Fatalf("a duplicate event was applied again: %d reports answer it", n)
 	}
 	// a new create event for an existing container converges, no duplicate
 	ta.event(t, agentproto.Event{ID: eventID(), Type: agentproto.EventCreate, Container: ded}, 200)

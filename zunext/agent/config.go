@@ -3,6 +3,25 @@
 // answers serve's synchronous calls (logs, execute, stats, top), reports
 // every container's observed state back, and after a restart of itself or
 // of Docker converges on what serve says should run on the host.
+//
+// Rules that keep replays and restarts safe:
+//   - An event is answered 2xx only once applied or once its outcome (say,
+//     Error "image ... not found") is reported; Docker or serve being away
+//     gives 503, and the relay delivers again. Applied ids are remembered
+//     (bounded, optionally in a file), and since every event carries the
+//     whole desired container a replay converges anyway.
+//   - A create event starts only a container that never ran, so a replay
+//     does not rerun one that exited. A convergence (agent start, Docker
+//     back after a failure) brings every container to its desired Running,
+//     restarting those Docker stopped while it was down.
+//   - Docker is listed before serve's desired state is read, so a container
+//     created by an event meanwhile is never taken for an orphan; orphans
+//     (labelled with this host, not desired) are removed and reported
+//     Deleted. Containers of other hosts on the same dockerd are never
+//     touched.
+//   - Docker's own lifecycle events (die, start, pause, destroy ...) become
+//     reports without an event id; a container removed outside unisched is
+//     reported Deleted.
 package agent
 
 import (
