@@ -57,13 +57,13 @@ func TestResetClearsBridgeTables(t *testing.T) {
 			t.Errorf("%s keeps %d rows after Reset", name, n)
 		}
 	}
-	// identities restart: the next outbox event is id 1 again
+	// outbox ids continue: agents that outlive the reset dedupe by them
 	var id int64
 	if err := db.QueryRow(ctx, `INSERT INTO bridge_outbox (topic, key, payload) VALUES ('t', 'k', '{}') RETURNING id`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	if id != 1 {
-		t.Errorf("outbox id after Reset = %d, want 1", id)
+	if id != 2 {
+		t.Errorf("outbox id after Reset = %d, want 2 (one event before it)", id)
 	}
 	// and the standard data is back
 	all, err := ListResourceClasses(ctx, db)

@@ -102,13 +102,15 @@ const resetCustomClassSeq = `ALTER SEQUENCE resource_classes_custom_id_seq RESTA
 // truncateBridge empties every bridge_* table (ledger, decisions, outbox,
 // and whatever later migrations add under that prefix), found in the
 // catalog so that a new bridge table is reset without touching this list.
+// Identities continue: an outbox id is the key agents dedupe events by,
+// and agents outlive a reset, so a reused id would be taken for a replay.
 const truncateBridge = `DO $$
 DECLARE t text;
 BEGIN
 	SELECT string_agg(format('%I.%I', schemaname, tablename), ', ' ORDER BY tablename) INTO t
 	FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'bridge\_%';
 	IF t IS NOT NULL THEN
-		EXECUTE 'TRUNCATE ' || t || ' RESTART IDENTITY CASCADE';
+		EXECUTE 'TRUNCATE ' || t || ' CASCADE';
 	END IF;
 END $$`
 
