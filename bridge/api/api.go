@@ -83,9 +83,6 @@ func New(cfg Config) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
 
-// Prefixes are the path prefixes this handler owns on a shared listener.
-var Prefixes = []string{"/v1/workloads", "/v1/agents/"}
-
 // Owns reports whether the path is one of this handler's.
 func Owns(path string) bool {
 	return path == "/v1/workloads" || strings.HasPrefix(path, "/v1/workloads/") || strings.HasPrefix(path, "/v1/agents/")
