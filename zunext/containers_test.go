@@ -67,6 +67,15 @@ func TestContainerView(t *testing.T) {
 	if c["status"] != "Running" || c["task_state"] != "container_stopping" {
 		t.Errorf("stopping: %v %v", c["status"], c["task_state"])
 	}
+	// a container that ended by itself: Stopped with Docker's detail, no task
+	do(t, h, apiCall{method: "POST", path: "/v1/containers/" + id + "/start", version: latest})
+	svc.setRuntime(id, agentproto.StatusStopped, "")
+	code := 3
+	svc.workloads[id].Runtime.ExitCode = &code
+	c = do(t, h, apiCall{method: "GET", path: "/v1/containers/" + id, version: latest}).json(t)
+	if c["status"] != "Stopped" || c["task_state"] != nil || c["status_detail"] != "Exited(3)" {
+		t.Errorf("exited: %v %v %v", c["status"], c["task_state"], c["status_detail"])
+	}
 	svc.setRuntime(id, agentproto.StatusError, "image busybox not found")
 	c = do(t, h, apiCall{method: "GET", path: "/v1/containers/web", version: latest}).json(t)
 	if c["status"] != "Error" || c["status_reason"] != "image busybox not found" {

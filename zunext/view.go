@@ -128,15 +128,22 @@ func zunStatus(w bridge.Workload) (status string, reason, task any) {
 	default:
 		status = statusUnknown
 	}
-	if w.Container != nil {
-		switch {
-		case w.Container.Running && (status == statusCreated || status == statusStopped):
-			task = "container_starting"
-		case !w.Container.Running && (status == statusRunning || status == statusPaused):
-			task = "container_stopping"
-		}
+	// A stop not yet carried out shows as Zun's task. (The reverse cannot
+	// be told apart: a container wanted running and seen stopped may have
+	// exited by itself.)
+	if w.Container != nil && !w.Container.Running && (status == statusRunning || status == statusPaused) {
+		task = "container_stopping"
 	}
 	return status, nilIfEmpty(w.Runtime.Reason), task
+}
+
+// statusDetail is Docker's word for a container that ended, as Zun shows
+// it ("Exited(0)").
+func statusDetail(w bridge.Workload) any {
+	if w.Runtime.ExitCode == nil || (w.Runtime.Status != agentproto.StatusStopped && w.Runtime.Status != agentproto.StatusDead) {
+		return nil
+	}
+	return "Exited(" + strconv.Itoa(*w.Runtime.ExitCode) + ")"
 }
 
 func nilIfEmpty(s string) any {
@@ -229,7 +236,7 @@ func containerView(r *http.Request, w bridge.Workload) map[string]any {
 		"command":           cmd,
 		"status":            status,
 		"status_reason":     reason,
-		"status_detail":     nil,
+		"status_detail":     statusDetail(w),
 		"task_state":        task,
 		"cpu":               pyFloat(cpu),
 		"memory":            nilIfEmpty(memory),
@@ -294,10 +301,6 @@ func hostView(r *http.Request, h bridge.HostInfo) map[string]any {
 	for _, rc := range []string{"VCPU", "PCPU"} {
 		cpuUsed += float64(h.Resources[rc].Used)
 	}
-	labels := map[string]string{}
-	if h.AvailabilityZone != "" {
-		labels["availability_zone"] = h.AvailabilityZone
-	}
 	pinning := !h.DedicatedCPUs.IsEmpty()
 	return map[string]any{
 		"uuid":                 h.ProviderUUID,
@@ -315,7 +318,7 @@ func hostView(r *http.Request, h bridge.HostInfo) map[string]any {
 		"os_type":              "linux",
 		"os":                   nilIfEmpty(h.OS),
 		"kernel_version":       nilIfEmpty(h.KernelVersion),
-		"labels":               labels,
+		"labels":               map[string]string{},
 		"runtimes":             []string{"runc"},
 		"enable_cpu_pinning":   pinning,
 	}
