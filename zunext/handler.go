@@ -101,9 +101,15 @@ func (h *handler) routes() {
 		{"/v1/containers/{ident}/container_actions", map[string]handlerFunc{"GET": h.unsupported("container actions history")}},
 		{"/v1/hosts", map[string]handlerFunc{"GET": h.listHosts}},
 		{"/v1/hosts/{ident}", map[string]handlerFunc{"GET": h.showHost}},
-		{"/v1/services", map[string]handlerFunc{"GET": h.listServices}},
+		{"/v1/services", map[string]handlerFunc{"GET": h.listServices,
+			"DELETE": h.unsupported("deleting a zun-compute service (stop its agent instead)")}},
 		{"/v1/availability_zones", map[string]handlerFunc{"GET": h.listAvailabilityZones}},
+		{"/v1/containers/{ident}/container_actions/{request}", map[string]handlerFunc{"GET": h.unsupported("container actions history")}},
 	}
+	// zun-compute services are the agents: they cannot be disabled,
+	// forced down or deleted through this API.
+	table = append(table, route{"/v1/services/{action}", map[string]handlerFunc{
+		"PUT": h.unsupported("enabling, disabling or forcing down a zun-compute service")}})
 	// Zun resources backed by services this deployment does not run.
 	for _, res := range []string{"images", "networks", "capsules", "quotas", "quota_classes", "registries"} {
 		all := map[string]handlerFunc{}

@@ -96,3 +96,18 @@ func TestZonesAndUnofferedResources(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceChangesRefused(t *testing.T) {
+	h, _ := newTestHandler(t)
+	for _, c := range []apiCall{
+		{method: "PUT", path: "/v1/services/disable?host=a&binary=zun-compute"},
+		{method: "PUT", path: "/v1/services/force_down"},
+		{method: "DELETE", path: "/v1/services?host=a&binary=zun-compute"},
+		{method: "GET", path: "/v1/containers/x/container_actions/req-1"},
+	} {
+		c.version = latest
+		if res := do(t, h, c); res.status != 400 || res.errorOf(t)["code"] != "container.operation-not-supported" {
+			t.Errorf("%s %s: %d %s", c.method, c.path, res.status, res.body)
+		}
+	}
+}
