@@ -527,3 +527,61 @@ func TestCreateHostAndDuplicate(t *testing.T) {
 		t.Fatalf("shared resize: VCPU %d %+v", f.consumerUsed(s.ID, "VCPU"), got.Container)
 	}
 }
+
+func TestNaturalExitStaysStopped(t *testing.T) {
+	f := setup(t)
+	f.register(twoCells("h1"))
+	one := 1
+	now := time.Now()
+	for _, tc := range []struct {
+		name        string
+		restart     string
+		eventID     int64
+		exitCode    *int
+		wantRunning bool
+	}{
+		{"exited by itself", "", 0, &one, false},
+		{"on-failure gave up", "on-failure", 0, &one, false},
+		{"docker restarts it", "always", 0, &one, true},
+		{"unless-stopped", "unless-stopped", 0, &one, true},
+		{"answer to an event", "", 7, &one, true},
+		{"no exit code", "", 0, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := shared(1, 64)
+			req.Container.Running = true
+			req.Container.RestartPolicy.Name = tc.restart
+			w, err := f.c.Create(f.ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.c.Report(f.ctx, "h1", agentproto.Report{WorkloadID: w.ID, Status: agentproto.StatusRunning, ObservedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.c.Get(f.ctx, w.ID)
+			if err != nil || got.Container == nil || !got.Container.Running {
+				t.Fatalf("before the exit: %+v, %v", got.Container, err)
+			}
+			r := agentproto.Report{WorkloadID: w.ID, Status: agentproto.StatusStopped, EventID: tc.eventID, ExitCode: tc.exitCode, ObservedAt: now.Add(time.Second)}
+			if err := f.c.Report(f.ctx, "h1", r); err != nil {
+				t.Fatal(err)
+			}
+			got, err = f.c.Get(f.ctx, w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != ledger.StateStopped || got.Container.Running != tc.wantRunning {
+				t.Fatalf("state %s, desired running %v, want stopped and %v", got.State, got.Container.Running, tc.wantRunning)
+			}
+			d, err := f.c.Desired(f.ctx, "h1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range d.Containers {
+				if c.WorkloadID == w.ID && c.Running != tc.wantRunning {
+					t.Fatalf("desired state says running=%v", c.Running)
+				}
+			}
+		})
+	}
+}

@@ -84,7 +84,11 @@ func (d *agentDeliverer) Deliver(ctx context.Context, ev outbox.Event) error {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
-	case resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusBadRequest,
+		resp.StatusCode == http.StatusUnprocessableEntity:
+		// The agent does not know the host, or refuses the event itself:
+		// sending it again cannot help, and retrying it forever would
+		// hold up every later event of the workload.
 		return outbox.Discard(fmt.Errorf("event %d to host %s: agent answered %s: %s", ev.ID, e.Host, resp.Status, bytes.TrimSpace(msg)))
 	}
 	return fmt.Errorf("event %d to host %s: agent answered %s: %s", ev.ID, e.Host, resp.Status, bytes.TrimSpace(msg))

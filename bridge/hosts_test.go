@@ -193,6 +193,7 @@ func TestAgentDeliverer(t *testing.T) {
 		{"delivered", http.StatusOK, func() outbox.Event { return ev }, true, false},
 		{"accepted", http.StatusAccepted, func() outbox.Event { return ev }, true, false},
 		{"agent 404", http.StatusNotFound, func() outbox.Event { return ev }, false, true},
+		{"agent 400 refused, not retried", http.StatusBadRequest, func() outbox.Event { return ev }, false, true},
 		{"agent 500 retried", http.StatusInternalServerError, func() outbox.Event { return ev }, false, false},
 		{"unknown host", http.StatusOK, func() outbox.Event {
 			e := ev

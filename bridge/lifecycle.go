@@ -147,6 +147,9 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 					return err
 				}
 			}
+			if err := settleNaturalExit(ctx, tx, lw, r); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, sqlSetRuntime, id, r.Status, r.Reason, r.ContainerID, r.ExitCode, at); err != nil {
 			return fmt.Errorf("recording the report on workload %s: %w", id, err)
@@ -414,4 +417,31 @@ func resizeCells(h ledger.Host, hc hostCPUs, old []ledger.CellAssignment, policy
 		out[i] = nc
 	}
 	return out, nil
+}
+
+// settleNaturalExit records that a container which ended by itself (its
+// process exited; nobody asked it to stop) should stay stopped, as Zun and
+// Docker leave it: without this the desired state still says running, and
+// an agent converging after a restart would run a finished batch container
+// again. Only a report seen by the agent (not one answering an event) of a
+// container the ledger believes active qualifies; Docker's own restart
+// policies (always, unless-stopped) keep restarting it, so they are left
+// alone.
+func settleNaturalExit(ctx context.Context, tx pgx.Tx, lw ledger.Workload, r agentproto.Report) error {
+	if r.EventID != 0 || r.ExitCode == nil || lw.State != ledger.StateActive {
+		return nil
+	}
+	ct, err := loadContainer(ctx, tx, lw.ID)
+	if err != nil || ct == nil || !ct.Running {
+		return err
+	}
+	switch ct.RestartPolicy.Name {
+	case "always", "unless-stopped":
+		return nil
+	}
+	ct.Running = false
+	if _, err := tx.Exec(ctx, sqlSetContainer, lw.ID, ct); err != nil {
+		return fmt.Errorf("recording that workload %s exited by itself: %w", lw.ID, err)
+	}
+	return nil
 }
