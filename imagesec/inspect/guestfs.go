@@ -62,9 +62,11 @@ func (g *guestFS) entries(dir string) (m map[string]iofs.DirEntry, err error) {
 		return m, nil
 	}
 	defer recoverTo(&err, "reading directory "+dir)
+	// Only directories found in their parent's listing (or the root) get
+	// here, so a failure is damage, not absence.
 	list, err := g.fs.ReadDir(rel(dir))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, errNotExist)
+		return nil, fmt.Errorf("%w: reading directory %s: %v", ErrInvalidImage, dir, err)
 	}
 	m = make(map[string]iofs.DirEntry, len(list))
 	for _, e := range list {
@@ -168,10 +170,17 @@ func (g *guestFS) ReadDir(p string) (map[string]iofs.DirEntry, error) {
 	return g.entries(real)
 }
 
-// Exists reports whether p names anything (after following links).
-func (g *guestFS) Exists(p string) bool {
+// Exists reports whether p names anything (after following links); an
+// error is a damaged filesystem or a link loop.
+func (g *guestFS) Exists(p string) (bool, error) {
 	_, _, err := g.resolve(p)
-	return err == nil
+	if err == nil {
+		return true, nil
+	}
+	if isNotExist(err) {
+		return false, nil
+	}
+	return false, err
 }
 
 func isNotExist(err error) bool { return errors.Is(err, errNotExist) }

@@ -89,12 +89,16 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	}
 	var unsupported *UnsupportedError
 	var root *guestFS
+	var damaged error // the first ext filesystem that failed to read
 	for i := range r.Partitions {
 		p := &r.Partitions[i]
 		if p.Filesystem == "" {
 			p.Filesystem, p.Label = probe(section(d, *p), p.Size)
 		}
 		where := fmt.Sprintf("partition %d", p.Number)
+		if p.Number == 0 {
+			where = "whole disk"
+		}
 		switch {
 		case p.Filesystem == "":
 			continue
@@ -112,15 +116,32 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		g, err := openExt4(b, *p)
 		if err != nil {
 			p.Note = "not read: " + err.Error()
+			if damaged == nil {
+				damaged = fmt.Errorf("%w: %s: %v", ErrInvalidImage, where, err)
+			}
 			continue
 		}
-		if g.Exists("/etc/os-release") || g.Exists("/usr/lib/os-release") {
-			root, r.RootPartition = g, p.Number
+		for _, osr := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+			ok, err := g.Exists(osr)
+			if err != nil {
+				p.Note = "not read: " + err.Error()
+				if damaged == nil {
+					damaged = fmt.Errorf("%s: %w", where, err)
+				}
+				break
+			}
+			if ok {
+				root, r.RootPartition = g, p.Number
+				break
+			}
 		}
 	}
 	if root == nil {
 		if unsupported != nil {
 			return nil, unsupported
+		}
+		if damaged != nil {
+			return nil, damaged
 		}
 		return nil, fmt.Errorf("%w: no ext2/3/4 filesystem of the %s disk holds /etc/os-release or /usr/lib/os-release (%s)", ErrNoOS, r.PartitionTable, describe(r.Partitions))
 	}
@@ -216,7 +237,7 @@ func readPackages(g *guestFS, r *Report) error {
 			return fmt.Errorf("%w: /%s lists no installed package", ErrNoPackageDB, dpkgStatusPath)
 		}
 		r.Packages, r.PackageFormat, r.PackageManager = pkgs, "deb", "dpkg"
-		if g.Exists("/usr/bin/apt-get") {
+		if ok, _ := g.Exists("/usr/bin/apt-get"); ok {
 			r.PackageManager = "apt"
 		}
 		return nil
@@ -224,11 +245,11 @@ func readPackages(g *guestFS, r *Report) error {
 		return fmt.Errorf("reading /%s: %w", dpkgStatusPath, err)
 	}
 	for _, p := range rpmDBs {
-		if g.Exists(p) {
+		if ok, _ := g.Exists(p); ok {
 			return &UnsupportedError{What: "package database", Name: "rpm (" + p + ")", Hint: "dpkg is read; rpm support comes next"}
 		}
 	}
-	if g.Exists(apkDB) {
+	if ok, _ := g.Exists(apkDB); ok {
 		return &UnsupportedError{What: "package database", Name: "apk (" + apkDB + ")", Hint: "dpkg is read"}
 	}
 	return fmt.Errorf("%w: %s %s has no /%s, rpm or apk database", ErrNoPackageDB, r.OS.Name, r.OS.Version, dpkgStatusPath)

@@ -1,12 +1,15 @@
 package inspect
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unisched/unisched/imagesec/testimage"
 )
@@ -161,4 +164,80 @@ func TestInspectBadImages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInspectCorruptExt4 overwrites random blocks of the root filesystem's
+// metadata area: whatever the damage, inspect returns a report or a
+// bad-input error, never panics or hangs.
+func TestInspectCorruptExt4(t *testing.T) {
+	im := testimage.ForTest(t)
+	src, err := os.ReadFile(im.WholeFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One copy; each round damages it and then puts the bytes back.
+	path := filepath.Join(t.TempDir(), "corrupt.ext4")
+	if err := writeSparse(path, src); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	failed := 0
+	for seed := int64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		type span struct{ off, n int }
+		var spans []span
+		for i := 0; i < 50; i++ {
+			sp := span{4096 + rng.Intn(8<<20), 1 + rng.Intn(4096)}
+			junk := make([]byte, sp.n)
+			rng.Read(junk)
+			if _, err := f.WriteAt(junk, int64(sp.off)); err != nil {
+				t.Fatal(err)
+			}
+			spans = append(spans, sp)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		start := time.Now()
+		_, err := Inspect(ctx, path, Options{WorkDir: t.TempDir()})
+		cancel()
+		t.Logf("seed %d: %v (%v)", seed, err, time.Since(start).Round(time.Millisecond))
+		if err != nil {
+			failed++
+			if !IsBadInput(err) {
+				t.Errorf("seed %d: error %v is not classified as bad input", seed, err)
+			}
+		}
+		for _, sp := range spans {
+			if _, err := f.WriteAt(src[sp.off:sp.off+sp.n], int64(sp.off)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("%d of 8 damaged filesystems were rejected, the rest still read", failed)
+}
+
+// writeSparse writes data leaving its all-zero 64 KiB blocks as holes.
+func writeSparse(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return err
+	}
+	zero := make([]byte, 64<<10)
+	for off := 0; off < len(data); off += len(zero) {
+		end := min(off+len(zero), len(data))
+		if !bytes.Equal(data[off:end], zero[:end-off]) {
+			if _, err := f.WriteAt(data[off:end], int64(off)); err != nil {
+				f.Close()
+				return err
+			}
+		}
+	}
+	return f.Close()
 }

@@ -36,7 +36,7 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "5"
+const builderVersion = "7"
 
 // BasePackages are unpacked into every test root. They are not a complete
 // dependency closure (nothing runs in the image); they are real packages with
@@ -126,6 +126,22 @@ func forTestBuild(t testing.TB) (*Images, error) {
 // Build returns the images under cacheDir, building them when no complete
 // build for the current inputs exists; built reports whether it did.
 func Build(ctx context.Context, cacheDir string) (im *Images, built bool, err error) {
+	im, built, err = build1(ctx, cacheDir)
+	// Package lists older than the archive name versions it no longer
+	// has: refresh them once (as root, which CI is) and resolve again.
+	if errors.Is(err, errDownload) && os.Geteuid() == 0 {
+		if _, uerr := output(ctx, "", "apt-get", "update", "-q"); uerr != nil {
+			return nil, false, fmt.Errorf("%w (and apt-get update failed: %v)", err, uerr)
+		}
+		return build1(ctx, cacheDir)
+	}
+	return im, built, err
+}
+
+// errDownload marks a failed apt-get download.
+var errDownload = errors.New("downloading packages")
+
+func build1(ctx context.Context, cacheDir string) (im *Images, built bool, err error) {
 	for tool, pkg := range Tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, false, fmt.Errorf("%s not found: install the Debian package %s", tool, pkg)
@@ -295,7 +311,7 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 		args = append(args, n+"="+resolved[n].Version)
 	}
 	if _, err := output(ctx, debs, "apt-get", args...); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", errDownload, err)
 	}
 	files, err := filepath.Glob(filepath.Join(debs, "*.deb"))
 	if err != nil || len(files) != len(names) {
@@ -323,6 +339,11 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 			}
 		}
 	}
+	// bookworm's debootstrap merges /usr: /bin, /sbin, /lib* are links into
+	// /usr, so paths such as /lib/modules go through a symlink.
+	if err := mergeUsr(root); err != nil {
+		return nil, fmt.Errorf("merging /usr: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
 		return nil, err
 	}
@@ -347,7 +368,7 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 		return nil, err
 	}
 	im.DebianVersion = strings.TrimSpace(string(dv))
-	if mods, _ := filepath.Glob(filepath.Join(root, "lib/modules/*")); len(mods) == 1 {
+	if mods, _ := filepath.Glob(filepath.Join(root, "usr/lib/modules/*")); len(mods) == 1 {
 		im.Kernel = filepath.Base(mods[0])
 	}
 
@@ -462,6 +483,55 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 	return im, os.WriteFile(filepath.Join(out, "manifest.json"), b, 0o644)
 }
 
+// mergeUsr moves /bin, /sbin, /lib and /lib64 into /usr and leaves
+// relative symlinks in their place, as usrmerge and debootstrap do.
+func mergeUsr(root string) error {
+	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
+		from := filepath.Join(root, d)
+		st, err := os.Lstat(from)
+		if errors.Is(err, os.ErrNotExist) || (err == nil && !st.IsDir()) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := moveInto(from, filepath.Join(root, "usr", d)); err != nil {
+			return err
+		}
+		if err := os.Symlink("usr/"+d, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveInto moves the tree at from into to, merging directories.
+func moveInto(from, to string) error {
+	st, err := os.Lstat(to)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return os.Rename(from, to)
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%s exists and is not a directory", to)
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		src, dst := filepath.Join(from, e.Name()), filepath.Join(to, e.Name())
+		if _, err := os.Lstat(dst); err == nil && !e.IsDir() {
+			return fmt.Errorf("both %s and %s exist", src, dst)
+		}
+		if err := moveInto(src, dst); err != nil {
+			return err
+		}
+	}
+	return os.Remove(from)
+}
+
 // writeStatus appends the dpkg status paragraph of an unpacked package: its
 // control fields with "Status: install ok installed" after Package, as dpkg
 // writes them (Description and other multi-line fields kept as they are).
@@ -493,7 +563,7 @@ func mkext4(ctx context.Context, dir, img string) error {
 		return err
 	}
 	mib := (used*5/4)>>20 + 32
-	if _, err := output(ctx, "", "mke2fs", "-q", "-F", "-t", "ext4", "-L", "rootfs", "-d", dir, img, fmt.Sprintf("%dM", mib)); err != nil {
+	if _, err := output(ctx, "", "mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "rootfs", "-d", dir, img, fmt.Sprintf("%dM", mib)); err != nil {
 		return err
 	}
 	return nil
