@@ -157,7 +157,7 @@ func (h *handler) dispatch(rt route) http.Handler {
 
 // serve routes as Zun's root controller does: "/" is the versions
 // document; any path not under "/v1" is taken as one under it; "/v1..."
-// requests negotiate the microversion and authenticate.
+// requests authenticate and negotiate the microversion.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if p == "/" || p == "" {
@@ -181,15 +181,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = p
 	r2.URL.RawPath = ""
 
-	v, headers, verr := negotiateVersion(r2)
-	if headers {
-		setVersionHeaders(w, v)
-	}
-	if verr != nil {
-		h.writeError(w, r2, verr)
-		return
-	}
-	ctx := openstack.WithVersion(r2.Context(), v)
+	// authentication comes first, as Keystone's middleware wraps Zun
+	ctx := r2.Context()
 	if p != "/v1/" {
 		c, err := h.auth.Authenticate(r2)
 		if err != nil {
@@ -198,7 +191,15 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx = openstack.WithCredentials(ctx, c)
 	}
-	h.mux.ServeHTTP(w, r2.WithContext(ctx))
+	v, headers, verr := negotiateVersion(r2)
+	if headers {
+		setVersionHeaders(w, v)
+	}
+	if verr != nil {
+		h.writeError(w, r2, verr)
+		return
+	}
+	h.mux.ServeHTTP(w, r2.WithContext(openstack.WithVersion(ctx, v)))
 }
 
 func (h *handler) unsupported(what string) handlerFunc {
