@@ -1,0 +1,493 @@
+// Package containers is the harness of the container integration tests: it
+// builds unisched from this tree, starts `unisched serve` (Placement and
+// the container API, test reset on) on a fresh database of the local
+// PostgreSQL, and N `unisched agent` processes, each speaking for one
+// simulated host with its own NUMA topology and CPU pools, all against a
+// private dockerd (internal/dockertest). Everything it starts is stopped by
+// its pid when the test ends. The helpers read what the tests assert on:
+// the Zun API, Placement usages, the ledger and Docker itself.
+//
+// A test package using it runs its tests through Main:
+//
+//	func TestMain(m *testing.M) { os.Exit(containers.Main(m)) }
+//
+// and starts one environment per test (several agents may share the one
+// dockerd; each touches only containers labelled with its host name):
+//
+//	env := containers.Start(t, containers.Options{})
+//	c := env.Zun.MustRun(t, map[string]any{"image": env.Image, "command": []string{"echo", "hello"}})
+package containers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/tests/harness"
+)
+
+// AdminToken is the noauth2 token of an admin in project admin.
+const AdminToken = "admin:admin"
+
+// AgentSpec is one simulated host.
+type AgentSpec struct {
+	Host  string
+	Cells []agentproto.Cell
+	// DedicatedCPUs and SharedCPUs are the pools (Linux list form).
+	DedicatedCPUs, SharedCPUs string
+	DiskGB                    int64
+	AvailabilityZone          string
+	// Allocation ratios and reserved memory of the inventory the agent
+	// owns (zero: defaults).
+	CPUAllocationRatio, RAMAllocationRatio, DiskAllocationRatio float64
+	ReservedMemoryMB                                            int64
+	// Extra sets more keys of the agent's configuration section.
+	Extra map[string]any
+}
+
+// DefaultHosts are two hosts on this machine's two CPUs, each with two
+// NUMA cells of one CPU: host-a dedicates cpu 1 (cell 1) and shares cpu 0,
+// host-b dedicates cpu 0 (cell 0) and shares cpu 1. Both have 4 GiB per
+// cell and 100 GB of disk.
+func DefaultHosts() []AgentSpec {
+	cells := func() []agentproto.Cell {
+		return []agentproto.Cell{{ID: 0, CPUs: "0", MemoryMB: 4096}, {ID: 1, CPUs: "1", MemoryMB: 4096}}
+	}
+	return []AgentSpec{
+		{Host: "host-a", Cells: cells(), DedicatedCPUs: "1", SharedCPUs: "0", DiskGB: 100},
+		{Host: "host-b", Cells: cells(), DedicatedCPUs: "0", SharedCPUs: "1", DiskGB: 100},
+	}
+}
+
+// Options configures one environment.
+type Options struct {
+	// Agents are the hosts to start; nil: DefaultHosts(). An empty non-nil
+	// slice starts serve only.
+	Agents []AgentSpec
+	// ServeEnv and AgentEnv add UNISCHED_* settings to every serve or agent.
+	ServeEnv, AgentEnv []string
+	// LogLevel of the processes (default debug: the logs are the first
+	// thing to read when a scenario fails).
+	LogLevel string
+	// Dir receives the logs and configuration files (default: under
+	// $ARTIFACTS/containers/<test name> when ARTIFACTS is set, else a
+	// temporary directory).
+	Dir string
+	// StartTimeout bounds each process's start (default 60 s).
+	StartTimeout time.Duration
+}
+
+// Env is one running environment.
+type Env struct {
+	T   testing.TB
+	Dir string
+	Bin string
+
+	// DockerHost is the private dockerd every agent uses; Docker a client of it.
+	DockerHost string
+	Docker     *client.Client
+	// Image is unisched/busybox:latest, present on that daemon.
+	Image string
+
+	// DBName and DBURL name the environment's database; DB is a pool on it.
+	DBName, DBURL string
+	DB            *pgxpool.Pool
+
+	PlacementURL string
+	// ContainerURL is the container API (Zun v1, /v1/workloads, agent routes).
+	ContainerURL string
+	Serve        *Process
+	Agents       map[string]*Agent
+
+	// Zun is an admin client of the container API; Placement an admin
+	// client of Placement.
+	Zun       *Zun
+	Placement *Placement
+
+	opts          Options
+	placementPort int
+	containerPort int
+}
+
+// Agent is one running `unisched agent`.
+type Agent struct {
+	*Process
+	Spec       AgentSpec
+	URL        string
+	Listen     string
+	ConfigPath string
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildBin  string
+	buildErr  error
+)
+
+// Main runs the package's tests (through dockertest.Main, which stops the
+// private dockerd) and removes the unisched binary built for them.
+func Main(m *testing.M) int {
+	code := dockertest.Main(m)
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	return code
+}
+
+// Binary builds ./cmd/unisched once per test binary.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := harness.ModuleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDir, buildErr = os.MkdirTemp("", "unisched-ctr-bin")
+		if buildErr != nil {
+			return
+		}
+		buildBin = filepath.Join(buildDir, "unisched")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		buildErr = harness.BuildUnisched(ctx, root, buildBin)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// NeedAgent skips the test while `unisched agent` is not part of the build
+// (it lands with zunext/agent); once the subcommand exists it does nothing.
+// Temporary: it goes once the agent is on main.
+func NeedAgent(t testing.TB) {
+	t.Helper()
+	out, _ := exec.Command(Binary(t), "agent", "--help").CombinedOutput()
+	if strings.Contains(string(out), `unknown command "agent"`) {
+		t.Skip("unisched has no agent subcommand yet")
+	}
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// Start brings up serve and the agents of opts; everything stops when t
+// ends. Any failure ends the test.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Agents == nil {
+		opts.Agents = DefaultHosts()
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "debug"
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = time.Minute
+	}
+	env := &Env{T: t, opts: opts, Agents: map[string]*Agent{}}
+	env.DockerHost = dockertest.Host(t)
+	env.Image = dockertest.Image(t)
+	env.Docker = dockertest.Client(t)
+	env.Bin = Binary(t)
+
+	env.Dir = opts.Dir
+	if env.Dir == "" {
+		if a := os.Getenv("ARTIFACTS"); a != "" {
+			env.Dir = filepath.Join(a, "containers", unsafeName.ReplaceAllString(t.Name(), "_"))
+			_ = os.RemoveAll(env.Dir)
+		} else {
+			env.Dir = t.TempDir()
+		}
+	}
+	if err := os.MkdirAll(env.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	suffix := make([]byte, 5)
+	_, _ = rand.Read(suffix)
+	env.DBName = "unisched_ctr_" + hex.EncodeToString(suffix)
+	admin := harness.AdminURL()
+	if err := harness.CreateDatabase(ctx, admin, env.DBName); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := harness.DropDatabase(ctx, admin, env.DBName); err != nil {
+			t.Errorf("dropping %s: %v", env.DBName, err)
+		}
+	})
+	var err error
+	if env.DBURL, err = harness.DatabaseURL(admin, env.DBName); err != nil {
+		t.Fatal(err)
+	}
+	if env.placementPort, err = harness.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	if env.containerPort, err = harness.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	env.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", env.placementPort)
+	env.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", env.containerPort)
+	env.Zun = NewZun(env.ContainerURL, AdminToken)
+	env.Placement = &Placement{URL: env.PlacementURL, Token: "admin", HTTP: &http.Client{Timeout: 30 * time.Second}}
+
+	// Cleanups run last-registered first: agents stop before serve, and
+	// the hosts' containers go after both.
+	t.Cleanup(func() { env.removeContainers() })
+	if err := env.StartServe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Serve.Stop(30 * time.Second); err != nil {
+			t.Errorf("stopping serve: %v", err)
+		}
+	})
+	if env.DB, err = pgxpool.New(ctx, env.DBURL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.DB.Close)
+	t.Cleanup(func() {
+		for _, a := range env.Agents {
+			if err := a.Stop(30 * time.Second); err != nil {
+				t.Errorf("stopping agent %s: %v", a.Spec.Host, err)
+			}
+		}
+	})
+	// Leftovers of an earlier environment with the same host names would
+	// be taken for orphans; start clean.
+	env.removeContainers()
+	for _, spec := range opts.Agents {
+		if _, err := env.StartAgent(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("containers env: placement %s, container API %s, db %s, docker %s, logs %s", env.PlacementURL, env.ContainerURL, env.DBName, env.DockerHost, env.Dir)
+	return env
+}
+
+// StartServe starts `unisched serve` on the environment's database and
+// ports (again, after Serve.Stop or Serve.Kill) and waits until both
+// listeners answer.
+func (e *Env) StartServe(ctx context.Context) error {
+	cmd := exec.Command(e.Bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"UNISCHED_DATABASE_URL="+e.DBURL,
+		fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", e.placementPort),
+		fmt.Sprintf("UNISCHED_CONTAINER_API_LISTEN=127.0.0.1:%d", e.containerPort),
+		"UNISCHED_TEST_RESET=true",
+		"UNISCHED_LOG_LEVEL="+e.opts.LogLevel,
+	)
+	cmd.Env = append(cmd.Env, e.opts.ServeEnv...)
+	p, err := startProcess(ctx, "unisched serve", filepath.Join(e.Dir, "serve.log"), cmd, e.opts.StartTimeout, func(ctx context.Context) error {
+		if err := httpAnswers(ctx, e.PlacementURL+"/", http.StatusOK); err != nil {
+			return err
+		}
+		return httpAnswers(ctx, e.ContainerURL+"/", 0)
+	})
+	if err != nil {
+		return err
+	}
+	e.Serve = p
+	return nil
+}
+
+// httpAnswers GETs url; want 0 accepts any HTTP status.
+func httpAnswers(ctx context.Context, url string, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if want != 0 && resp.StatusCode != want {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// agentConfig is the YAML (written as JSON, which YAML reads) of one agent.
+func (e *Env) agentConfig(spec AgentSpec, listen string) map[string]any {
+	cells := make([]map[string]any, len(spec.Cells))
+	for i, c := range spec.Cells {
+		m := map[string]any{"id": c.ID, "cpus": c.CPUs, "memory_mb": c.MemoryMB}
+		if len(c.Siblings) > 0 {
+			m["siblings"] = c.Siblings
+		}
+		cells[i] = m
+	}
+	a := map[string]any{
+		"host":           spec.Host,
+		"listen":         listen,
+		"serve_url":      e.ContainerURL,
+		"token":          AdminToken,
+		"docker_host":    e.DockerHost,
+		"cells":          cells,
+		"dedicated_cpus": spec.DedicatedCPUs,
+		"shared_cpus":    spec.SharedCPUs,
+		"state_file":     filepath.Join(e.Dir, "agent-"+spec.Host+".state"),
+	}
+	set := func(k string, v any, zero bool) {
+		if !zero {
+			a[k] = v
+		}
+	}
+	set("disk_gb", spec.DiskGB, spec.DiskGB == 0)
+	set("availability_zone", spec.AvailabilityZone, spec.AvailabilityZone == "")
+	set("cpu_allocation_ratio", spec.CPUAllocationRatio, spec.CPUAllocationRatio == 0)
+	set("ram_allocation_ratio", spec.RAMAllocationRatio, spec.RAMAllocationRatio == 0)
+	set("disk_allocation_ratio", spec.DiskAllocationRatio, spec.DiskAllocationRatio == 0)
+	set("reserved_host_memory_mb", spec.ReservedMemoryMB, spec.ReservedMemoryMB == 0)
+	for k, v := range spec.Extra {
+		a[k] = v
+	}
+	return map[string]any{
+		"agent": a,
+		"log":   map[string]any{"level": e.opts.LogLevel},
+	}
+}
+
+// StartAgent starts one agent (or the same host again after a Stop) and
+// waits until its host is registered with serve.
+func (e *Env) StartAgent(ctx context.Context, spec AgentSpec) (*Agent, error) {
+	if old := e.Agents[spec.Host]; old != nil && !old.Exited() {
+		return nil, fmt.Errorf("agent %s already runs (pid %d)", spec.Host, old.Pid())
+	}
+	listen := ""
+	if old := e.Agents[spec.Host]; old != nil {
+		listen = old.Listen // same URL across restarts, as a real host keeps its address
+	} else {
+		port, err := harness.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		listen = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	path := filepath.Join(e.Dir, "agent-"+spec.Host+".yaml")
+	b, err := json.MarshalIndent(e.agentConfig(spec, listen), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return nil, err
+	}
+	// Only what the agent needs: no database (an agent never reads it).
+	cmd := exec.Command(e.Bin, "agent", "--config", path)
+	cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+e.opts.LogLevel)
+	cmd.Env = append(cmd.Env, e.opts.AgentEnv...)
+	started := time.Now()
+	p, err := startProcess(ctx, "unisched agent "+spec.Host, filepath.Join(e.Dir, "agent-"+spec.Host+".log"), cmd, e.opts.StartTimeout,
+		func(ctx context.Context) error { return e.registeredSince(ctx, spec.Host, started) })
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{Process: p, Spec: spec, URL: "http://" + listen, Listen: listen, ConfigPath: path}
+	e.Agents[spec.Host] = a
+	return a, nil
+}
+
+// registeredSince is nil once host's row carries an agent URL and a
+// heartbeat not older than since (a restarted agent re-registers).
+func (e *Env) registeredSince(ctx context.Context, host string, since time.Time) error {
+	if e.DB == nil {
+		return errors.New("no database pool")
+	}
+	var url string
+	var hb *time.Time
+	err := e.DB.QueryRow(ctx, `SELECT agent_url, heartbeat_at FROM bridge_hosts WHERE name = $1`, host).Scan(&url, &hb)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("host %s not registered yet", host)
+	}
+	if err != nil {
+		return err
+	}
+	if url == "" || hb == nil || hb.Before(since.Add(-2*time.Second)) {
+		return fmt.Errorf("host %s: agent_url %q, heartbeat %v: not (re)registered yet", host, url, hb)
+	}
+	return nil
+}
+
+// removeContainers force-removes the Docker containers of the
+// environment's hosts (one list per host: Docker ANDs label filters).
+func (e *Env) removeContainers() {
+	if e.Docker == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, s := range e.opts.Agents {
+		list, err := e.Docker.ContainerList(ctx, container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", agentproto.LabelHost+"="+s.Host))})
+		if err != nil {
+			e.T.Logf("listing containers of %s: %v", s.Host, err)
+			continue
+		}
+		for _, c := range list {
+			if err := e.Docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+				e.T.Logf("removing container %s: %v", c.ID, err)
+			}
+		}
+	}
+}
+
+// Reset empties the database through serve's test reset (POST
+// /_test/reset on the placement listener) and re-registers nothing: use it
+// between phases only when the agents are stopped.
+func (e *Env) Reset(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.PlacementURL+"/_test/reset", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Auth-Token", "admin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("test reset: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("test reset: %s", resp.Status)
+	}
+	return nil
+}
+
+// Logs is the tail of every process's log, for failure messages.
+func (e *Env) Logs(lines int) string {
+	var b strings.Builder
+	if e.Serve != nil {
+		fmt.Fprintf(&b, "--- serve (%s)\n%s\n", e.Serve.LogPath, e.Serve.Log(lines))
+	}
+	for _, s := range e.opts.Agents {
+		if a := e.Agents[s.Host]; a != nil {
+			fmt.Fprintf(&b, "--- agent %s (%s)\n%s\n", s.Host, a.LogPath, a.Log(lines))
+		}
+	}
+	return b.String()
+}
