@@ -7,14 +7,18 @@
 #                default ~/.cache/unisched-tools, from the Go module proxy when
 #                reachable, otherwise reported skipped)
 #   py3          unit tests: packages whose tests need no external service
-#                (their test builds do not depend on internal/pgtest)
+#                (their test builds depend neither on internal/pgtest nor internal/dockertest)
 #   functional   the Go tests that need PostgreSQL (those depending on internal/pgtest,
-#                tests/cli excepted) with UNISCHED_TEST_DATABASE_URL
-#   cover        coverage of py3 + functional: profile, per-function summary, HTML
+#                tests/cli and the containers packages excepted) with UNISCHED_TEST_DATABASE_URL
+#   cover        coverage of py3 + functional + containers: profile, per-function summary, HTML
 #   cli          tests/cli: the real `openstack` CLI against a freshly started unisched
+#   containers   the Go tests that need Docker (those depending on internal/dockertest:
+#                the Docker driver, the agent, tests/containers, tests/zuncli), each
+#                test binary with its own dockerd; UNISCHED_REQUIRE_DOCKER defaults to 1
+#                here, so a machine without dockerd (or not root) fails them
 #   conformance  the upstream Placement gabbi suite via tests/conformance/run.sh
 #   fuzz         every Fuzz target in the repository, FUZZTIME each (default 10s)
-#   all          pep8 py3 functional cover cli conformance fuzz
+#   all          pep8 py3 functional containers cover cli conformance fuzz
 #   bench        scripts/bench.sh: unisched vs upstream Placement, writes docs/benchmarks.md
 #                (not part of all: installs Debian packages, takes ~15 minutes)
 #
@@ -49,8 +53,8 @@ done
 expanded=()
 for e in "${envs[@]}"; do
   case "$e" in
-    all) expanded+=(pep8 py3 functional cover cli conformance fuzz) ;;
-    pep8|py3|functional|cover|cli|conformance|fuzz) expanded+=("$e") ;;
+    all) expanded+=(pep8 py3 functional containers cover cli conformance fuzz) ;;
+    pep8|py3|functional|containers|cover|cli|conformance|fuzz) expanded+=("$e") ;;
     bench) expanded+=(bench) ;;
     *) die "unknown env $e (see --help)" ;;
   esac
@@ -76,30 +80,35 @@ run_step() {
   log "=== $name: $status ($pass passed, $fail failed, $skip skipped${note:+; $note}) in $(($(date +%s) - start))s"
 }
 
-# Test packages, split by whether their tests need PostgreSQL.
+# Test packages, split by the services their tests need: Docker (those
+# linking internal/dockertest), else PostgreSQL, else none.
 packages_loaded=0
-unit_pkgs=() functional_pkgs=()
+unit_pkgs=() functional_pkgs=() containers_pkgs=()
 load_packages() {
   [ "$packages_loaded" = 1 ] && return 0
-  local p flag
-  declare -A needs_db=() has_tests=()
+  local p flags
   # A test build that links internal/pgtest or tests/harness (which start
-  # databases and servers) needs PostgreSQL; tests/cli is the cli step's.
-  local svc='{{if or (eq . "'"$module"'/internal/pgtest") (eq . "'"$module"'/tests/harness")}} PG{{end}}'
-  # A package go list cannot load would silently drop out of both layers.
-  if ! go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}'"$svc"'{{end}}{{if eq .ForTest "'"$module"'/tests/harness"}} PG{{end}}{{"\n"}}{{end}}' ./... \
+  # databases and servers) needs PostgreSQL (PG); one that links
+  # internal/dockertest needs Docker (DK) and PostgreSQL too, when it starts
+  # unisched. tests/cli is the cli step's.
+  local svc='{{if or (eq . "'"$module"'/internal/pgtest") (eq . "'"$module"'/tests/harness")}} PG{{end}}{{if eq . "'"$module"'/internal/dockertest"}} DK{{end}}'
+  local self='{{if eq .ForTest "'"$module"'/tests/harness"}} PG{{end}}{{if eq .ForTest "'"$module"'/internal/dockertest"}} DK{{end}}'
+  # A package go list cannot load would silently drop out of every layer.
+  if ! go list -test -f '{{if .ForTest}}{{.ForTest}}{{range .Deps}}'"$svc"'{{end}}'"$self"'{{"\n"}}{{end}}' ./... \
     >"$ARTIFACTS/go-list.txt" 2>"$ARTIFACTS/go-list.log"; then
     cat "$ARTIFACTS/go-list.log"
     return 1
   fi
-  while read -r p flag; do
+  while read -r p flags; do
     case "$p" in "$module"/tests/cli|"$module"/tests/cli/*) continue ;; esac
-    has_tests[$p]=1
-    [ "$flag" = PG ] && needs_db[$p]=1
-  done < <(awk 'NF {seen[$1] = 1; if (NF > 1) db[$1] = 1} END {for (p in seen) print p, (p in db ? "PG" : "-")}' "$ARTIFACTS/go-list.txt")
-  for p in $(printf '%s\n' "${!has_tests[@]}" | sort); do
-    if [ -n "${needs_db[$p]:-}" ]; then functional_pkgs+=("$p"); else unit_pkgs+=("$p"); fi
-  done
+    case "$flags" in
+      *DK*) containers_pkgs+=("$p") ;;
+      *PG*) functional_pkgs+=("$p") ;;
+      *) unit_pkgs+=("$p") ;;
+    esac
+  done < <(awk 'NF {seen[$1] = 1; for (i = 2; i <= NF; i++) f[$1] = f[$1] " " $i}
+    END {for (p in seen) {fl = "-"; if (f[p] ~ /DK/) fl = "DK"; else if (f[p] ~ /PG/) fl = "PG"; print p, fl}}' \
+    "$ARTIFACTS/go-list.txt" | sort)
   packages_loaded=1
 }
 
@@ -170,13 +179,23 @@ step_functional() {
   go_test functional "${functional_pkgs[@]}"
 }
 
-ran_py3=0 ran_functional=0
+# Container tests: a dockerd per test binary (internal/dockertest), as root;
+# their packages' tests also need PostgreSQL when they start unisched.
+step_containers() {
+  need_db || return 1
+  load_packages || return 1
+  [ ${#containers_pkgs[@]} -gt 0 ] || { note="no container packages"; return 0; }
+  UNISCHED_REQUIRE_DOCKER=${UNISCHED_REQUIRE_DOCKER:-1} GO_TEST_FLAGS="$GO_TEST_FLAGS -timeout 20m" \
+    go_test containers "${containers_pkgs[@]}"
+}
+
 step_cover() {
   local p profiles=() rc=0
-  for p in unit functional; do
+  for p in unit functional containers; do
     # Standalone -e cover runs the tests it measures; under -e all they just ran.
     if [ "$p" = unit ] && ! in_run py3; then step_py3 >/dev/null || rc=1; fi
     if [ "$p" = functional ] && ! in_run functional; then step_functional >/dev/null || rc=1; fi
+    if [ "$p" = containers ] && ! in_run containers; then step_containers >/dev/null || rc=1; fi
     [ -s "$ARTIFACTS/cover-$p.out" ] && profiles+=("$ARTIFACTS/cover-$p.out")
   done
   pass=0 fail=0 skip=0
@@ -184,7 +203,7 @@ step_cover() {
   { head -1 "${profiles[0]}"; for p in "${profiles[@]}"; do tail -n +2 "$p"; done; } >"$ARTIFACTS/cover.out"
   go tool cover -func="$ARTIFACTS/cover.out" >"$ARTIFACTS/cover.txt" || return 1
   go tool cover -html="$ARTIFACTS/cover.out" -o "$ARTIFACTS/cover.html" || return 1
-  grep -hE '^ok\s.*coverage: [0-9.]+% of statements' "$ARTIFACTS"/go-unit.log "$ARTIFACTS"/go-functional.log 2>/dev/null \
+  grep -hE '^ok\s.*coverage: [0-9.]+% of statements' "$ARTIFACTS"/go-unit.log "$ARTIFACTS"/go-functional.log "$ARTIFACTS"/go-containers.log 2>/dev/null \
     | awk '{printf "  %-60s %s\n", $2, $(NF-2)}' | tee "$ARTIFACTS/cover-packages.txt"
   note="total $(tail -1 "$ARTIFACTS/cover.txt" | awk '{print $NF}') of statements; $ARTIFACTS/cover.html"
   echo "$note"
