@@ -95,6 +95,11 @@ type Options struct {
 	Dir string
 	// StartTimeout bounds each process's start (default 60 s).
 	StartTimeout time.Duration
+	// OwnDocker gives the environment a dockerd of its own (Env.Daemon)
+	// instead of the test binary's, so that a fault test can stop, kill and
+	// restart it; DockerArgs are its extra flags (e.g. "--live-restore").
+	OwnDocker  bool
+	DockerArgs []string
 }
 
 // Env is one running environment.
@@ -103,9 +108,11 @@ type Env struct {
 	Dir string
 	Bin string
 
-	// DockerHost is the private dockerd every agent uses; Docker a client of it.
+	// DockerHost is the private dockerd every agent uses; Docker a client
+	// of it. Daemon is that dockerd when Options.OwnDocker asked for one.
 	DockerHost string
 	Docker     *client.Client
+	Daemon     *dockertest.Daemon
 	// Image is unisched/busybox:latest, present on that daemon.
 	Image string
 
@@ -206,9 +213,13 @@ func Start(t testing.TB, opts Options) *Env {
 		opts.StartTimeout = time.Minute
 	}
 	env := &Env{T: t, opts: opts, Agents: map[string]*Agent{}}
-	env.DockerHost = dockertest.Host(t)
-	env.Image = dockertest.Image(t)
-	env.Docker = dockertest.Client(t)
+	if opts.OwnDocker {
+		env.startOwnDocker(t)
+	} else {
+		env.DockerHost = dockertest.Host(t)
+		env.Image = dockertest.Image(t)
+		env.Docker = dockertest.Client(t)
+	}
 	env.Bin = Binary(t)
 
 	env.Dir = opts.Dir
@@ -287,6 +298,42 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	t.Logf("containers env: placement %s, container API %s, db %s, docker %s, logs %s", env.PlacementURL, env.ContainerURL, env.DBName, env.DockerHost, env.Dir)
 	return env
+}
+
+// startOwnDocker starts the environment's own dockerd, closed when t ends.
+func (e *Env) startOwnDocker(t testing.TB) {
+	t.Helper()
+	if os.Getenv(dockertest.EnvHost) != "" {
+		t.Skipf("an environment with its own dockerd cannot run on the shared %s", dockertest.EnvHost)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := dockertest.StartDaemon(ctx, dockertest.Options{ExtraArgs: e.opts.DockerArgs})
+	if errors.Is(err, dockertest.ErrUnavailable) {
+		dockertest.Unavailable(t, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("closing the environment's dockerd: %v", err)
+		}
+	})
+	e.Daemon, e.DockerHost = d, d.Host
+	if e.Docker, err = dockertest.NewClient(d.Host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Docker.Close() })
+	if _, err := dockertest.EnsureImage(ctx, e.Docker); err != nil {
+		if errors.Is(err, dockertest.ErrUnavailable) {
+			dockertest.Unavailable(t, err)
+		}
+		t.Fatal(err)
+	}
+	e.Image = dockertest.ImageName
 }
 
 // StartServe starts `unisched serve` on the environment's database and

@@ -18,9 +18,16 @@ import (
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
 
 // The harness itself: serve starts with both listeners on a migrated
-// database, and stops by its pid.
+// database, and stops by its pid; an environment may have a dockerd of
+// its own.
 func TestServeStarts(t *testing.T) {
-	env := Start(t, Options{Agents: []AgentSpec{}})
+	env := Start(t, Options{Agents: []AgentSpec{}, OwnDocker: true})
+	if env.Daemon == nil || env.Daemon.Pid() == 0 || env.DockerHost != env.Daemon.Host {
+		t.Fatalf("own dockerd: %+v at %s", env.Daemon, env.DockerHost)
+	}
+	if _, err := env.Docker.ImageInspect(context.Background(), env.Image); err != nil {
+		t.Fatalf("%s on the own dockerd: %v", env.Image, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var root struct {
