@@ -267,8 +267,15 @@ func TestDedicatedPinning(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := env.Zun.WaitStatus(ctx, third.UUID, "Error")
-	if err != nil || got.StatusReason != "There are not enough hosts available." {
-		t.Fatalf("third dedicated container: %s %q (%v); want Error, There are not enough hosts available.", got.Status, got.StatusReason, err)
+	// Zun's reason, then the scheduler's details.
+	if err != nil || !strings.HasPrefix(got.StatusReason, "There are not enough hosts available.") || !strings.Contains(got.StatusReason, "PCPU") {
+		t.Fatalf("third dedicated container: %s %q (%v); want Error, There are not enough hosts available. (+ why: PCPU)", got.Status, got.StatusReason, err)
+	}
+	// It holds nothing.
+	for _, h := range []string{"host-a", "host-b"} {
+		if u, err := env.Placement.Usages(ctx, h); err != nil || u["PCPU"] != 1 {
+			t.Fatalf("usages of %s after the failed create: %v, %v; want PCPU 1", h, u, err)
+		}
 	}
 }
 
