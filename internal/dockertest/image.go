@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
@@ -142,7 +143,7 @@ func EnsureImage(ctx context.Context, cli *client.Client) (string, error) {
 		if inspect.Config != nil && inspect.Config.Labels[VersionLabel] == version {
 			return inspect.ID, nil
 		}
-	} else if !client.IsErrNotFound(err) {
+	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting %s: %w", ImageName, err)
 	}
 	rootfs, err := Rootfs(ctx, BusyboxPath)

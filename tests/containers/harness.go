@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -498,7 +499,7 @@ func (e *Env) removeContainers() {
 			continue
 		}
 		for _, c := range list {
-			if err := e.Docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+			if err := e.Docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 				e.T.Logf("removing container %s: %v", c.ID, err)
 			}
 		}
