@@ -27,6 +27,7 @@ func TestInspectImages(t *testing.T) {
 		{"raw MBR", im.RawMBR, "raw", "mbr", im.RootPartitionMBR, 1},
 		{"qcow2 MBR", im.QcowMBR, "qcow2", "mbr", im.RootPartitionMBR, 1},
 		{"whole-disk ext4", im.WholeFS, "raw", "none", 0, 1},
+		{"MBR logical partition", im.RawLogical, "raw", "mbr", 5, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,7 +66,10 @@ func TestInspectImages(t *testing.T) {
 			if c.table == "gpt" && (r.Partitions[0].Type != "21686148-6449-6E6F-744E-656564454649" || r.Partitions[0].Filesystem != "" || r.Partitions[1].Name != "root") {
 				t.Errorf("GPT partitions %+v", r.Partitions)
 			}
-			if c.table == "mbr" && (!r.Partitions[0].Bootable || r.Partitions[0].Type != "0x83" || r.Partitions[0].Start != 1<<20) {
+			if c.root == 5 && (r.Partitions[0].Type != "0x05" || r.Partitions[0].Note != "extended partition" || r.Partitions[1].Number != 5 || r.Partitions[1].Start != 4096*512) {
+				t.Errorf("extended/logical partitions %+v", r.Partitions)
+			}
+			if c.table == "mbr" && c.root == 1 && (!r.Partitions[0].Bootable || r.Partitions[0].Type != "0x83" || r.Partitions[0].Start != 1<<20) {
 				t.Errorf("MBR partition %+v", r.Partitions[0])
 			}
 			want := OS{Family: "linux", Distro: im.OSID, Name: "Debian GNU/Linux", Version: im.OSVersionID,

@@ -1,6 +1,9 @@
 package inspect
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -160,4 +163,50 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// TestReadLogicalBadChains: an EBR chain that loops, leaves the extended
+// partition or lacks its signature is an invalid image, not a hang.
+func TestReadLogicalBadChains(t *testing.T) {
+	const ext, size = 2048, 8192
+	mk := func(ebrs map[int64][2][3]uint32) *bytes.Reader {
+		disk := make([]byte, (ext+size)*512)
+		for at, entries := range ebrs {
+			sec := disk[at*512:]
+			for i, e := range entries {
+				if e[0] == 0 {
+					continue
+				}
+				sec[446+16*i+4] = byte(e[0])
+				binary.LittleEndian.PutUint32(sec[446+16*i+8:], e[1])
+				binary.LittleEndian.PutUint32(sec[446+16*i+12:], e[2])
+			}
+			sec[510], sec[511] = 0x55, 0xAA
+		}
+		return bytes.NewReader(disk)
+	}
+	cases := []struct {
+		name  string
+		disk  *bytes.Reader
+		err   string
+		parts int
+	}{
+		{"two logical partitions", mk(map[int64][2][3]uint32{ext: {{0x83, 64, 100}, {0x05, 1000, 200}}, ext + 1000: {{0x82, 64, 100}, {}}}), "", 2},
+		{"loop", mk(map[int64][2][3]uint32{ext: {{0x83, 64, 100}, {0x05, 1000, 200}}, ext + 1000: {{0x83, 64, 100}, {0x05, 1000, 200}}}), "loops", 0},
+		{"outside", mk(map[int64][2][3]uint32{ext: {{0x83, 64, 100}, {0x05, size + 10, 200}}}), "outside the extended partition", 0},
+		{"logical too large", mk(map[int64][2][3]uint32{ext: {{0x83, 64, size}, {}}}), "logical partition 5 lies outside", 0},
+		{"no signature", mk(map[int64][2][3]uint32{ext: {{0x83, 64, 100}, {0x05, 1000, 200}}}), "no 0x55AA signature", 0},
+	}
+	for _, c := range cases {
+		parts, err := readLogical(c.disk, ext, size)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrInvalidImage) {
+				t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		if err != nil || len(parts) != c.parts || parts[1].Number != 6 || parts[1].Start != (ext+1000+64)*512 || parts[1].Type != "0x82" {
+			t.Errorf("%s: %+v %v", c.name, parts, err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -14,7 +15,7 @@ import (
 const sectorSize = 512
 
 // mbrExtended are MBR types of extended partitions, whose logical
-// partitions are in a chain this reader does not follow yet.
+// partitions are in a chain of extended boot records (readLogical).
 var mbrExtended = map[mbr.Type]bool{0x05: true, 0x0f: true, 0x85: true}
 
 // readPartitions reads the GPT (preferred, as the kernel does when the MBR
@@ -47,10 +48,16 @@ func readPartitions(f backend.File, size int64) (table string, parts []Partition
 				Number: i + 1, Start: int64(p.Start) * sectorSize, Size: int64(p.Size) * sectorSize,
 				Type: fmt.Sprintf("0x%02x", byte(p.Type)), Bootable: p.Bootable,
 			}
-			if mbrExtended[p.Type] {
-				pt.Note = "extended partition: logical partitions are not read yet"
-			}
 			parts = append(parts, pt)
+			if mbrExtended[p.Type] {
+				pt.Note = "extended partition"
+				parts[len(parts)-1] = pt
+				logical, err := readLogical(f, int64(p.Start), int64(p.Size))
+				if err != nil {
+					return "", nil, err
+				}
+				parts = append(parts, logical...)
+			}
 		}
 		table = "mbr"
 	default:
@@ -67,4 +74,54 @@ func readPartitions(f backend.File, size int64) (table string, parts []Partition
 // section is a partition's bytes as an io.ReaderAt.
 func section(r io.ReaderAt, p Partition) *io.SectionReader {
 	return io.NewSectionReader(r, p.Start, p.Size)
+}
+
+// maxLogical bounds the EBR chain, so a chain that loops ends.
+const maxLogical = 128
+
+// readLogical follows the chain of extended boot records of the extended
+// partition at sector ext (size sectors long). Each EBR holds the logical
+// partition (start relative to the EBR) and the link to the next EBR
+// (start relative to the extended partition). Logical partitions are
+// numbered from 5, as Linux does.
+func readLogical(r io.ReaderAt, ext, size int64) ([]Partition, error) {
+	var parts []Partition
+	ebr := ext
+	seen := map[int64]bool{}
+	n := 5
+	for {
+		if seen[ebr] || len(seen) >= maxLogical {
+			return nil, invalid("the extended partition's boot record chain loops or exceeds %d entries", maxLogical)
+		}
+		seen[ebr] = true
+		if ebr < ext || ebr >= ext+size {
+			return nil, invalid("an extended boot record at sector %d lies outside the extended partition", ebr)
+		}
+		sec := make([]byte, sectorSize)
+		if _, err := r.ReadAt(sec, ebr*sectorSize); err != nil {
+			return nil, invalid("reading the extended boot record at sector %d: %v", ebr, err)
+		}
+		if sec[510] != 0x55 || sec[511] != 0xAA {
+			return nil, invalid("the extended boot record at sector %d has no 0x55AA signature", ebr)
+		}
+		entry := func(i int) (typ byte, boot bool, start, count int64) {
+			e := sec[446+16*i:]
+			return e[4], e[0] == 0x80, int64(binary.LittleEndian.Uint32(e[8:])), int64(binary.LittleEndian.Uint32(e[12:]))
+		}
+		if typ, boot, start, count := entry(0); typ != 0 && count > 0 {
+			if ebr+start+count > ext+size {
+				return nil, invalid("logical partition %d lies outside the extended partition", n)
+			}
+			parts = append(parts, Partition{
+				Number: n, Start: (ebr + start) * sectorSize, Size: count * sectorSize,
+				Type: fmt.Sprintf("0x%02x", typ), Bootable: boot,
+			})
+			n++
+		}
+		typ, _, next, _ := entry(1)
+		if typ == 0 || next == 0 {
+			return parts, nil
+		}
+		ebr = ext + next
+	}
 }

@@ -36,7 +36,7 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "7"
+const builderVersion = "8"
 
 // BasePackages are unpacked into every test root. They are not a complete
 // dependency closure (nothing runs in the image); they are real packages with
@@ -59,15 +59,17 @@ type Package struct {
 type Images struct {
 	Dir string `json:"-"`
 
-	RawGPT   string `json:"raw_gpt"`   // GPT: p1 BIOS boot (empty), p2 ext4 root
-	RawMBR   string `json:"raw_mbr"`   // MBR: p1 ext4 root, bootable
-	QcowGPT  string `json:"qcow_gpt"`  // RawGPT converted to qcow2
-	QcowMBR  string `json:"qcow_mbr"`  // RawMBR converted to qcow2
-	WholeFS  string `json:"whole_fs"`  // the ext4 root with no partition table
-	NoPkgDB  string `json:"no_pkgdb"`  // GPT, ext4 holding base-files only (no dpkg status)
-	Blank    string `json:"blank"`     // zeros: no partition table, no filesystem
-	XFS      string `json:"xfs"`       // GPT, one XFS partition; "" when mkfs.xfs is missing
-	Truncate string `json:"truncated"` // QcowGPT cut to its first 64 KiB
+	RawGPT string `json:"raw_gpt"` // GPT: p1 BIOS boot (empty), p2 ext4 root
+	RawMBR string `json:"raw_mbr"` // MBR: p1 ext4 root, bootable
+	// MBR: p1 extended, p5 (logical) ext4 root
+	RawLogical string `json:"raw_logical"`
+	QcowGPT    string `json:"qcow_gpt"`  // RawGPT converted to qcow2
+	QcowMBR    string `json:"qcow_mbr"`  // RawMBR converted to qcow2
+	WholeFS    string `json:"whole_fs"`  // the ext4 root with no partition table
+	NoPkgDB    string `json:"no_pkgdb"`  // GPT, ext4 holding base-files only (no dpkg status)
+	Blank      string `json:"blank"`     // zeros: no partition table, no filesystem
+	XFS        string `json:"xfs"`       // GPT, one XFS partition; "" when mkfs.xfs is missing
+	Truncate   string `json:"truncated"` // QcowGPT cut to its first 64 KiB
 
 	RootPartitionGPT int       `json:"root_partition_gpt"` // 2
 	RootPartitionMBR int       `json:"root_partition_mbr"` // 1
@@ -228,7 +230,7 @@ func load(dir string) (*Images, error) {
 		return nil, err
 	}
 	im.Dir = dir
-	for _, p := range []*string{&im.RawGPT, &im.RawMBR, &im.QcowGPT, &im.QcowMBR, &im.WholeFS, &im.NoPkgDB, &im.Blank, &im.XFS, &im.Truncate} {
+	for _, p := range []*string{&im.RawGPT, &im.RawMBR, &im.RawLogical, &im.QcowGPT, &im.QcowMBR, &im.WholeFS, &im.NoPkgDB, &im.Blank, &im.XFS, &im.Truncate} {
 		if *p == "" {
 			continue
 		}
@@ -457,6 +459,29 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 			}
 		}
 		*s.field = s.file
+	}
+	// MBR with the root in logical partition 5 inside extended partition 1,
+	// its boot record one MiB before it.
+	{
+		st, err := os.Stat(rootFS)
+		if err != nil {
+			return nil, err
+		}
+		rootSectors := st.Size() / 512
+		disk := filepath.Join(out, "logical.raw")
+		if err := truncate(disk, (4096+rootSectors)*512+1<<20); err != nil {
+			return nil, err
+		}
+		script := fmt.Sprintf("label: dos\nstart=2048, size=%d, type=5\nstart=4096, size=%d, type=83\n", 2048+rootSectors, rootSectors)
+		cmd := exec.CommandContext(ctx, "sfdisk", "-q", "--no-reread", "--no-tell-kernel", disk)
+		cmd.Stdin = strings.NewReader(script)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("sfdisk logical.raw: %v: %s", err, b)
+		}
+		if err := copySparse(disk, rootFS, 4096*512); err != nil {
+			return nil, err
+		}
+		im.RawLogical = "logical.raw"
 	}
 	for _, c := range []struct {
 		from, to string
