@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,5 +91,48 @@ func TestGuestSymlinks(t *testing.T) {
 	rep := &Report{}
 	if err := readOS(g, rep); err != nil || rep.OS.Distro != "guest" || strings.Join(rep.Kernels, ",") != "6.1.0-9-amd64" {
 		t.Errorf("readOS: %+v %v", rep, err)
+	}
+}
+
+// TestOtherPackageDatabases: a root whose package database is rpm or apk
+// is reported as not supported yet, naming the database found; none at all
+// is ErrNoPackageDB.
+func TestOtherPackageDatabases(t *testing.T) {
+	cases := []struct {
+		name, db string
+		kind     error
+		msg      string
+	}{
+		{"rpm sqlite", "var/lib/rpm/rpmdb.sqlite", ErrUnsupported, "package database rpm (/var/lib/rpm/rpmdb.sqlite) is not supported yet"},
+		{"rpm bdb", "var/lib/rpm/Packages", ErrUnsupported, "package database rpm (/var/lib/rpm/Packages) is not supported yet"},
+		{"rpm in /usr", "usr/lib/sysimage/rpm/Packages.db", ErrUnsupported, "rpm (/usr/lib/sysimage/rpm/Packages.db)"},
+		{"apk", "lib/apk/db/installed", ErrUnsupported, "package database apk (/lib/apk/db/installed) is not supported yet"},
+		{"none", "", ErrNoPackageDB, "has no /var/lib/dpkg/status, rpm or apk database"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root := filepath.Join(dir, "root")
+			files := map[string]string{"etc/os-release": "ID=x\nNAME=X\nVERSION_ID=1\n"}
+			if c.db != "" {
+				files[c.db] = "" // only the path is looked at before reading is supported
+			}
+			for p, content := range files {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			img := filepath.Join(dir, "fs.ext4")
+			if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-d", root, img, "8M").CombinedOutput(); err != nil {
+				t.Fatalf("mke2fs: %v: %s", err, out)
+			}
+			_, err := Inspect(context.Background(), img, Options{})
+			if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("error %v, want %v with %q", err, c.kind, c.msg)
+			}
+		})
 	}
 }
