@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/unisched/unisched/bridge/agentproto"
 )
@@ -174,7 +174,7 @@ func TestNUMAScenario(t *testing.T) {
 	if err != nil || w.State != "error" || w.Host != "" || len(w.PinnedCPUs) != 0 || len(w.Cells) != 0 {
 		t.Fatalf("third in the ledger: state %s, host %q, pinned %v, cells %v (%v); want error, nothing held", w.State, w.Host, w.PinnedCPUs, w.Cells, err)
 	}
-	if _, err := env.Inspect(ctx, third.UUID); !client.IsErrNotFound(err) {
+	if _, err := env.Inspect(ctx, third.UUID); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("third: docker inspect %v; want no such container", err)
 	}
 	usage("third refused", 2)
@@ -191,7 +191,7 @@ func TestNUMAScenario(t *testing.T) {
 		t.Fatalf("delete of a running container without stop/force: %v; want 409", err)
 	}
 	env.Zun.MustDelete(t, first.UUID)
-	if _, err := env.Inspect(ctx, first.UUID); !client.IsErrNotFound(err) {
+	if _, err := env.Inspect(ctx, first.UUID); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("first after delete: docker inspect %v; want no such container", err)
 	}
 	if allocs, _, err := env.Placement.Allocations(ctx, first.UUID); err != nil || len(allocs) != 0 {
