@@ -94,18 +94,18 @@ func TestGuestSymlinks(t *testing.T) {
 	}
 }
 
-// TestOtherPackageDatabases: a root whose package database is rpm or apk
-// is reported as not supported yet, naming the database found; none at all
-// is ErrNoPackageDB.
+// TestOtherPackageDatabases: an rpm database that cannot be read is an
+// invalid image naming it, apk is reported as not supported yet, none at
+// all is ErrNoPackageDB.
 func TestOtherPackageDatabases(t *testing.T) {
 	cases := []struct {
 		name, db string
 		kind     error
 		msg      string
 	}{
-		{"rpm sqlite", "var/lib/rpm/rpmdb.sqlite", ErrUnsupported, "package database rpm (/var/lib/rpm/rpmdb.sqlite) is not supported yet"},
-		{"rpm bdb", "var/lib/rpm/Packages", ErrUnsupported, "package database rpm (/var/lib/rpm/Packages) is not supported yet"},
-		{"rpm in /usr", "usr/lib/sysimage/rpm/Packages.db", ErrUnsupported, "rpm (/usr/lib/sysimage/rpm/Packages.db)"},
+		{"rpm sqlite, not a database", "var/lib/rpm/rpmdb.sqlite", ErrInvalidImage, "rpm database /var/lib/rpm/rpmdb.sqlite"},
+		{"rpm bdb, not a database", "var/lib/rpm/Packages", ErrInvalidImage, "rpm database /var/lib/rpm/Packages"},
+		{"rpm ndb in /usr, not a database", "usr/lib/sysimage/rpm/Packages.db", ErrInvalidImage, "rpm database /usr/lib/sysimage/rpm/Packages.db"},
 		{"apk", "lib/apk/db/installed", ErrUnsupported, "package database apk (/lib/apk/db/installed) is not supported yet"},
 		{"none", "", ErrNoPackageDB, "has no /var/lib/dpkg/status, rpm or apk database"},
 	}
@@ -115,7 +115,7 @@ func TestOtherPackageDatabases(t *testing.T) {
 			root := filepath.Join(dir, "root")
 			files := map[string]string{"etc/os-release": "ID=x\nNAME=X\nVERSION_ID=1\n"}
 			if c.db != "" {
-				files[c.db] = "" // only the path is looked at before reading is supported
+				files[c.db] = "not a package database\n"
 			}
 			for p, content := range files {
 				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {

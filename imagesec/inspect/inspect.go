@@ -8,8 +8,8 @@
 // partition's signature (ext2/3/4 read; XFS, btrfs, LVM, LUKS, ... named and
 // reported as not supported) → the OS root (the ext filesystem holding
 // os-release) → os-release, /etc/debian_version, kernels in /boot and
-// /lib/modules → the package database (dpkg status; rpm and apk reported as
-// not supported yet).
+// /lib/modules → the package database (dpkg status, or rpm's SQLite, NDB or
+// Berkeley DB database; apk reported as not supported yet).
 package inspect
 
 import (
@@ -149,7 +149,7 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	progress("packages", -1, "reading the package database")
-	if err := readPackages(root, r); err != nil {
+	if err := readPackages(root, r, opts.WorkDir); err != nil {
 		return nil, err
 	}
 	progress("packages", 100, "%d packages", len(r.Packages))
@@ -216,16 +216,11 @@ func readOS(g *guestFS, r *Report) error {
 	return nil
 }
 
-// rpmDBs and apkDB are where the other package managers keep their
-// databases; finding one names the manager in the unsupported error.
-var rpmDBs = []string{
-	"/var/lib/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages", "/var/lib/rpm/Packages.db",
-	"/usr/lib/sysimage/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/Packages.db", "/usr/lib/sysimage/rpm/Packages",
-}
-
+// apkDB is Alpine's package database; finding it names apk in the
+// unsupported error.
 const apkDB = "/lib/apk/db/installed"
 
-func readPackages(g *guestFS, r *Report) error {
+func readPackages(g *guestFS, r *Report, workDir string) error {
 	data, err := g.ReadFile("/" + dpkgStatusPath)
 	switch {
 	case err == nil:
@@ -244,13 +239,23 @@ func readPackages(g *guestFS, r *Report) error {
 	case !isNotExist(err):
 		return fmt.Errorf("reading /%s: %w", dpkgStatusPath, err)
 	}
-	for _, p := range rpmDBs {
-		if ok, _ := g.Exists(p); ok {
-			return &UnsupportedError{What: "package database", Name: "rpm (" + p + ")", Hint: "dpkg is read; rpm support comes next"}
+	db, err := findRPMDB(g)
+	if err != nil {
+		return fmt.Errorf("looking for an rpm database: %w", err)
+	}
+	if db != "" {
+		pkgs, err := readRPM(g, db, workDir)
+		if err != nil {
+			return err
 		}
+		if len(pkgs) == 0 {
+			return fmt.Errorf("%w: %s lists no installed package", ErrNoPackageDB, db)
+		}
+		r.Packages, r.PackageFormat, r.PackageManager = pkgs, "rpm", rpmManager(g)
+		return nil
 	}
 	if ok, _ := g.Exists(apkDB); ok {
-		return &UnsupportedError{What: "package database", Name: "apk (" + apkDB + ")", Hint: "dpkg is read"}
+		return &UnsupportedError{What: "package database", Name: "apk (" + apkDB + ")", Hint: "dpkg and rpm are read"}
 	}
 	return fmt.Errorf("%w: %s %s has no /%s, rpm or apk database", ErrNoPackageDB, r.OS.Name, r.OS.Version, dpkgStatusPath)
 }

@@ -119,6 +119,36 @@ func assertPackages(t *testing.T, got []Package, want []testimage.Package) {
 	}
 }
 
+// TestInspectRPM reads the rpm database (SQLite, as rpm 4.18 writes it) of
+// the image whose packages rpm installed.
+func TestInspectRPM(t *testing.T) {
+	im := testimage.ForTest(t)
+	if im.RPM == "" {
+		t.Fatal("rpmbuild missing: install the Debian package rpm (CI does) so the rpm image is built")
+	}
+	r, err := Inspect(context.Background(), im.RPM, Options{WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PackageFormat != "rpm" || r.PackageManager != "rpm" || r.OS.Distro != im.OSID {
+		t.Errorf("format %q manager %q distro %q", r.PackageFormat, r.PackageManager, r.OS.Distro)
+	}
+	if len(r.Packages) != len(im.RPMPackages) {
+		t.Fatalf("%d packages %+v, want %+v", len(r.Packages), r.Packages, im.RPMPackages)
+	}
+	for i, w := range im.RPMPackages {
+		g := r.Packages[i]
+		wantSrc, wantSrcVer := rpmSource(w.Source)
+		if g.Name != w.Name || g.Version != w.Version || g.Architecture != w.Architecture ||
+			g.Source != wantSrc || g.SourceVersion != wantSrcVer || g.Status != "installed" {
+			t.Errorf("package %+v, want %+v", g, w)
+		}
+	}
+	if r.Packages[0].Source != "imagesec-hello" || r.Packages[0].Version != "2:1.2.3-4" || r.Packages[0].SourceVersion != "1.2.3-4" {
+		t.Errorf("epoch or source of %+v", r.Packages[0])
+	}
+}
+
 // TestInspectBadImages: each bad input ends in the error kind and a message
 // that says what is wrong, and leaves nothing in the work dir.
 func TestInspectBadImages(t *testing.T) {

@@ -210,3 +210,31 @@ func TestReadLogicalBadChains(t *testing.T) {
 		}
 	}
 }
+
+func TestRPMNames(t *testing.T) {
+	two := 2
+	zero := 0
+	evr := []struct {
+		epoch         *int
+		ver, rel, out string
+	}{{nil, "1.2", "3.el9", "1.2-3.el9"}, {&zero, "1.2", "3", "1.2-3"}, {&two, "1.2", "3", "2:1.2-3"}, {nil, "1", "", "1"}}
+	for _, c := range evr {
+		if got := rpmEVR(c.epoch, c.ver, c.rel); got != c.out {
+			t.Errorf("rpmEVR(%v, %q, %q) = %q, want %q", c.epoch, c.ver, c.rel, got, c.out)
+		}
+	}
+	src := []struct{ in, name, vr string }{
+		{"openssl-3.0.7-27.el9.src.rpm", "openssl", "3.0.7-27.el9"},
+		{"python-pip-21.3.1-1.fc36.src.rpm", "python-pip", "21.3.1-1.fc36"},
+		{"kernel-5.14.0-1.nosrc.rpm", "kernel", "5.14.0-1"},
+		{"(none)", "", ""},
+		{"", "", ""},
+		{"noversion.src.rpm", "", ""},
+		{"a-1.src.rpm", "", ""},
+	}
+	for _, c := range src {
+		if n, vr := rpmSource(c.in); n != c.name || vr != c.vr {
+			t.Errorf("rpmSource(%q) = %q, %q; want %q, %q", c.in, n, vr, c.name, c.vr)
+		}
+	}
+}

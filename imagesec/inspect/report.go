@@ -17,8 +17,8 @@ type Report struct {
 
 	OS             OS        `json:"os"`
 	Kernels        []string  `json:"kernels"`         // versions found in /boot and /lib/modules, sorted
-	PackageFormat  string    `json:"package_format"`  // "deb"
-	PackageManager string    `json:"package_manager"` // "apt" when apt is installed, else "dpkg"
+	PackageFormat  string    `json:"package_format"`  // "deb" or "rpm"
+	PackageManager string    `json:"package_manager"` // deb: "apt" when apt is installed, else "dpkg"; rpm: "dnf", "yum", "zypper" or "rpm"
 	Packages       []Package `json:"packages"`
 }
 
@@ -60,9 +60,9 @@ type OS struct {
 // Package is one installed package as the package database records it.
 type Package struct {
 	Name          string `json:"name"`
-	Version       string `json:"version"`
+	Version       string `json:"version"` // as the database writes it: dpkg's [epoch:]upstream[-revision], rpm's [epoch:]version-release
 	Architecture  string `json:"architecture"`
 	Source        string `json:"source"`         // source package name (Name when the database names none)
 	SourceVersion string `json:"source_version"` // source version (Version when the database names none)
-	Status        string `json:"status"`         // dpkg's state: "installed", or "unpacked", "half-configured", ... (files present)
+	Status        string `json:"status"`         // dpkg's state: "installed", or "unpacked", "half-configured", ... (files present); rpm: "installed"
 }

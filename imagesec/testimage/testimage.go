@@ -36,7 +36,7 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "8"
+const builderVersion = "9"
 
 // BasePackages are unpacked into every test root. They are not a complete
 // dependency closure (nothing runs in the image); they are real packages with
@@ -70,11 +70,15 @@ type Images struct {
 	Blank      string `json:"blank"`     // zeros: no partition table, no filesystem
 	XFS        string `json:"xfs"`       // GPT, one XFS partition; "" when mkfs.xfs is missing
 	Truncate   string `json:"truncated"` // QcowGPT cut to its first 64 KiB
+	// GPT, ext4 holding base-files and RPMPackages installed by rpm into
+	// its SQLite database; "" when rpmbuild is missing.
+	RPM string `json:"rpm"`
 
 	RootPartitionGPT int       `json:"root_partition_gpt"` // 2
 	RootPartitionMBR int       `json:"root_partition_mbr"` // 1
 	Architecture     string    `json:"architecture"`
 	Packages         []Package `json:"packages"`
+	RPMPackages      []Package `json:"rpm_packages"`   // Version as [epoch:]version-release, Source the source rpm
 	OSID             string    `json:"os_id"`          // os-release ID of the unpacked base-files
 	OSVersionID      string    `json:"os_version_id"`  // os-release VERSION_ID
 	DebianVersion    string    `json:"debian_version"` // /etc/debian_version
@@ -87,6 +91,10 @@ var Tools = map[string]string{
 	"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg", "mke2fs": "e2fsprogs",
 	"sfdisk": "fdisk", "qemu-img": "qemu-utils",
 }
+
+// Optional tools make the XFS and rpm images; the tests that need them
+// fail naming the package when they are missing.
+var Optional = map[string]string{"mkfs.xfs": "xfsprogs", "rpmbuild": "rpm"}
 
 // ForTest returns the test images, building them on first use. The cache
 // directory is $UNISCHED_IMAGESEC_CACHE, else <tmp>/unisched-imagesec-images.
@@ -230,7 +238,7 @@ func load(dir string) (*Images, error) {
 		return nil, err
 	}
 	im.Dir = dir
-	for _, p := range []*string{&im.RawGPT, &im.RawMBR, &im.RawLogical, &im.QcowGPT, &im.QcowMBR, &im.WholeFS, &im.NoPkgDB, &im.Blank, &im.XFS, &im.Truncate} {
+	for _, p := range []*string{&im.RawGPT, &im.RawMBR, &im.RawLogical, &im.QcowGPT, &im.QcowMBR, &im.WholeFS, &im.NoPkgDB, &im.Blank, &im.XFS, &im.Truncate, &im.RPM} {
 		if *p == "" {
 			continue
 		}
@@ -414,6 +422,18 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 			field       *string
 		}{"xfs.raw", "gpt", []part{{typ: linuxFS, name: "data", src: xfs}}, &im.XFS})
 	}
+	if _, err := exec.LookPath("rpmbuild"); err == nil {
+		rpmFS, pkgs, err := buildRPMRoot(ctx, tmp, files)
+		if err != nil {
+			return nil, err
+		}
+		im.RPMPackages = pkgs
+		steps = append(steps, struct {
+			file, label string
+			parts       []part
+			field       *string
+		}{"rpm.raw", "gpt", []part{{typ: linuxFS, name: "root", src: rpmFS}}, &im.RPM})
+	}
 	for _, s := range steps {
 		var script strings.Builder
 		fmt.Fprintf(&script, "label: %s\n", s.label)
@@ -506,6 +526,99 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 		return nil, err
 	}
 	return im, os.WriteFile(filepath.Join(out, "manifest.json"), b, 0o644)
+}
+
+// rpmSpecs are two small packages built with rpmbuild for the rpm image:
+// one noarch with an epoch, one for the host architecture without.
+var rpmSpecs = map[string]string{
+	"imagesec-hello": `Name: imagesec-hello
+Version: 1.2.3
+Release: 4
+Epoch: 2
+Summary: imagesec test package
+License: MIT
+BuildArch: noarch
+%description
+Built by imagesec's tests.
+%install
+mkdir -p %{buildroot}/usr/share/imagesec-hello
+echo hello > %{buildroot}/usr/share/imagesec-hello/hello
+%files
+/usr/share/imagesec-hello/hello
+`,
+	"imagesec-tools": `%define debug_package %{nil}
+Name: imagesec-tools
+Version: 0.9
+Release: 1.el9
+Summary: imagesec test package
+License: MIT
+%description
+Built by imagesec's tests.
+%install
+mkdir -p %{buildroot}/usr/lib/imagesec-tools
+echo tools > %{buildroot}/usr/lib/imagesec-tools/data
+%files
+/usr/lib/imagesec-tools/data
+`,
+}
+
+// buildRPMRoot builds the rpmSpecs, installs them with rpm into a root
+// holding base-files (for os-release), and writes it into an ext4 image.
+// It returns the image and the packages as rpm describes the .rpm files.
+func buildRPMRoot(ctx context.Context, tmp string, debs []string) (string, []Package, error) {
+	top := filepath.Join(tmp, "rpmbuild")
+	root := filepath.Join(tmp, "rpmroot")
+	for _, d := range []string{top, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", nil, err
+		}
+	}
+	for _, deb := range debs {
+		if strings.HasPrefix(filepath.Base(deb), "base-files_") {
+			if _, err := output(ctx, "", "dpkg-deb", "-x", deb, root); err != nil {
+				return "", nil, err
+			}
+		}
+	}
+	for name, spec := range rpmSpecs {
+		sp := filepath.Join(top, name+".spec")
+		if err := os.WriteFile(sp, []byte(spec), 0o644); err != nil {
+			return "", nil, err
+		}
+		if _, err := output(ctx, "", "rpmbuild", "-bb", "--quiet", "--define", "_topdir "+top, sp); err != nil {
+			return "", nil, err
+		}
+	}
+	rpms, err := filepath.Glob(filepath.Join(top, "RPMS", "*", "*.rpm"))
+	if err != nil || len(rpms) != len(rpmSpecs) {
+		return "", nil, fmt.Errorf("rpmbuild gave %d packages for %d specs", len(rpms), len(rpmSpecs))
+	}
+	sort.Strings(rpms)
+	var pkgs []Package
+	for _, f := range rpms {
+		q, err := output(ctx, "", "rpm", "-qp", "--qf", "%{NAME}|%{EPOCHNUM}|%{VERSION}-%{RELEASE}|%{ARCH}|%{SOURCERPM}", f)
+		if err != nil {
+			return "", nil, err
+		}
+		p := strings.Split(strings.TrimSpace(q), "|")
+		if len(p) != 5 {
+			return "", nil, fmt.Errorf("rpm -qp %s: %q", f, q)
+		}
+		v := p[2]
+		if p[1] != "0" {
+			v = p[1] + ":" + v
+		}
+		pkgs = append(pkgs, Package{Name: p[0], Version: v, Architecture: p[3], Source: p[4]})
+	}
+	args := []string{"--root", root, "--dbpath", "/var/lib/rpm", "--nodeps", "--noscripts", "-i"}
+	if _, err := output(ctx, "", "rpm", append(args, rpms...)...); err != nil {
+		return "", nil, err
+	}
+	img := filepath.Join(tmp, "rpm.ext4")
+	if err := mkext4(ctx, root, img); err != nil {
+		return "", nil, err
+	}
+	return img, pkgs, nil
 }
 
 // mergeUsr moves /bin, /sbin, /lib and /lib64 into /usr and leaves
