@@ -22,7 +22,7 @@ import (
 func topology(reg agentproto.Registration) (ledger.Topology, error) {
 	var t ledger.Topology
 	parse := func(what, s string) (cpuset.CPUSet, error) {
-		set, err := cpuset.Parse(s)
+		set, err := agentproto.ParseCPUs(s)
 		if err != nil {
 			return cpuset.New(), invalidf("%s %q is not a CPU list: %v", what, s, err)
 		}

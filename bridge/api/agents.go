@@ -2,11 +2,8 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,7 +66,7 @@ func checkTopology(reg agentproto.Registration) error {
 			return badRequest("Invalid input for cells[%d].id: cell %d is listed twice", i, c.ID)
 		}
 		ids[c.ID] = true
-		cpus, err := parseCPUs(c.CPUs)
+		cpus, err := agentproto.ParseCPUs(c.CPUs)
 		if err != nil {
 			return badRequest("Invalid input for cells[%d].cpus: %v", i, err)
 		}
@@ -78,7 +75,7 @@ func checkTopology(reg agentproto.Registration) error {
 		}
 		all = all.Union(cpus)
 		for j, s := range c.Siblings {
-			sib, err := parseCPUs(s)
+			sib, err := agentproto.ParseCPUs(s)
 			if err != nil {
 				return badRequest("Invalid input for cells[%d].siblings[%d]: %v", i, j, err)
 			}
@@ -88,7 +85,7 @@ func checkTopology(reg agentproto.Registration) error {
 		}
 	}
 	for _, pool := range []struct{ name, list string }{{"dedicated_cpus", reg.DedicatedCPUs}, {"shared_cpus", reg.SharedCPUs}} {
-		set, err := parseCPUs(pool.list)
+		set, err := agentproto.ParseCPUs(pool.list)
 		if err != nil {
 			return badRequest("Invalid input for %s: %v", pool.name, err)
 		}
@@ -97,25 +94,6 @@ func checkTopology(reg agentproto.Registration) error {
 		}
 	}
 	return nil
-}
-
-// maxCPUID is the largest CPU id a host may report (Linux's NR_CPUS
-// tops out at 8192).
-const maxCPUID = 8191
-
-// parseCPUs parses a Linux CPU list, refusing ids past maxCPUID before
-// the list is expanded: "0-99999999" would otherwise become a set of a
-// hundred million CPUs.
-func parseCPUs(list string) (cpuset.CPUSet, error) {
-	for _, part := range strings.Split(list, ",") {
-		for _, num := range strings.Split(part, "-") {
-			n, err := strconv.Atoi(num)
-			if (err == nil && n > maxCPUID) || errors.Is(err, strconv.ErrRange) {
-				return cpuset.CPUSet{}, fmt.Errorf("CPU %s is past the largest CPU id, %d", num, maxCPUID)
-			}
-		}
-	}
-	return cpuset.Parse(list)
 }
 
 // agentReport is POST /v1/agents/{host}/reports: one container's
