@@ -73,6 +73,7 @@ type qemuInfo struct {
 	VirtualSize     int64  `json:"virtual-size"`
 	BackingFilename string `json:"backing-filename"`
 	DirtyFlag       bool   `json:"dirty-flag"`
+	Encrypted       bool   `json:"encrypted"`
 	FormatSpecific  struct {
 		Data struct {
 			Corrupt bool `json:"corrupt"`
@@ -129,6 +130,9 @@ func convertQcow2(ctx context.Context, path, workDir string, progress func(float
 	// names: never follow it for an image from outside.
 	if info.BackingFilename != "" {
 		return nil, &UnsupportedError{What: "image format", Name: "qcow2 with a backing file (" + info.BackingFilename + ")", Hint: "flatten it first: qemu-img convert -O qcow2"}
+	}
+	if info.Encrypted {
+		return nil, &UnsupportedError{What: "image format", Name: "encrypted qcow2", Hint: "an encrypted image cannot be inspected without its key"}
 	}
 	if info.FormatSpecific.Data.Corrupt {
 		return nil, invalid("the qcow2 image is marked corrupt")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,11 +163,22 @@ func TestInspectBadImages(t *testing.T) {
 	if err := os.WriteFile(vmdk, append([]byte("KDMV"), make([]byte, 1020)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	overlay := filepath.Join(dir, "overlay.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", im.QcowGPT, "-F", "qcow2", overlay).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	encrypted := filepath.Join(dir, "encrypted.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "--object", "secret,id=sec0,data=imagesec",
+		"-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0", encrypted, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create (encrypted): %v: %s", err, out)
+	}
 	cases := []struct {
 		name, path string
 		kind       error
 		msg        string
 	}{
+		{"qcow2 with a backing file", overlay, ErrUnsupported, "image format qcow2 with a backing file (" + im.QcowGPT + ") is not supported yet (flatten it first"},
+		{"encrypted qcow2", encrypted, ErrUnsupported, "image format encrypted qcow2 is not supported yet"},
 		{"truncated qcow2", im.Truncate, ErrInvalidImage, "qemu-img check found the qcow2 damaged"},
 		{"blank disk", im.Blank, ErrInvalidImage, "no partition table (GPT or MBR) and no known filesystem"},
 		{"not a disk", notImage, ErrInvalidImage, "no partition table"},
