@@ -82,8 +82,8 @@ func TestInspectImages(t *testing.T) {
 			if im.Kernel != "" && (len(r.Kernels) != 1 || r.Kernel() != im.Kernel) {
 				t.Errorf("kernels %v, want [%s]", r.Kernels, im.Kernel)
 			}
-			if r.PackageFormat != "deb" || r.PackageManager != "dpkg" {
-				t.Errorf("package format %q manager %q, want deb dpkg (no apt in the image)", r.PackageFormat, r.PackageManager)
+			if r.PackageFormat != "deb" || r.PackageManager != "apt" {
+				t.Errorf("package format %q manager %q, want deb apt", r.PackageFormat, r.PackageManager)
 			}
 			assertPackages(t, r.Packages, im.Packages)
 			if c.format == "qcow2" && (len(stages) < 2 || stages[1] != "convert") {
@@ -169,7 +169,7 @@ func TestInspectBadImages(t *testing.T) {
 	}
 	encrypted := filepath.Join(dir, "encrypted.qcow2")
 	if out, err := exec.Command("qemu-img", "create", "-q", "--object", "secret,id=sec0,data=imagesec",
-		"-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0", encrypted, "16M").CombinedOutput(); err != nil {
+		"-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", encrypted, "16M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img create (encrypted): %v: %s", err, out)
 	}
 	cases := []struct {

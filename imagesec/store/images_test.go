@@ -56,7 +56,7 @@ func TestSaveAndRead(t *testing.T) {
 		d.Distro != "debian" || d.Release != im.DebianVersion {
 		t.Errorf("image row %+v", d.Image)
 	}
-	want := Info{OS: r.OS, Kernel: r.Kernel(), Kernels: r.Kernels, PackageFormat: "deb", PackageManager: "dpkg",
+	want := Info{OS: r.OS, Kernel: r.Kernel(), Kernels: r.Kernels, PackageFormat: "deb", PackageManager: "apt",
 		PartitionTable: "gpt", RootPartition: im.RootPartitionGPT, Partitions: r.Partitions}
 	if !reflect.DeepEqual(d.Info, want) {
 		t.Errorf("info\n got %+v\nwant %+v", d.Info, want)

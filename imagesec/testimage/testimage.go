@@ -36,14 +36,14 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "9"
+const builderVersion = "10"
 
 // BasePackages are unpacked into every test root. They are not a complete
 // dependency closure (nothing runs in the image); they are real packages with
 // real control data, chosen to be small and to cover epochs (zlib1g),
 // binNMU versions (bash) and Source fields that differ from the name.
 var BasePackages = []string{
-	"base-files", "base-passwd", "bash", "dpkg", "gcc-12-base", "libc6",
+	"apt", "base-files", "base-passwd", "bash", "dpkg", "gcc-12-base", "libc6",
 	"libgcc-s1", "tar", "zlib1g", "liblzma5", "libzstd1", "libbz2-1.0",
 }
 
