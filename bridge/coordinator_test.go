@@ -52,13 +52,11 @@ func TestCreateDedicatedFillsCellsThenNoValidHost(t *testing.T) {
 	f := setup(t)
 	f.register(twoCells("h1"))
 	cells := map[int]bool{}
-	var ids []string
 	for i := range 2 {
 		w, err := f.c.Create(f.ctx, dedicated(2, 1024))
 		if err != nil {
 			t.Fatalf("create %d: %v", i, err)
 		}
-		ids = append(ids, w.ID)
 		if w.State != ledger.StateClaimed || w.Host != "h1" {
 			t.Fatalf("create %d: state %s host %q", i, w.State, w.Host)
 		}

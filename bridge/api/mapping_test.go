@@ -357,10 +357,10 @@ func TestServiceErrorMapping(t *testing.T) {
 		})
 	}
 	t.Run("refusal undoes earlier entries", func(t *testing.T) {
-		h, f := newFakeHandler(t)
+		_, f := newFakeHandler(t)
 		calls := 0
 		failSecond := &failingCreate{fakeServiceForHTTPMapping: f, failAt: 2, calls: &calls}
-		h = New(Config{Service: failSecond})
+		h := New(Config{Service: failSecond})
 		r := do(t, h, "POST", "/v1/workloads", aliceToken, `{"workloads": [`+container+`, `+container+`]}`)
 		if r.status != http.StatusBadRequest {
 			t.Fatalf("status %d, want 400: %s", r.status, r.raw)

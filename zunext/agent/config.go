@@ -26,7 +26,6 @@ package agent
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -380,4 +379,3 @@ func arch() string {
 	return runtime.GOARCH
 }
 
-var errStopped = errors.New("agent stopped")
