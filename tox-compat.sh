@@ -185,7 +185,11 @@ step_containers() {
   need_db || return 1
   load_packages || return 1
   [ ${#containers_pkgs[@]} -gt 0 ] || { note="no container packages"; return 0; }
-  UNISCHED_REQUIRE_DOCKER=${UNISCHED_REQUIRE_DOCKER:-1} GO_TEST_FLAGS="$GO_TEST_FLAGS -timeout 20m" \
+  local flags="$GO_TEST_FLAGS -timeout 20m"
+  # On one shared daemon (UNISCHED_TEST_DOCKER_HOST) the packages' agents,
+  # named alike, would take each other's containers for orphans.
+  [ -z "${UNISCHED_TEST_DOCKER_HOST:-}" ] || flags+=" -p 1"
+  UNISCHED_REQUIRE_DOCKER=${UNISCHED_REQUIRE_DOCKER:-1} GO_TEST_FLAGS=$flags \
     go_test containers "${containers_pkgs[@]}"
 }
 
