@@ -1,0 +1,313 @@
+// Package nova runs real Nova (Zed, Debian's packages: api, conductor,
+// scheduler, two computes on the fake driver, RabbitMQ, Glance, a Neutron
+// stand-in) with unisched as its Placement (tests/novaharness), and boots
+// servers through the real `openstack` CLI. The packages must be installed
+// (tests/novaharness/install.sh): a machine without them fails these tests,
+// it never skips them. One environment serves every test of the binary.
+package nova
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/unisched/unisched/tests/novaharness"
+)
+
+var (
+	envOnce sync.Once
+	env     *novaharness.Env
+	envErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if env != nil {
+		if err := env.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the nova environment: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// start brings the environment up once per test binary; its logs go to
+// $ARTIFACTS/nova when ARTIFACTS is set.
+func start(t *testing.T) *novaharness.Env {
+	t.Helper()
+	envOnce.Do(func() {
+		dir := ""
+		if a := os.Getenv("ARTIFACTS"); a != "" {
+			dir = filepath.Join(a, "nova")
+			_ = os.RemoveAll(dir)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		defer cancel()
+		env, envErr = novaharness.Start(ctx, novaharness.Options{Dir: dir})
+		if envErr != nil {
+			return
+		}
+		for _, tm := range env.Timings {
+			t.Logf("start: %-45s %6.1fs", tm.Phase, tm.Took.Seconds())
+		}
+		t.Logf("nova %s, placement %s (Nova uses the recorder %s), logs in %s", env.NovaURL, env.PlacementURL, env.PlacementWireURL, env.Dir)
+	})
+	if envErr != nil {
+		t.Fatalf("starting real Nova against unisched: %v", envErr)
+	}
+	t.Cleanup(func() { checkWire(t) })
+	return env
+}
+
+// checkWire fails the test when Placement answered Nova with a server
+// error, and logs every other refusal (with what Nova sent).
+func checkWire(t *testing.T) {
+	for _, x := range env.Wire.Failures() {
+		if x.Status >= 500 {
+			t.Errorf("placement answered nova with %d:\n%s", x.Status, x)
+		} else {
+			t.Logf("placement refused a nova request:\n%s", x)
+		}
+	}
+}
+
+// openstack runs the real CLI against nova-api; stdout or a failure.
+func openstack(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bin, err := exec.LookPath("openstack")
+	if err != nil {
+		t.Fatalf("the openstack CLI is not installed (apt-get install python3-openstackclient): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(env.CLIArgs(), args...)...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + t.TempDir(), "LANG=C.UTF-8"}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("openstack %s: %w\nstderr: %s\nstdout: %s", strings.Join(args, " "), err, errb.String(), out.String())
+	}
+	return out.String(), nil
+}
+
+type server struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	TenantID   string `json:"tenant_id"`
+	UserID     string `json:"user_id"`
+	Host       string `json:"OS-EXT-SRV-ATTR:host"`
+	Hypervisor string `json:"OS-EXT-SRV-ATTR:hypervisor_hostname"`
+	Created    string `json:"created"`
+	LaunchedAt string `json:"OS-SRV-USG:launched_at"`
+	Fault      any    `json:"fault"`
+}
+
+// boot creates a server with `openstack server create --wait`, requires
+// ACTIVE, and logs the boot's times: the CLI's (it polls every few
+// seconds) and Nova's own, created to launched_at.
+func boot(t *testing.T, name, flavor string) server {
+	t.Helper()
+	t0 := time.Now()
+	out, err := openstack(t, "server", "create", "--image", "cirros-fake", "--flavor", flavor, "--nic", "none", "--wait", "-f", "json", name)
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, env.Logs(20))
+	}
+	var created struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("server create: output is not the JSON expected: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got struct {
+		Server server `json:"server"`
+	}
+	if _, err := env.Nova(ctx, http.MethodGet, "/servers/"+created.ID, nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Server
+	if created.Status != "ACTIVE" || s.Status != "ACTIVE" {
+		t.Fatalf("server %s (%s): status %s / %s, fault %v, want ACTIVE\n%s", name, s.ID, created.Status, s.Status, s.Fault, env.Logs(30))
+	}
+	nova := "?"
+	c, err1 := time.Parse(time.RFC3339, s.Created)
+	l, err2 := time.Parse("2006-01-02T15:04:05.000000", s.LaunchedAt)
+	if err1 == nil && err2 == nil {
+		nova = fmt.Sprintf("%.1fs", l.Sub(c).Seconds())
+	}
+	t.Logf("boot %s (flavor %s): ACTIVE on %s; openstack server create --wait %.1fs; nova created->launched_at %s", name, flavor, s.Hypervisor, took.Seconds(), nova)
+	return s
+}
+
+// remove deletes a server with the CLI and waits until unisched's
+// Placement holds nothing for it.
+func remove(t *testing.T, s server) {
+	t.Helper()
+	t0 := time.Now()
+	if _, err := openstack(t, "server", "delete", "--wait", s.ID); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		allocs, err := env.Allocations(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(allocs) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("server %s deleted, but placement still holds %v for it", s.ID, allocs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("delete %s: gone, allocation released, %.1fs", s.Name, time.Since(t0).Seconds())
+}
+
+// allocationOn requires consumer's allocations in unisched's Placement to
+// be exactly want on host's provider, for the server's project and user.
+func allocationOn(t *testing.T, s server, host string, want map[string]int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rp, err := env.ProviderByName(ctx, host)
+	if err != nil || rp == nil {
+		t.Fatalf("provider of %s: %v %v", host, rp, err)
+	}
+	var got struct {
+		Allocations map[string]struct {
+			Resources map[string]int `json:"resources"`
+		} `json:"allocations"`
+		ProjectID string `json:"project_id"`
+		UserID    string `json:"user_id"`
+	}
+	if _, err := env.Placement(ctx, http.MethodGet, "/allocations/"+s.ID, nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Allocations) != 1 {
+		t.Fatalf("allocations of server %s: %+v, want one provider (%s %s)", s.ID, got.Allocations, host, rp.UUID)
+	}
+	a, ok := got.Allocations[rp.UUID]
+	if !ok {
+		t.Fatalf("allocations of server %s are on %v, not on %s's provider %s", s.ID, got.Allocations, host, rp.UUID)
+	}
+	if fmt.Sprint(a.Resources) != fmt.Sprint(want) {
+		t.Fatalf("allocation of server %s on %s: %v, want %v", s.ID, host, a.Resources, want)
+	}
+	if got.ProjectID != s.TenantID || got.UserID != s.UserID {
+		t.Fatalf("allocation of server %s: project %q user %q, want the server's %q %q", s.ID, got.ProjectID, got.UserID, s.TenantID, s.UserID)
+	}
+}
+
+func TestSharedServer(t *testing.T) {
+	start(t)
+	s := boot(t, "vm-shared", "m1.tiny")
+	if !slices.Contains([]string{"compute-1", "compute-2"}, s.Hypervisor) {
+		t.Fatalf("server on %q, want one of the computes", s.Hypervisor)
+	}
+	allocationOn(t, s, s.Hypervisor, map[string]int{"DISK_GB": 1, "MEMORY_MB": 512, "VCPU": 1})
+	remove(t, s)
+}
+
+// dedicatedCPUs are compute-2's dedicated host CPUs (DefaultComputes: 2
+// cells of 2 shared then 2 dedicated CPUs).
+var dedicatedCPUs = []int{2, 3, 6, 7}
+
+type topology struct {
+	Nodes []struct {
+		HostNode   int            `json:"host_node"`
+		VCPUSet    []int          `json:"vcpu_set"`
+		CPUPinning map[string]int `json:"cpu_pinning"`
+		MemoryMB   int            `json:"memory_mb"`
+	} `json:"nodes"`
+}
+
+func TestDedicatedServers(t *testing.T) {
+	start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, f := range []novaharness.Flavor{
+		{Name: "m1.dedicated", VCPUs: 2, RAM: 512, Disk: 1, ExtraSpecs: map[string]string{"hw:cpu_policy": "dedicated"}},
+		{Name: "m1.pinned", VCPUs: 2, RAM: 512, Disk: 1, ExtraSpecs: map[string]string{"resources:PCPU": "2", "resources:VCPU": "0"}},
+	} {
+		if err := env.EnsureFlavor(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var servers []server
+	used := map[int]string{}
+	for _, flavor := range []string{"m1.dedicated", "m1.pinned"} {
+		s := boot(t, "vm-"+strings.TrimPrefix(flavor, "m1."), flavor)
+		servers = append(servers, s)
+		if s.Hypervisor != "compute-2" {
+			t.Fatalf("%s server on %s, want compute-2 (the only host with PCPU)", flavor, s.Hypervisor)
+		}
+		allocationOn(t, s, "compute-2", map[string]int{"DISK_GB": 1, "MEMORY_MB": 512, "PCPU": 2})
+		var topo topology
+		if _, err := env.Nova(ctx, http.MethodGet, "/servers/"+s.ID+"/topology", nil, &topo, "2.78"); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(topo)
+		t.Logf("%s topology: %s", s.Name, b)
+		if len(topo.Nodes) != 1 || len(topo.Nodes[0].CPUPinning) != 2 {
+			t.Fatalf("%s: topology %s, want one guest node with 2 pinned vCPUs", s.Name, b)
+		}
+		for guest, host := range topo.Nodes[0].CPUPinning {
+			if !slices.Contains(dedicatedCPUs, host) {
+				t.Fatalf("%s: vCPU %s pinned to host CPU %d, not one of the dedicated %v", s.Name, guest, host, dedicatedCPUs)
+			}
+			if other, ok := used[host]; ok {
+				t.Fatalf("%s: host CPU %d pinned twice (also %s)", s.Name, host, other)
+			}
+			used[host] = s.Name
+		}
+	}
+	rp, err := env.ProviderByName(ctx, "compute-2")
+	if err != nil || rp == nil {
+		t.Fatalf("provider compute-2: %v", err)
+	}
+	if got := usage(t, rp.UUID)["PCPU"]; got != 4 {
+		t.Fatalf("PCPU usage on compute-2: %d, want 4", got)
+	}
+	for _, s := range servers {
+		remove(t, s)
+	}
+	if got := usage(t, rp.UUID)["PCPU"]; got != 0 {
+		t.Fatalf("PCPU usage on compute-2 after the deletes: %d, want 0", got)
+	}
+}
+
+func usage(t *testing.T, rp string) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out struct {
+		Usages map[string]int `json:"usages"`
+	}
+	if _, err := env.Placement(ctx, http.MethodGet, "/resource_providers/"+rp+"/usages", nil, &out); err != nil {
+		var api *novaharness.APIError
+		if errors.As(err, &api) {
+			t.Fatalf("usages of %s: %v", rp, api)
+		}
+		t.Fatal(err)
+	}
+	return out.Usages
+}

@@ -1,0 +1,331 @@
+package novaharness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func dialTCP(port int) error {
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// APIError is a non-2xx answer of one of the services.
+type APIError struct {
+	Method, URL string
+	Status      int
+	Body        string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.Status, e.Body)
+}
+
+func (e *Env) do(ctx context.Context, method, url string, hdr map[string]string, body, out any) (int, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: reading the answer: %w", method, url, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, &APIError{Method: method, URL: url, Status: resp.StatusCode, Body: string(data)}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decoding %q: %w", method, url, data, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Nova calls the compute API as the admin (microversion NovaVersion unless
+// mv is given); path is below /v2.1. A non-2xx answer is an *APIError.
+func (e *Env) Nova(ctx context.Context, method, path string, body, out any, mv ...string) (int, error) {
+	v := NovaVersion
+	if len(mv) > 0 {
+		v = mv[0]
+	}
+	return e.do(ctx, method, e.NovaURL+path, map[string]string{
+		"X-Auth-Token": AdminToken, "OpenStack-API-Version": "compute " + v, "X-OpenStack-Nova-API-Version": v,
+	}, body, out)
+}
+
+// Placement calls unisched's Placement directly as the admin at 1.39.
+func (e *Env) Placement(ctx context.Context, method, path string, body, out any) (int, error) {
+	return e.do(ctx, method, e.PlacementURL+path, map[string]string{
+		"X-Auth-Token": "admin", "OpenStack-API-Version": "placement 1.39",
+	}, body, out)
+}
+
+// CLIArgs are the arguments that point the real `openstack` CLI at
+// nova-api without Keystone (keystoneauth's admin_token plugin).
+func (e *Env) CLIArgs() []string {
+	return []string{"--os-auth-type", "admin_token", "--os-endpoint", e.NovaURL, "--os-token", AdminToken,
+		"--os-compute-api-version", NovaVersion}
+}
+
+// Provider is a resource provider as GET /resource_providers lists it.
+type Provider struct {
+	UUID       string `json:"uuid"`
+	Name       string `json:"name"`
+	Generation int    `json:"generation"`
+}
+
+// ProviderByName finds a provider in unisched's Placement (nil: none).
+func (e *Env) ProviderByName(ctx context.Context, name string) (*Provider, error) {
+	var out struct {
+		Providers []Provider `json:"resource_providers"`
+	}
+	if _, err := e.Placement(ctx, http.MethodGet, "/resource_providers?name="+url.QueryEscape(name), nil, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Providers) == 0 {
+		return nil, nil
+	}
+	return &out.Providers[0], nil
+}
+
+// Inventory is the resource classes and totals of a provider.
+func (e *Env) Inventory(ctx context.Context, rp string) (map[string]int, error) {
+	var out struct {
+		Inventories map[string]struct {
+			Total int `json:"total"`
+		} `json:"inventories"`
+	}
+	if _, err := e.Placement(ctx, http.MethodGet, "/resource_providers/"+rp+"/inventories", nil, &out); err != nil {
+		return nil, err
+	}
+	inv := map[string]int{}
+	for rc, v := range out.Inventories {
+		inv[rc] = v.Total
+	}
+	return inv, nil
+}
+
+// Allocations of one consumer in unisched's Placement: provider uuid ->
+// resource class -> amount.
+func (e *Env) Allocations(ctx context.Context, consumer string) (map[string]map[string]int, error) {
+	var out struct {
+		Allocations map[string]struct {
+			Resources map[string]int `json:"resources"`
+		} `json:"allocations"`
+	}
+	if _, err := e.Placement(ctx, http.MethodGet, "/allocations/"+consumer, nil, &out); err != nil {
+		return nil, err
+	}
+	res := map[string]map[string]int{}
+	for rp, a := range out.Allocations {
+		res[rp] = a.Resources
+	}
+	return res, nil
+}
+
+// waitNova waits until nova-api answers, the conductor, the scheduler and
+// every compute consume their RPC queues, the computes are mapped to cell1
+// (the scheduler's periodic discovery) and each compute's provider is in
+// unisched's Placement with its inventory.
+func (e *Env) waitNova(ctx context.Context) error {
+	procs := []*Process{e.Processes["nova-api"], e.Processes["nova-conductor"], e.Processes["nova-scheduler"]}
+	queues := []string{"conductor", "scheduler"}
+	for _, c := range e.Computes {
+		procs = append(procs, e.Processes["nova-compute-"+c.Host])
+		queues = append(queues, "compute."+c.Host)
+	}
+	alive := func() error {
+		for _, p := range procs {
+			if p.Exited() {
+				return p.failed()
+			}
+		}
+		return nil
+	}
+	step := func(name string, timeout time.Duration, ready func(context.Context) error) error {
+		t0 := time.Now()
+		deadline := t0.Add(timeout)
+		for {
+			if err := alive(); err != nil {
+				return err
+			}
+			err := ready(ctx)
+			if err == nil {
+				e.timed(name, t0)
+				return nil
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				return fmt.Errorf("nova: %s not ready after %s: %v\n%s", name, timeout, err, e.Logs(15))
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if err := step("nova-api", 3*time.Minute, func(ctx context.Context) error {
+		return e.expectStatus(ctx, strings.TrimSuffix(e.NovaURL, "/v2.1")+"/", http.StatusOK)
+	}); err != nil {
+		return err
+	}
+	if err := step("rpc consumers", 3*time.Minute, func(context.Context) error {
+		got, err := e.queueConsumers(queues)
+		if err != nil {
+			return err
+		}
+		for _, q := range queues {
+			if got[q] == 0 {
+				return fmt.Errorf("queue %s has no consumer yet (%v)", q, got)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := step("providers in placement", 2*time.Minute, func(ctx context.Context) error {
+		for _, c := range e.Computes {
+			rp, err := e.ProviderByName(ctx, c.Host)
+			if err != nil {
+				return err
+			}
+			if rp == nil {
+				return fmt.Errorf("no provider named %s", c.Host)
+			}
+			inv, err := e.Inventory(ctx, rp.UUID)
+			if err != nil {
+				return err
+			}
+			want := []string{"MEMORY_MB", "DISK_GB", "VCPU"}
+			if c.PCPUs > 0 {
+				want = append(want, "PCPU")
+			}
+			for _, rc := range want {
+				if inv[rc] == 0 {
+					return fmt.Errorf("provider %s has no %s inventory yet (%v)", c.Host, rc, inv)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, e.NovaAPIDB)
+	if err != nil {
+		return fmt.Errorf("connecting to nova's API database: %w", err)
+	}
+	defer conn.Close(ctx)
+	return step("hosts mapped to cell1", 2*time.Minute, func(ctx context.Context) error {
+		rows, err := conn.Query(ctx, `SELECT host FROM host_mappings`)
+		if err != nil {
+			return err
+		}
+		mapped, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, c := range e.Computes {
+			if !slices.Contains(mapped, c.Host) {
+				return fmt.Errorf("host %s not mapped yet (mapped: %v)", c.Host, mapped)
+			}
+		}
+		return nil
+	})
+}
+
+// seed creates flavor m1.tiny and the image cirros-fake.
+func (e *Env) seed(ctx context.Context) error {
+	if err := e.EnsureFlavor(ctx, Flavor{Name: "m1.tiny", ID: "1", VCPUs: 1, RAM: 512, Disk: 1}); err != nil {
+		return err
+	}
+	var img struct {
+		ID string `json:"id"`
+	}
+	if _, err := e.do(ctx, http.MethodPost, e.GlanceURL+"/v2/images", nil,
+		map[string]any{"name": "cirros-fake", "disk_format": "raw", "container_format": "bare"}, &img); err != nil {
+		return fmt.Errorf("glance: %w", err)
+	}
+	if _, err := e.do(ctx, http.MethodPut, e.GlanceURL+"/v2/images/"+img.ID+"/file",
+		map[string]string{"Content-Type": "application/octet-stream"}, make([]byte, 1024), nil); err != nil {
+		return fmt.Errorf("glance: uploading cirros-fake: %w", err)
+	}
+	e.ImageID = img.ID
+	return nil
+}
+
+// Flavor is a flavor to create; ExtraSpecs become its properties.
+type Flavor struct {
+	Name, ID         string
+	VCPUs, RAM, Disk int
+	ExtraSpecs       map[string]string
+}
+
+// EnsureFlavor creates f unless a flavor of that name exists.
+func (e *Env) EnsureFlavor(ctx context.Context, f Flavor) error {
+	var list struct {
+		Flavors []struct {
+			Name string `json:"name"`
+		} `json:"flavors"`
+	}
+	if _, err := e.Nova(ctx, http.MethodGet, "/flavors?is_public=None", nil, &list); err != nil {
+		return err
+	}
+	for _, x := range list.Flavors {
+		if x.Name == f.Name {
+			return nil
+		}
+	}
+	body := map[string]any{"name": f.Name, "vcpus": f.VCPUs, "ram": f.RAM, "disk": f.Disk}
+	if f.ID != "" {
+		body["id"] = f.ID
+	}
+	var out struct {
+		Flavor struct {
+			ID string `json:"id"`
+		} `json:"flavor"`
+	}
+	if _, err := e.Nova(ctx, http.MethodPost, "/flavors", map[string]any{"flavor": body}, &out); err != nil {
+		return err
+	}
+	if len(f.ExtraSpecs) > 0 {
+		if _, err := e.Nova(ctx, http.MethodPost, "/flavors/"+out.Flavor.ID+"/os-extra_specs",
+			map[string]any{"extra_specs": f.ExtraSpecs}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

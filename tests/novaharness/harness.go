@@ -1,0 +1,728 @@
+// Package novaharness runs real Nova (Zed, from Debian's packages) against
+// unisched's Placement on one machine, for the integration tests under
+// tests/: a `unisched serve` built from this tree on a fresh database,
+// RabbitMQ (a node of its own: name, ports, epmd, data dir), Glance (file
+// store), a Neutron stand-in, nova-api (noauth2), nova-conductor,
+// nova-scheduler and N nova-compute processes on Nova's fake virt driver,
+// some of them with dedicated CPUs (PCPU) and host NUMA cells. Nova talks
+// to Placement through a recorder (Wire) that logs every exchange.
+//
+// Everything lives under one directory and in fresh databases of the local
+// PostgreSQL (UNISCHED_TEST_DATABASE_URL); every process leads its own
+// process group and is stopped by its pid; nothing else is signalled.
+// Debian's OpenStack code is run with /usr/bin/python3 explicitly.
+//
+// The packages are installed by install.sh beside this file (apt, only
+// what is missing); Start fails, naming them, when any is missing.
+//
+//	env, err := novaharness.Start(ctx, novaharness.Options{})
+//	defer env.Close()
+//	env.Nova(ctx, "POST", "/servers", body, &out)
+package novaharness
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/tests/harness"
+)
+
+// ControllerHost is the host name of nova-api, -conductor and -scheduler.
+const ControllerHost = "unisched-controller"
+
+// AdminToken is the noauth2 token of an admin in project admin (nova-api).
+const AdminToken = "admin:admin"
+
+// NovaVersion is the compute microversion the helpers send (Zed's max is 2.93).
+const NovaVersion = "2.90"
+
+// Packages are the Debian packages the harness needs (install.sh installs
+// the missing ones; .ci/run lists them too).
+var Packages = []string{
+	"rabbitmq-server", "python3-kombu",
+	"glance-api", "python3-glanceclient",
+	"nova-api", "nova-conductor", "nova-scheduler", "python3-nova",
+	"python3-psycopg2", "python3-openstackclient", "python3-novaclient",
+}
+
+//go:embed py/*.py
+var pyFiles embed.FS
+
+// ComputeSpec is one fake nova-compute host. Zero sizes keep the fake
+// driver's own (1000 VCPU, 800000 MB, 600000 GB). With PCPUs or NUMACells
+// set the host reports NUMA cells and PCPU like a libvirt host with
+// cpu_shared_set/cpu_dedicated_set: VCPUs are then its shared CPUs.
+type ComputeSpec struct {
+	Host                    string
+	Driver                  string // default fake.FakeDriver
+	VCPUs, MemoryMB, DiskGB int
+	PCPUs, NUMACells        int
+}
+
+func (s ComputeSpec) driver() string {
+	if s.Driver == "" {
+		return "fake.FakeDriver"
+	}
+	return s.Driver
+}
+
+// Pinning reports whether the host reports PCPU and NUMA cells.
+func (s ComputeSpec) Pinning() bool { return s.PCPUs > 0 || s.NUMACells > 0 }
+
+// DefaultComputes: compute-1 the fake driver's plain big host (VCPU only),
+// compute-2 a pinning host with 2 NUMA cells of 2 shared + 2 dedicated
+// CPUs and 8 GiB each (VCPU 4, PCPU 4, MEMORY_MB 16384).
+func DefaultComputes() []ComputeSpec {
+	return []ComputeSpec{
+		{Host: "compute-1"},
+		{Host: "compute-2", VCPUs: 4, PCPUs: 4, NUMACells: 2, MemoryMB: 16384},
+	}
+}
+
+// Options configures an environment.
+type Options struct {
+	// Computes to start; nil: DefaultComputes().
+	Computes []ComputeSpec
+	// Dir receives configuration, state and logs; it must exist or be
+	// creatable. Default: a new temporary directory, removed by Close.
+	Dir string
+	// PortBase: the environment uses PortBase..PortBase+7 on 127.0.0.1
+	// (unisched, the Placement recorder, AMQP, Erlang distribution, epmd,
+	// Glance, the Neutron stand-in, nova-api). 0: UNISCHED_NOVA_PORT_BASE,
+	// else free ports the kernel picks.
+	PortBase int
+	// AdminURL is the PostgreSQL superuser URL (default harness.AdminURL()).
+	AdminURL string
+	// UnischedBin is a built unisched (default: built from this tree).
+	UnischedBin string
+	// UnischedEnv adds settings to `unisched serve` (UNISCHED_LOG_LEVEL=debug ...).
+	UnischedEnv []string
+	// Debug turns on nova's debug logging.
+	Debug bool
+	// ExtraNovaConf is appended to every nova configuration file (later
+	// sections override earlier ones in oslo.config).
+	ExtraNovaConf string
+	// Timeout bounds the whole start (default 6 minutes).
+	Timeout time.Duration
+}
+
+type ports struct{ placement, wire, amqp, dist, epmd, glance, neutron, nova int }
+
+// Env is a running environment.
+type Env struct {
+	Dir string
+
+	// PlacementURL is unisched's Placement (what tests assert on);
+	// PlacementWireURL is what Nova uses: the recorder in front of it.
+	PlacementURL, PlacementWireURL string
+	NovaURL                        string // http://127.0.0.1:port/v2.1
+	GlanceURL, NeutronURL          string
+	TransportURL, AMQPURL          string
+	RabbitNode                     string
+
+	Unisched *harness.Server
+	Wire     *Wire
+	// Processes by name: epmd, rabbitmq, glance-api, nova-api,
+	// nova-conductor, nova-scheduler, nova-compute-<host>.
+	Processes map[string]*Process
+	Computes  []ComputeSpec
+	// ImageID is the 1 KiB raw image "cirros-fake" (never read by the fake
+	// driver); flavor "m1.tiny" (id 1: 1 vCPU, 512 MB, 1 GB) exists too.
+	ImageID string
+	// Timings of the start's phases, for the test log.
+	Timings []Timing
+
+	// NovaAPIDB and NovaCellDB are pgx URLs of nova's API and cell1 databases.
+	NovaAPIDB, NovaCellDB string
+
+	opts                                  Options
+	admin                                 string
+	ports                                 ports
+	dbs                                   []string
+	novaAPIConn, novaCellConn, glanceConn string
+	servers                               []*http.Server
+	tempDir                               bool
+	startedAt                             time.Time
+	http                                  *http.Client
+	mu                                    sync.Mutex
+}
+
+// Timing is how long one phase of Start took.
+type Timing struct {
+	Phase string
+	Took  time.Duration
+}
+
+func (e *Env) timed(phase string, since time.Time) {
+	e.mu.Lock()
+	e.Timings = append(e.Timings, Timing{phase, time.Since(since)})
+	e.mu.Unlock()
+}
+
+// Missing lists the packages of Packages that dpkg does not have installed.
+func Missing() []string {
+	var out []string
+	for _, p := range Packages {
+		b, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status}", p).Output()
+		if err != nil || strings.TrimSpace(string(b)) != "installed" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Start brings the whole environment up and returns once nova-api answers,
+// every service consumes its RPC queue, the computes are mapped to cell1
+// and their resource providers (with their inventories) are in unisched's
+// Placement. On failure everything started so far is stopped again.
+func Start(ctx context.Context, opts Options) (env *Env, err error) {
+	if missing := Missing(); len(missing) > 0 {
+		return nil, fmt.Errorf("novaharness: Debian packages missing: %s (run tests/novaharness/install.sh as root)", strings.Join(missing, " "))
+	}
+	if opts.Computes == nil {
+		opts.Computes = DefaultComputes()
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 6 * time.Minute
+	}
+	if opts.AdminURL == "" {
+		opts.AdminURL = harness.AdminURL()
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	e := &Env{opts: opts, admin: opts.AdminURL, Processes: map[string]*Process{}, Computes: opts.Computes,
+		startedAt: time.Now(), http: &http.Client{Timeout: 60 * time.Second}}
+	defer func() {
+		if err != nil {
+			_ = e.Close()
+			env = nil
+		}
+	}()
+	if e.Dir = opts.Dir; e.Dir == "" {
+		if e.Dir, err = os.MkdirTemp("", "novaharness-"); err != nil {
+			return nil, err
+		}
+		e.tempDir = true
+	}
+	for _, d := range []string{"logs", "py"} {
+		if err := os.MkdirAll(filepath.Join(e.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.writePython(); err != nil {
+		return nil, err
+	}
+	if err := e.pickPorts(); err != nil {
+		return nil, err
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	id := hex.EncodeToString(suffix)
+	e.RabbitNode = "unisched-nova-" + id + "@localhost"
+	e.AMQPURL = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", e.ports.amqp)
+	e.TransportURL = fmt.Sprintf("rabbit://guest:guest@127.0.0.1:%d/", e.ports.amqp)
+	e.GlanceURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.glance)
+	e.NeutronURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.neutron)
+	e.NovaURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.nova)
+	e.PlacementWireURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.wire)
+	prefix := "unisched_nova_" + id
+	apiDB, cellDB, cell0DB, glanceDB := prefix+"_api", prefix+"_cell1", prefix+"_cell0", prefix+"_glance"
+	for _, db := range []string{apiDB, cellDB, cell0DB, glanceDB} {
+		c, err := sqlalchemyURL(e.admin, db)
+		if err != nil {
+			return nil, err
+		}
+		switch db {
+		case apiDB:
+			e.novaAPIConn = c
+		case cellDB:
+			e.novaCellConn = c
+		case glanceDB:
+			e.glanceConn = c
+		}
+	}
+	if e.NovaAPIDB, err = harness.DatabaseURL(e.admin, apiDB); err != nil {
+		return nil, err
+	}
+	if e.NovaCellDB, err = harness.DatabaseURL(e.admin, cellDB); err != nil {
+		return nil, err
+	}
+	cell0Conn, err := sqlalchemyURL(e.admin, cell0DB)
+	if err != nil {
+		return nil, err
+	}
+
+	// Phase 1, in parallel: unisched, RabbitMQ, the stand-ins, the
+	// databases (schemas), then Glance on its database.
+	t0 := time.Now()
+	if err := e.writeNovaConf(); err != nil {
+		return nil, err
+	}
+	err = parallel(
+		func() error { return e.startUnisched(ctx, prefix+"_placement") },
+		func() error { return e.startRabbit(ctx) },
+		func() error { return e.startStandIns() },
+		func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB, cell0Conn) },
+		func() error { return e.startGlance(ctx, glanceDB) },
+	)
+	if err != nil {
+		return nil, err
+	}
+	e.timed("unisched, rabbitmq, glance, nova databases", t0)
+
+	// Phase 2: nova's services, all at once (the computes wait for the
+	// conductor by themselves).
+	t1 := time.Now()
+	if err := e.startNova(); err != nil {
+		return nil, err
+	}
+	if err := e.waitNova(ctx); err != nil {
+		return nil, err
+	}
+	e.timed("nova services ready", t1)
+	t2 := time.Now()
+	if err := e.seed(ctx); err != nil {
+		return nil, err
+	}
+	e.timed("flavor and image", t2)
+	e.timed("total", e.startedAt)
+	return e, nil
+}
+
+func (e *Env) writePython() error {
+	entries, err := pyFiles.ReadDir("py")
+	if err != nil {
+		return err
+	}
+	for _, f := range entries {
+		b, err := pyFiles.ReadFile("py/" + f.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(e.Dir, "py", f.Name()), b, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Env) pickPorts() error {
+	base := e.opts.PortBase
+	if base == 0 {
+		if v := os.Getenv("UNISCHED_NOVA_PORT_BASE"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 || n > 65000 {
+				return fmt.Errorf("UNISCHED_NOVA_PORT_BASE=%q: want a port number", v)
+			}
+			base = n
+		}
+	}
+	all := []*int{&e.ports.placement, &e.ports.wire, &e.ports.amqp, &e.ports.dist, &e.ports.epmd, &e.ports.glance, &e.ports.neutron, &e.ports.nova}
+	for i, p := range all {
+		if base > 0 {
+			*p = base + i
+		} else {
+			n, err := harness.FreePort()
+			if err != nil {
+				return err
+			}
+			*p = n
+		}
+		if err := harness.CheckPortFree(*p); err != nil {
+			return fmt.Errorf("novaharness: %w", err)
+		}
+	}
+	return nil
+}
+
+// parallel runs fns at once and returns the first error (all finish first).
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (e *Env) addProcess(p *Process) {
+	e.mu.Lock()
+	e.Processes[p.Name] = p
+	e.mu.Unlock()
+}
+
+// pythonCmd runs a Debian OpenStack script on /usr/bin/python3 with a clean
+// environment (no PYTHON* or virtualenv of the caller; another python3 may
+// be first on PATH), with the harness's own Python files importable.
+func (e *Env) pythonCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command("/usr/bin/python3", args...)
+	cmd.Env = []string{
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + e.Dir,
+		"LANG=C.UTF-8",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONPATH=" + filepath.Join(e.Dir, "py"),
+	}
+	cmd.Dir = e.Dir
+	return cmd
+}
+
+// run runs a one-shot command with its output in logs/<name>.log.
+func (e *Env) run(ctx context.Context, name string, cmd *exec.Cmd) error {
+	logPath := filepath.Join(e.Dir, "logs", name+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("%s (%s): %w; last lines of %s:\n%s", name, strings.Join(cmd.Args, " "), err, logPath, tail(logPath, 30))
+	}
+	e.timed(name, t0)
+	return nil
+}
+
+func (e *Env) startUnisched(ctx context.Context, db string) error {
+	t0 := time.Now()
+	bin := e.opts.UnischedBin
+	if bin == "" {
+		root, err := harness.ModuleRoot()
+		if err != nil {
+			return err
+		}
+		bin = filepath.Join(e.Dir, "unisched")
+		if err := harness.BuildUnisched(ctx, root, bin); err != nil {
+			return err
+		}
+		e.timed("go build unisched", t0)
+	}
+	s, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: e.ports.placement, DB: db,
+		Dir: filepath.Join(e.Dir, "logs"), Admin: e.admin, Env: e.opts.UnischedEnv})
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.Unisched = s
+	e.PlacementURL = s.URL
+	e.mu.Unlock()
+	e.timed("unisched serve", t0)
+	return nil
+}
+
+// startStandIns serves the Neutron stand-in and the Placement recorder
+// from the test binary.
+func (e *Env) startStandIns() error {
+	w, proxy, err := newWire(fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement), filepath.Join(e.Dir, "logs", "placement-wire.log"))
+	if err != nil {
+		return err
+	}
+	e.Wire = w
+	for _, s := range []struct {
+		port int
+		h    http.Handler
+	}{{e.ports.neutron, neutronStandIn()}, {e.ports.wire, proxy}} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+		if err != nil {
+			return fmt.Errorf("novaharness: %w", err)
+		}
+		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
+		e.mu.Lock()
+		e.servers = append(e.servers, srv)
+		e.mu.Unlock()
+		go func() { _ = srv.Serve(l) }()
+	}
+	return nil
+}
+
+func (e *Env) startGlance(ctx context.Context, db string) error {
+	t0 := time.Now()
+	if err := e.createDB(ctx, db); err != nil {
+		return err
+	}
+	conf, err := e.writeGlanceConf()
+	if err != nil {
+		return err
+	}
+	if err := e.run(ctx, "glance-manage", e.pythonCmd("/usr/bin/glance-manage", "--config-file", conf, "db", "sync")); err != nil {
+		return err
+	}
+	p, err := startProcess("glance-api", filepath.Join(e.Dir, "logs", "glance-api.out"), e.pythonCmd("/usr/bin/glance-api", "--config-file", conf))
+	if err != nil {
+		return err
+	}
+	e.addProcess(p)
+	if err := e.waitFor(ctx, p, 2*time.Minute, func(ctx context.Context) error {
+		return e.expectStatus(ctx, e.GlanceURL+"/versions", http.StatusOK)
+	}); err != nil {
+		return err
+	}
+	e.timed("glance", t0)
+	return nil
+}
+
+// waitFor polls ready until it succeeds, p exits, or timeout passes.
+func (e *Env) waitFor(ctx context.Context, p *Process, timeout time.Duration, ready func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p != nil && p.Exited() {
+			return p.failed()
+		}
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			name := "service"
+			if p != nil {
+				name = p.Name + " (log " + p.LogPath + ")"
+			}
+			return fmt.Errorf("%s not ready after %s: %v", name, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (e *Env) expectStatus(ctx context.Context, url string, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func (e *Env) createDB(ctx context.Context, name string) error {
+	if err := harness.CreateDatabase(ctx, e.admin, name); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.dbs = append(e.dbs, name)
+	e.mu.Unlock()
+	return nil
+}
+
+// setupNovaDBs creates nova's API, cell1 and cell0 databases. The API and
+// cell1 schemas are synced at once; cell0 (the same schema) is copied from
+// cell1 as a template instead of being migrated a second time; the cell
+// mappings nova-manage's map_cell0/create_cell would write are inserted
+// directly (each nova-manage run costs seconds of Python start-up).
+func (e *Env) setupNovaDBs(ctx context.Context, apiDB, cellDB, cell0DB, cell0Conn string) error {
+	t0 := time.Now()
+	if err := e.createDB(ctx, apiDB); err != nil {
+		return err
+	}
+	if err := e.createDB(ctx, cellDB); err != nil {
+		return err
+	}
+	conf := filepath.Join(e.Dir, "nova", "nova.conf")
+	err := parallel(
+		func() error {
+			return e.run(ctx, "nova-manage-api_db-sync", e.pythonCmd("/usr/bin/nova-manage", "--config-file", conf, "api_db", "sync"))
+		},
+		func() error {
+			return e.run(ctx, "nova-manage-db-sync", e.pythonCmd("/usr/bin/nova-manage", "--config-file", conf, "db", "sync", "--local_cell"))
+		},
+	)
+	if err != nil {
+		return err
+	}
+	if err := harness.DropDatabase(ctx, e.admin, cell0DB); err != nil {
+		return err
+	}
+	if err := adminExec(ctx, e.admin, "CREATE DATABASE "+pgx.Identifier{cell0DB}.Sanitize()+" TEMPLATE "+pgx.Identifier{cellDB}.Sanitize()); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.dbs = append(e.dbs, cell0DB)
+	e.mu.Unlock()
+	conn, err := pgx.Connect(ctx, e.NovaAPIDB)
+	if err != nil {
+		return fmt.Errorf("connecting to nova's API database: %w", err)
+	}
+	defer conn.Close(ctx)
+	cell1 := newUUID()
+	_, err = conn.Exec(ctx, `INSERT INTO cell_mappings (created_at, uuid, name, transport_url, database_connection, disabled)
+		VALUES (now() AT TIME ZONE 'utc', '00000000-0000-0000-0000-000000000000', 'cell0', 'none:///', $1, false),
+		       (now() AT TIME ZONE 'utc', $2, 'cell1', $3, $4, false)`, cell0Conn, cell1, e.TransportURL, e.novaCellConn)
+	if err != nil {
+		return fmt.Errorf("inserting nova's cell mappings: %w", err)
+	}
+	e.timed("nova databases", t0)
+	return nil
+}
+
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func adminExec(ctx context.Context, admin, stmt string) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
+	}
+	return nil
+}
+
+func (e *Env) startNova() error {
+	conf := filepath.Join(e.Dir, "nova", "nova.conf")
+	logs := filepath.Join(e.Dir, "logs")
+	for _, name := range []string{"nova-conductor", "nova-scheduler", "nova-api"} {
+		p, err := startProcess(name, filepath.Join(logs, name+".out"),
+			e.pythonCmd("/usr/bin/"+name, "--config-file", conf, "--log-file", filepath.Join(logs, name+".log")))
+		if err != nil {
+			return err
+		}
+		e.addProcess(p)
+	}
+	for i, spec := range e.Computes {
+		cconf, err := e.writeComputeConf(i, spec)
+		if err != nil {
+			return err
+		}
+		name := "nova-compute-" + spec.Host
+		cmd := e.pythonCmd(filepath.Join(e.Dir, "py", "fake_compute.py"), "--config-file", cconf, "--log-file", filepath.Join(logs, name+".log"))
+		cmd.Env = append(cmd.Env, "UNISCHED_FAKE_DRIVER="+spec.driver())
+		for k, v := range map[string]int{"VCPUS": spec.VCPUs, "MEMORY_MB": spec.MemoryMB, "DISK_GB": spec.DiskGB, "PCPUS": spec.PCPUs, "NUMA_CELLS": spec.NUMACells} {
+			if v > 0 {
+				cmd.Env = append(cmd.Env, fmt.Sprintf("UNISCHED_FAKE_%s=%d", k, v))
+			}
+		}
+		p, err := startProcess(name, filepath.Join(logs, name+".out"), cmd)
+		if err != nil {
+			return err
+		}
+		e.addProcess(p)
+	}
+	return nil
+}
+
+// Close stops every process (nova first, RabbitMQ last, each by its pid
+// and group), the in-process servers, and drops the databases. The
+// directory is removed only when Start made it.
+func (e *Env) Close() error {
+	if e == nil {
+		return nil
+	}
+	var errs []error
+	stop := func(names ...string) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, n := range names {
+			p := e.Processes[n]
+			if p == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.Stop(30 * time.Second); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	var novas []string
+	for n := range e.Processes {
+		if strings.HasPrefix(n, "nova-") {
+			novas = append(novas, n)
+		}
+	}
+	stop(novas...)
+	stop("glance-api")
+	stop("rabbitmq")
+	stop("epmd")
+	for _, s := range e.servers {
+		_ = s.Close()
+	}
+	if e.Wire != nil {
+		_ = e.Wire.close()
+	}
+	if e.Unisched != nil {
+		if err := e.Unisched.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping unisched: %w", err))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, db := range e.dbs {
+		if err := harness.DropDatabase(ctx, e.admin, db); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.dbs = nil
+	if e.tempDir && len(errs) == 0 {
+		_ = os.RemoveAll(e.Dir)
+	}
+	return errors.Join(errs...)
+}
+
+// Logs is the tail of each service's log, for failure messages.
+func (e *Env) Logs(lines int) string {
+	var b strings.Builder
+	for _, name := range []string{"nova-api", "nova-conductor", "nova-scheduler"} {
+		fmt.Fprintf(&b, "--- %s\n%s\n", name, tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
+	}
+	for _, c := range e.Computes {
+		name := "nova-compute-" + c.Host
+		fmt.Fprintf(&b, "--- %s\n%s\n", name, tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
+	}
+	if e.Unisched != nil {
+		fmt.Fprintf(&b, "--- unisched\n%s\n", tail(e.Unisched.LogPath, lines))
+	}
+	return b.String()
+}
