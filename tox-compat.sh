@@ -17,6 +17,10 @@
 #                test binary with its own dockerd; UNISCHED_REQUIRE_DOCKER defaults to 1
 #                here, so a machine without dockerd (or not root) fails them
 #   conformance  the upstream Placement gabbi suite via tests/conformance/run.sh
+#   nova         tests/nova: real Nova (Zed, Debian's packages, started by
+#                tests/novaharness: RabbitMQ, Glance, api, conductor, scheduler,
+#                2 fake computes) with unisched as its Placement; without the
+#                packages (tests/novaharness/install.sh) the tests fail
 #   fuzz         every Fuzz target in the repository, FUZZTIME each (default 10s)
 #   all          pep8 py3 functional containers cover cli conformance fuzz
 #   bench        scripts/bench.sh: unisched vs upstream Placement, writes docs/benchmarks.md
@@ -54,7 +58,7 @@ expanded=()
 for e in "${envs[@]}"; do
   case "$e" in
     all) expanded+=(pep8 py3 functional containers cover cli conformance fuzz) ;;
-    pep8|py3|functional|containers|cover|cli|conformance|fuzz) expanded+=("$e") ;;
+    pep8|py3|functional|containers|cover|cli|conformance|fuzz|nova) expanded+=("$e") ;;
     bench) expanded+=(bench) ;;
     *) die "unknown env $e (see --help)" ;;
   esac
@@ -90,7 +94,7 @@ load_packages() {
   # A test build that links internal/pgtest or tests/harness (which start
   # databases and servers) needs PostgreSQL (PG); one that links
   # internal/dockertest needs Docker (DK) and PostgreSQL too, when it starts
-  # unisched. tests/cli is the cli step's.
+  # unisched. tests/cli is the cli step's, tests/nova the nova step's.
   local svc='{{if or (eq . "'"$module"'/internal/pgtest") (eq . "'"$module"'/tests/harness")}} PG{{end}}{{if eq . "'"$module"'/internal/dockertest"}} DK{{end}}'
   local self='{{if eq .ForTest "'"$module"'/tests/harness"}} PG{{end}}{{if eq .ForTest "'"$module"'/internal/dockertest"}} DK{{end}}'
   # A package go list cannot load would silently drop out of every layer.
@@ -100,7 +104,7 @@ load_packages() {
     return 1
   fi
   while read -r p flags; do
-    case "$p" in "$module"/tests/cli|"$module"/tests/cli/*) continue ;; esac
+    case "$p" in "$module"/tests/cli|"$module"/tests/cli/*|"$module"/tests/nova) continue ;; esac
     case "$flags" in
       *DK*) containers_pkgs+=("$p") ;;
       *PG*) functional_pkgs+=("$p") ;;
@@ -218,6 +222,13 @@ in_run() { local e; for e in "${expanded[@]}"; do [ "$e" = "$1" ] && return 0; d
 step_cli() {
   need_db || return 1
   go_test cli ./tests/cli/...
+}
+
+# Real Nova from Debian's packages against unisched (tests/novaharness starts
+# everything it needs on free ports and stops it by pid).
+step_nova() {
+  need_db || return 1
+  GO_TEST_FLAGS="$GO_TEST_FLAGS -timeout 20m" go_test nova ./tests/nova/...
 }
 
 step_conformance() {

@@ -267,34 +267,41 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		return nil, err
 	}
 
-	// Phase 1, in parallel: unisched, RabbitMQ, the stand-ins, the
-	// databases (schemas), then Glance on its database.
-	t0 := time.Now()
+	// Everything starts as soon as what it needs is there: the nova
+	// controllers once RabbitMQ and their databases are, the computes once
+	// unisched is too (a compute that finds no Placement retries only at
+	// its next periodic update, a minute later); Glance, needed only when
+	// a server is created, on the side.
 	if err := e.writeNovaConf(); err != nil {
 		return nil, err
 	}
-	err = parallel(
-		func() error { return e.startUnisched(ctx, prefix+"_placement") },
-		func() error { return e.startRabbit(ctx) },
-		func() error { return e.startStandIns() },
-		func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB, cell0Conn) },
-		func() error { return e.startGlance(ctx, glanceDB) },
-	)
-	if err != nil {
+	if err := e.startStandIns(); err != nil {
 		return nil, err
 	}
-	e.timed("unisched, rabbitmq, glance, nova databases", t0)
-
-	// Phase 2: nova's services, all at once (the computes wait for the
-	// conductor by themselves).
+	unisched := async(func() error { return e.startUnisched(ctx, prefix+"_placement") })
+	rabbit := async(func() error { return e.startRabbit(ctx) })
+	dbs := async(func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB, cell0Conn) })
+	glance := async(func() error { return e.startGlance(ctx, glanceDB) })
+	controllers := async(func() error {
+		if err := after(rabbit, dbs); err != nil {
+			return err
+		}
+		return e.startControllers()
+	})
+	computes := async(func() error {
+		if err := after(rabbit, unisched, controllers); err != nil {
+			return err
+		}
+		return e.startComputes()
+	})
+	if err := firstErrors(unisched, rabbit, dbs, glance, controllers, computes); err != nil {
+		return nil, err
+	}
 	t1 := time.Now()
-	if err := e.startNova(); err != nil {
-		return nil, err
-	}
 	if err := e.waitNova(ctx); err != nil {
 		return nil, err
 	}
-	e.timed("nova services ready", t1)
+	e.timed("nova services ready (after the last start)", t1)
 	t2 := time.Now()
 	if err := e.seed(ctx); err != nil {
 		return nil, err
@@ -350,7 +357,7 @@ func (e *Env) pickPorts() error {
 	return nil
 }
 
-// parallel runs fns at once and returns the first error (all finish first).
+// parallel runs fns at once and returns their errors (all finish first).
 func parallel(fns ...func() error) error {
 	errs := make([]error, len(fns))
 	var wg sync.WaitGroup
@@ -362,6 +369,50 @@ func parallel(fns ...func() error) error {
 		}()
 	}
 	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// task is a step of the start running in its own goroutine.
+type task struct {
+	done chan struct{}
+	err  error
+}
+
+func async(fn func() error) *task {
+	t := &task{done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		t.err = fn()
+	}()
+	return t
+}
+
+// errDependency marks a step not run because one it needs failed (that
+// failure is reported by its own step).
+var errDependency = errors.New("not started: a step it needs failed")
+
+// after waits for tasks and returns errDependency if any failed.
+func after(tasks ...*task) error {
+	failed := false
+	for _, t := range tasks {
+		<-t.done
+		failed = failed || t.err != nil
+	}
+	if failed {
+		return errDependency
+	}
+	return nil
+}
+
+// firstErrors waits for every task and joins their own errors.
+func firstErrors(tasks ...*task) error {
+	var errs []error
+	for _, t := range tasks {
+		<-t.done
+		if t.err != nil && !errors.Is(t.err, errDependency) {
+			errs = append(errs, t.err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -615,7 +666,8 @@ func adminExec(ctx context.Context, admin, stmt string) error {
 	return nil
 }
 
-func (e *Env) startNova() error {
+// startControllers starts nova-conductor, nova-scheduler and nova-api.
+func (e *Env) startControllers() error {
 	conf := filepath.Join(e.Dir, "nova", "nova.conf")
 	logs := filepath.Join(e.Dir, "logs")
 	for _, name := range []string{"nova-conductor", "nova-scheduler", "nova-api"} {
@@ -626,6 +678,13 @@ func (e *Env) startNova() error {
 		}
 		e.addProcess(p)
 	}
+	e.timed("nova controllers started at", e.startedAt)
+	return nil
+}
+
+// startComputes starts one fake nova-compute per ComputeSpec.
+func (e *Env) startComputes() error {
+	logs := filepath.Join(e.Dir, "logs")
 	for i, spec := range e.Computes {
 		cconf, err := e.writeComputeConf(i, spec)
 		if err != nil {
@@ -645,6 +704,7 @@ func (e *Env) startNova() error {
 		}
 		e.addProcess(p)
 	}
+	e.timed("nova computes started at", e.startedAt)
 	return nil
 }
 
