@@ -22,7 +22,7 @@
 #                2 fake computes) with unisched as its Placement; without the
 #                packages (tests/novaharness/install.sh) the tests fail
 #   fuzz         every Fuzz target in the repository, FUZZTIME each (default 10s)
-#   all          pep8 py3 functional containers cover cli conformance fuzz
+#   all          pep8 py3 functional containers cover cli conformance nova fuzz
 #   bench        scripts/bench.sh: unisched vs upstream Placement, writes docs/benchmarks.md
 #                (not part of all: installs Debian packages, takes ~15 minutes)
 #
@@ -57,7 +57,7 @@ done
 expanded=()
 for e in "${envs[@]}"; do
   case "$e" in
-    all) expanded+=(pep8 py3 functional containers cover cli conformance fuzz) ;;
+    all) expanded+=(pep8 py3 functional containers cover cli conformance nova fuzz) ;;
     pep8|py3|functional|containers|cover|cli|conformance|fuzz|nova) expanded+=("$e") ;;
     bench) expanded+=(bench) ;;
     *) die "unknown env $e (see --help)" ;;

@@ -6,7 +6,8 @@
 # Prepares the machine, then runs ./tox-compat.sh -e all:
 # - installs what is missing from Debian: postgresql-15, python3-gabbi,
 #   python3-openstackclient, python3-osc-placement, docker.io, busybox-static,
-#   python3-zunclient (apt, via sudo unless root),
+#   python3-zunclient, and for tests/nova RabbitMQ, Glance and Nova's api,
+#   conductor, scheduler and python3-nova (apt, via sudo unless root),
 #   and upstream Placement 8.0.0 for tests/differential
 #   (scripts/install-upstream-placement.sh: its services are not started);
 # - without UNISCHED_TEST_DATABASE_URL: starts Debian's cluster 15/main if it is
@@ -29,6 +30,9 @@ apt_install fdisk qemu-utils xfsprogs rpm
 # Containers: dockerd (started by the tests themselves, never as a service),
 # the busybox image's source, and the Zun CLI plugin.
 apt_install docker.io busybox-static python3-zunclient
+# Real Nova for tests/nova (tests/novaharness starts it on its own ports; its
+# install.sh keeps package scripts from starting RabbitMQ, Glance or Nova).
+"${SUDO[@]}" "$top/tests/novaharness/install.sh"
 # Upstream Placement is what tests/differential compares with; without it that
 # test skips (CI sets UNISCHED_REQUIRE_UPSTREAM=1 so that it cannot).
 "${SUDO[@]}" "$top/scripts/install-upstream-placement.sh" \
