@@ -8,18 +8,14 @@ import (
 	"testing"
 
 	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
+	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"k8s.io/utils/cpuset"
 )
 
 func registry(t testing.TB) *scheduler.Registry {
 	t.Helper()
-	r := scheduler.NewRegistry()
-	if err := filters.Register(r); err != nil {
-		t.Fatal(err)
-	}
-	if err := weighers.Register(r); err != nil {
+	r, err := builtin.Registry()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return r

@@ -13,8 +13,6 @@ import (
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/zunext"
 )
@@ -25,20 +23,6 @@ import (
 type bridgeParts struct {
 	svc       bridge.Service
 	deliverer outbox.Deliverer
-}
-
-// newEngine builds the scheduler from the scheduler section, so that a
-// typo in a filter name stops serve at start rather than at the first
-// placement.
-func newEngine(cfg scheduler.Config) (*scheduler.Engine, error) {
-	reg := scheduler.NewRegistry()
-	if err := filters.Register(reg); err != nil {
-		return nil, fmt.Errorf("registering scheduler filters: %w", err)
-	}
-	if err := weighers.Register(reg); err != nil {
-		return nil, fmt.Errorf("registering scheduler weighers: %w", err)
-	}
-	return reg.Build(cfg)
 }
 
 // newBridge builds the coordinator over the pool and the engine, and the

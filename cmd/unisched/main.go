@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/bridge/outbox"
+	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/migrations"
@@ -127,7 +128,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
-	engine, err := newEngine(cfg.Scheduler)
+	// Built before anything starts, so that a typo in a plugin name stops
+	// serve at start rather than at the first placement.
+	engine, err := builtin.Engine(cfg.Scheduler)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
+	"github.com/unisched/unisched/bridge/scheduler/builtin"
 )
 
 const sample = "../../etc/unisched.yaml"
@@ -134,14 +133,7 @@ func TestSchedulerDefaults(t *testing.T) {
 	if got.Weighers[0].Weight != 1 || got.Filters[0].Args["default_zone"] != "nova" {
 		t.Errorf("plugin settings lost: %+v %+v", got.Weighers[0], got.Filters[0])
 	}
-	reg := scheduler.NewRegistry()
-	if err := filters.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := weighers.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Build(got); err != nil {
+	if _, err := builtin.Engine(got); err != nil {
 		t.Errorf("default scheduler config does not build: %v", err)
 	}
 
