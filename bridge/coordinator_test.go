@@ -11,13 +11,14 @@ import (
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/scheduler"
 )
 
 func TestCreateInvalid(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
+	f.register(bridgetest.TwoCells("h1"))
 	for _, tc := range []struct {
 		name string
 		mod  func(*bridge.CreateRequest)
@@ -50,7 +51,7 @@ func TestCreateInvalid(t *testing.T) {
 // fails with NoValidHost holding nothing.
 func TestCreateDedicatedFillsCellsThenNoValidHost(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
+	f.register(bridgetest.TwoCells("h1"))
 	cells := map[int]bool{}
 	for i := range 2 {
 		w, err := f.c.Create(f.ctx, dedicated(2, 1024))
@@ -119,7 +120,7 @@ func TestCreateDedicatedFillsCellsThenNoValidHost(t *testing.T) {
 // containers' cpuset and tells the host.
 func TestCreateDedicatedInSharedPool(t *testing.T) {
 	f := setup(t)
-	reg := twoCells("h1")
+	reg := bridgetest.TwoCells("h1")
 	reg.Cells = reg.Cells[:1]
 	reg.DedicatedCPUs, reg.SharedCPUs = "2-3", "0-3"
 	f.register(reg)
@@ -169,7 +170,7 @@ func TestCreateDedicatedInSharedPool(t *testing.T) {
 func TestCreateConcurrent(t *testing.T) {
 	f := setup(t)
 	for _, h := range []string{"h1", "h2"} {
-		reg := twoCells(h)
+		reg := bridgetest.TwoCells(h)
 		reg.DedicatedCPUs, reg.SharedCPUs = "1-3,5-7", "0,4"
 		f.register(reg)
 	}
@@ -225,7 +226,7 @@ func TestCreateConcurrent(t *testing.T) {
 func TestReportFlows(t *testing.T) {
 	f := setup(t)
 	for _, h := range []string{"h1", "h2"} {
-		reg := twoCells(h)
+		reg := bridgetest.TwoCells(h)
 		reg.DedicatedCPUs, reg.SharedCPUs = "1-3,5-7", "0,4"
 		f.register(reg)
 	}
@@ -324,7 +325,7 @@ func TestReportFlows(t *testing.T) {
 
 func TestDeleteWithoutHost(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
+	f.register(bridgetest.TwoCells("h1"))
 	w, err := f.c.Create(f.ctx, dedicated(8, 128))
 	if !errors.Is(err, bridge.ErrNoValidHost) {
 		t.Fatalf("create: %v", err)
@@ -345,7 +346,7 @@ func TestDeleteWithoutHost(t *testing.T) {
 
 func TestActionRenameResize(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
+	f.register(bridgetest.TwoCells("h1"))
 	req := dedicated(1, 1024)
 	w, err := f.c.Create(f.ctx, req)
 	if err != nil {
@@ -425,7 +426,7 @@ func TestActionRenameResize(t *testing.T) {
 
 func TestListAndGet(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
+	f.register(bridgetest.TwoCells("h1"))
 	var ids []string
 	for i := range 3 {
 		req := shared(1, 64)
@@ -463,8 +464,8 @@ func TestListAndGet(t *testing.T) {
 
 func TestCreateHostAndDuplicate(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
-	f.register(twoCells("h2"))
+	f.register(bridgetest.TwoCells("h1"))
+	f.register(bridgetest.TwoCells("h2"))
 	for _, tc := range []struct {
 		name, host string
 		want       error
@@ -528,7 +529,7 @@ func TestCreateHostAndDuplicate(t *testing.T) {
 
 func TestNaturalExitStaysStopped(t *testing.T) {
 	f := setup(t)
-	f.register(twoCells("h1"))
+	f.register(bridgetest.TwoCells("h1"))
 	one := 1
 	now := time.Now()
 	for _, tc := range []struct {

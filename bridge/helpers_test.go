@@ -3,35 +3,20 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.uber.org/goleak"
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
 	"github.com/unisched/unisched/internal/pgtest"
-	"github.com/unisched/unisched/placement/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type fixture struct {
 	t    *testing.T
@@ -44,45 +29,13 @@ type fixture struct {
 // scheduler configuration.
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	if err := store.EnsureStandard(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	reg := scheduler.NewRegistry()
-	if err := filters.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := weighers.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := reg.Build(scheduler.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{t: t, ctx: ctx, pool: pool, c: bridge.New(pool, engine, bridge.Options{})}
-}
-
-// twoCells is a host of two NUMA cells of four CPUs and 4 GB each: CPUs
-// 0,1 and 4,5 shared, 2,3 and 6,7 dedicated (PCPU 4, VCPU 4 x 4.0).
-func twoCells(name string) agentproto.Registration {
-	return agentproto.Registration{
-		Host: name, AgentURL: "http://127.0.0.1:1",
-		Cells: []agentproto.Cell{
-			{ID: 0, CPUs: "0-3", MemoryMB: 4096},
-			{ID: 1, CPUs: "4-7", MemoryMB: 4096},
-		},
-		DedicatedCPUs: "2,3,6,7", SharedCPUs: "0,1,4,5", DiskGB: 100,
-	}
+	c, pool := bridgetest.Coordinator(t)
+	return &fixture{t: t, ctx: context.Background(), pool: pool, c: c}
 }
 
 func (f *fixture) register(reg agentproto.Registration) agentproto.RegistrationResult {
 	f.t.Helper()
-	res, err := f.c.RegisterHost(f.ctx, reg)
-	if err != nil {
-		f.t.Fatalf("registering %s: %v", reg.Host, err)
-	}
-	return res
+	return bridgetest.Register(f.t, f.c, reg)
 }
 
 func container(image string) *agentproto.Container {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/placement/store"
@@ -43,7 +44,7 @@ func (f *fixture) inventory(rpUUID string) (map[string]inv, int) {
 
 func TestRegisterHostOwned(t *testing.T) {
 	f := setup(t)
-	reg := twoCells("h1")
+	reg := bridgetest.TwoCells("h1")
 	reg.ReservedMemoryMB = 512
 	reg.OS, reg.Architecture = "linux", "x86_64"
 	res := f.register(reg)
@@ -108,7 +109,7 @@ func TestRegisterHostNovaOwned(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, gen := f.inventory(rp)
-	res := f.register(twoCells("nova1"))
+	res := f.register(bridgetest.TwoCells("nova1"))
 	if res.OwnsInventory || res.ProviderUUID != rp {
 		t.Fatalf("result %+v", res)
 	}
@@ -135,7 +136,7 @@ func TestRegisterHostInvalid(t *testing.T) {
 		{"reserved too much", func(r *agentproto.Registration) { r.ReservedMemoryMB = 1 << 20 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			reg := twoCells("h1")
+			reg := bridgetest.TwoCells("h1")
 			tc.mod(&reg)
 			if _, err := f.c.RegisterHost(f.ctx, reg); !errors.Is(err, bridge.ErrInvalid) {
 				t.Fatalf("got %v, want ErrInvalid", err)
@@ -168,7 +169,7 @@ func TestAgentDeliverer(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer agent.Close()
-	reg := twoCells("h1")
+	reg := bridgetest.TwoCells("h1")
 	reg.AgentURL = agent.URL + "/"
 	f.register(reg)
 	w, err := f.c.Create(f.ctx, shared(1, 64))

@@ -2,65 +2,26 @@ package zunext
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
-	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/internal/pgtest"
-	"github.com/unisched/unisched/placement/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // realCoordinator is the coordinator on a fresh PostgreSQL database with
 // the default scheduler configuration and one registered host.
 func realCoordinator(t *testing.T) *bridge.Coordinator {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	if err := store.EnsureStandard(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	reg := scheduler.NewRegistry()
-	if err := filters.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := weighers.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := reg.Build(scheduler.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := bridge.New(pool, engine, bridge.Options{})
-	_, err = c.RegisterHost(ctx, agentproto.Registration{
-		Host: "host1", AgentURL: "http://127.0.0.1:1",
-		Cells:         []agentproto.Cell{{ID: 0, CPUs: "0-3", MemoryMB: 4096}, {ID: 1, CPUs: "4-7", MemoryMB: 4096}},
-		DedicatedCPUs: "2,3,6,7", SharedCPUs: "0,1,4,5", DiskGB: 100,
-		OS: "Debian GNU/Linux 12", KernelVersion: "6.1.0", Architecture: "x86_64",
-	})
-	if err != nil {
-		t.Fatalf("registering host1: %v", err)
-	}
+	c, _ := bridgetest.Coordinator(t)
+	reg := bridgetest.TwoCells("host1")
+	reg.OS, reg.KernelVersion, reg.Architecture = "Debian GNU/Linux 12", "6.1.0", "x86_64"
+	bridgetest.Register(t, c, reg)
 	return c
 }
 

@@ -4,49 +4,25 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/unisched/unisched/bridge"
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/ledger"
-	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
 	"github.com/unisched/unisched/internal/pgtest"
-	"github.com/unisched/unisched/placement/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // realHandler is the handler over the real coordinator on a fresh
 // database, as serve wires it.
 func realHandler(t *testing.T) (*Handler, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	if err := store.EnsureStandard(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	reg := scheduler.NewRegistry()
-	if err := filters.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := weighers.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := reg.Build(scheduler.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, pool := bridgetest.Coordinator(t)
 	h := New(Config{
-		Service: bridge.New(pool, engine, bridge.Options{}),
+		Service: c,
 		LatestDecision: func(ctx context.Context, id string) (ledger.Decision, error) {
 			return ledger.LatestDecision(ctx, pool, id)
 		},

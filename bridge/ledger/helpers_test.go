@@ -2,13 +2,10 @@ package ledger_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.uber.org/goleak"
 	"k8s.io/utils/cpuset"
 
 	"github.com/unisched/unisched/bridge/ledger"
@@ -17,17 +14,7 @@ import (
 	"github.com/unisched/unisched/placement/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // setup gives a test a fresh migrated database with Placement's standard
 // resource classes and traits.

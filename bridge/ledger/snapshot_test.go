@@ -11,28 +11,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/scheduler"
-	"github.com/unisched/unisched/bridge/scheduler/filters"
-	"github.com/unisched/unisched/bridge/scheduler/weighers"
 	"github.com/unisched/unisched/internal/pg"
 )
-
-func engine(t *testing.T) *scheduler.Engine {
-	t.Helper()
-	reg := scheduler.NewRegistry()
-	if err := filters.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := weighers.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	e, err := reg.Build(scheduler.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 // snapshotFixture: ledger host h1 (provider rp1, two cells) running a
 // pinned VM and a shared container of group g1; ledger host h2 whose
@@ -179,7 +162,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 	// The scheduler sees the VM's pins: a dedicated container goes to the
 	// other cell of h1, the only host with free pCPUs.
-	eng := engine(t)
+	eng := bridgetest.Engine(t)
 	req := &scheduler.Request{ID: "req-1", Kind: scheduler.KindContainer, Project: "proj", CPUPolicy: scheduler.CPUDedicated,
 		Resources: scheduler.Resources{PCPU: 2, MemoryMB: 512}}
 	req.WorkloadID = uuid.NewString()

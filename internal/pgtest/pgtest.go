@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/unisched/unisched/migrations"
 )
@@ -139,4 +140,19 @@ func DropTemplate() {
 	if templateName != "" {
 		_ = dropDatabase(templateName)
 	}
+}
+
+// Main is a package's TestMain: it runs the tests, drops the template
+// database, and, when they passed, fails the run on goroutines left
+// behind, so a leak shows in the package that leaked it.
+func Main(m *testing.M) {
+	code := m.Run()
+	DropTemplate()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
