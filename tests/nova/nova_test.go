@@ -103,18 +103,7 @@ func openstack(t *testing.T, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-type server struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Status     string `json:"status"`
-	TenantID   string `json:"tenant_id"`
-	UserID     string `json:"user_id"`
-	Host       string `json:"OS-EXT-SRV-ATTR:host"`
-	Hypervisor string `json:"OS-EXT-SRV-ATTR:hypervisor_hostname"`
-	Created    string `json:"created"`
-	LaunchedAt string `json:"OS-SRV-USG:launched_at"`
-	Fault      any    `json:"fault"`
-}
+type server = novaharness.Server
 
 // boot creates a server with `openstack server create --wait`, requires
 // ACTIVE, and logs the boot's times: the CLI's (it polls every few
@@ -136,13 +125,10 @@ func boot(t *testing.T, name, flavor string) server {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var got struct {
-		Server server `json:"server"`
-	}
-	if _, err := env.Nova(ctx, http.MethodGet, "/servers/"+created.ID, nil, &got); err != nil {
+	s, err := env.GetServer(ctx, created.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := got.Server
 	if created.Status != "ACTIVE" || s.Status != "ACTIVE" {
 		t.Fatalf("server %s (%s): status %s / %s, fault %v, want ACTIVE\n%s", name, s.ID, created.Status, s.Status, s.Fault, env.Logs(30))
 	}
@@ -164,22 +150,31 @@ func remove(t *testing.T, s server) {
 	if _, err := openstack(t, "server", "delete", "--wait", s.ID); err != nil {
 		t.Fatal(err)
 	}
+	waitReleased(t, s.ID)
+	t.Logf("delete %s: gone, allocation released, %.1fs", s.Name, time.Since(t0).Seconds())
+}
+
+// waitReleased waits until unisched's Placement holds nothing for
+// consumer: nova-compute deletes the allocation after the instance row, so
+// it may outlive the server's 404 by a moment.
+func waitReleased(t *testing.T, consumer string) time.Duration {
+	t.Helper()
+	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
-		allocs, err := env.Allocations(ctx, s.ID)
+		allocs, err := env.Allocations(ctx, consumer)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(allocs) == 0 {
-			break
+			return time.Since(t0)
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("server %s deleted, but placement still holds %v for it", s.ID, allocs)
+			t.Fatalf("server %s deleted, but placement still holds %v for it", consumer, allocs)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("delete %s: gone, allocation released, %.1fs", s.Name, time.Since(t0).Seconds())
 }
 
 // allocationOn requires consumer's allocations in unisched's Placement to
@@ -224,7 +219,57 @@ func TestSharedServer(t *testing.T) {
 		t.Fatalf("server on %q, want one of the computes", s.Hypervisor)
 	}
 	allocationOn(t, s, s.Hypervisor, map[string]int{"DISK_GB": 1, "MEMORY_MB": 512, "VCPU": 1})
+	createEnd(t, s)
 	remove(t, s)
+}
+
+// createEnd requires Nova's versioned instance.create.end for s on the bus
+// (exchange nova, queue versioned_notifications.info), from s's compute.
+func createEnd(t *testing.T, s server) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var seen []string
+	for {
+		ns, err := env.Notifications("info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range ns {
+			seen = append(seen, n.EventType+" "+n.Payload.Data.UUID)
+			if n.EventType == "instance.create.end" && n.Payload.Data.UUID == s.ID {
+				if n.Publisher != "nova-compute:"+s.Host || n.Payload.Data.State != "active" {
+					t.Fatalf("instance.create.end of %s: publisher %q state %q, want nova-compute:%s and active", s.ID, n.Publisher, n.Payload.Data.State, s.Host)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no instance.create.end for %s on versioned_notifications.info; seen: %v", s.ID, seen)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestAPIBootTimes boots through the raw compute API, polling every
+// 100 ms, for boot-to-ACTIVE times without the CLI's polling interval.
+func TestAPIBootTimes(t *testing.T) {
+	start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for i := range 3 {
+		s, took, err := env.BootServer(ctx, fmt.Sprintf("vm-api-%d", i), "1")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, env.Logs(20))
+		}
+		allocationOn(t, s, s.Hypervisor, map[string]int{"DISK_GB": 1, "MEMORY_MB": 512, "VCPU": 1})
+		gone, err := env.DeleteServer(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := waitReleased(t, s.ID)
+		t.Logf("api boot %s: POST /servers -> ACTIVE on %s in %.2fs; DELETE -> 404 in %.2fs, allocation gone %.2fs after the 404",
+			s.Name, s.Hypervisor, took.Seconds(), gone.Seconds(), released.Seconds())
+	}
 }
 
 // dedicatedCPUs are compute-2's dedicated host CPUs (DefaultComputes: 2

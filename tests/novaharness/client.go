@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -328,4 +329,85 @@ func (e *Env) EnsureFlavor(ctx context.Context, f Flavor) error {
 		}
 	}
 	return nil
+}
+
+// Server is what the helpers read of a compute API server.
+type Server struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	TenantID   string `json:"tenant_id"`
+	UserID     string `json:"user_id"`
+	Host       string `json:"OS-EXT-SRV-ATTR:host"`
+	Hypervisor string `json:"OS-EXT-SRV-ATTR:hypervisor_hostname"`
+	Created    string `json:"created"`
+	LaunchedAt string `json:"OS-SRV-USG:launched_at"`
+	Fault      any    `json:"fault"`
+}
+
+// GetServer reads one server as the admin.
+func (e *Env) GetServer(ctx context.Context, id string) (Server, error) {
+	var out struct {
+		Server Server `json:"server"`
+	}
+	_, err := e.Nova(ctx, http.MethodGet, "/servers/"+id, nil, &out)
+	return out.Server, err
+}
+
+// BootServer creates a server without a network from the image cirros-fake
+// through the raw API and polls it every 100 ms until it is ACTIVE or in
+// ERROR; took is POST to the first ACTIVE seen. A server in ERROR is
+// returned with an error naming its fault.
+func (e *Env) BootServer(ctx context.Context, name, flavorRef string) (s Server, took time.Duration, err error) {
+	var created struct {
+		Server struct {
+			ID string `json:"id"`
+		} `json:"server"`
+	}
+	t0 := time.Now()
+	body := map[string]any{"server": map[string]any{"name": name, "imageRef": e.ImageID, "flavorRef": flavorRef, "networks": "none"}}
+	if _, err := e.Nova(ctx, http.MethodPost, "/servers", body, &created); err != nil {
+		return s, 0, err
+	}
+	for {
+		s, err = e.GetServer(ctx, created.Server.ID)
+		if err != nil {
+			return s, 0, err
+		}
+		switch s.Status {
+		case "ACTIVE":
+			return s, time.Since(t0), nil
+		case "ERROR":
+			return s, time.Since(t0), fmt.Errorf("server %s (%s) went to ERROR: fault %v", name, s.ID, s.Fault)
+		}
+		select {
+		case <-ctx.Done():
+			return s, time.Since(t0), fmt.Errorf("server %s (%s) still %s: %w", name, s.ID, s.Status, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// DeleteServer deletes a server and polls every 100 ms until the API
+// answers 404 for it.
+func (e *Env) DeleteServer(ctx context.Context, id string) (time.Duration, error) {
+	t0 := time.Now()
+	if _, err := e.Nova(ctx, http.MethodDelete, "/servers/"+id, nil, nil); err != nil {
+		return 0, err
+	}
+	for {
+		_, err := e.GetServer(ctx, id)
+		var api *APIError
+		if errors.As(err, &api) && api.Status == http.StatusNotFound {
+			return time.Since(t0), nil
+		}
+		if err != nil {
+			return time.Since(t0), err
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(t0), fmt.Errorf("server %s not gone: %w", id, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

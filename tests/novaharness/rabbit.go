@@ -2,6 +2,8 @@ package novaharness
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -82,4 +84,71 @@ func (e *Env) queueConsumers(queues []string) (map[string]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// Notification is one of Nova's versioned notifications, out of its
+// oslo.messaging envelope.
+type Notification struct {
+	EventType string `json:"event_type"`
+	Publisher string `json:"publisher_id"`
+	Priority  string `json:"priority"`
+	Timestamp string `json:"timestamp"`
+	Payload   struct {
+		Name string `json:"nova_object.name"`
+		Data struct {
+			UUID  string `json:"uuid"`
+			Host  string `json:"host"`
+			State string `json:"state"`
+		} `json:"nova_object.data"`
+	} `json:"payload"`
+	// Raw is the whole inner message.
+	Raw json.RawMessage `json:"-"`
+}
+
+// Notifications takes (and acknowledges) every message queued on
+// versioned_notifications.<priority> ("info", "error"): Nova declares that
+// queue itself when it first publishes, so nothing is lost before a
+// consumer exists. A queue Nova has not declared yet gives none.
+func (e *Env) Notifications(priority string) ([]Notification, error) {
+	c, err := amqp.DialConfig(e.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ch, err := c.Channel()
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	queue := "versioned_notifications." + priority
+	var out []Notification
+	for {
+		m, ok, err := ch.Get(queue, false)
+		if err != nil {
+			var ae *amqp.Error
+			if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+				return out, nil
+			}
+			return out, fmt.Errorf("reading %s: %w", queue, err)
+		}
+		if !ok {
+			return out, nil
+		}
+		var env struct {
+			Message string `json:"oslo.message"`
+		}
+		inner := m.Body
+		if json.Unmarshal(m.Body, &env) == nil && env.Message != "" {
+			inner = []byte(env.Message)
+		}
+		var n Notification
+		if err := json.Unmarshal(inner, &n); err != nil {
+			return out, fmt.Errorf("decoding a message of %s: %w: %s", queue, err, inner)
+		}
+		n.Raw = inner
+		out = append(out, n)
+		if err := m.Ack(false); err != nil {
+			return out, err
+		}
+	}
 }
