@@ -378,4 +378,3 @@ func arch() string {
 	}
 	return runtime.GOARCH
 }
-
