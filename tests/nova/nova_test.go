@@ -142,16 +142,34 @@ func boot(t *testing.T, name, flavor string) server {
 	return s
 }
 
-// remove deletes a server with the CLI and waits until unisched's
-// Placement holds nothing for it.
+// remove deletes a server with the CLI (without --wait: the CLI polls
+// every few seconds; the API is polled here every 100 ms instead) and
+// waits until unisched's Placement holds nothing for it.
 func remove(t *testing.T, s server) {
 	t.Helper()
 	t0 := time.Now()
-	if _, err := openstack(t, "server", "delete", "--wait", s.ID); err != nil {
+	if _, err := openstack(t, "server", "delete", s.ID); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		_, err := env.GetServer(ctx, s.ID)
+		var api *novaharness.APIError
+		if errors.As(err, &api) && api.Status == http.StatusNotFound {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("server %s still there 2 minutes after openstack server delete\n%s", s.ID, env.Logs(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	gone := time.Since(t0)
 	waitReleased(t, s.ID)
-	t.Logf("delete %s: gone, allocation released, %.1fs", s.Name, time.Since(t0).Seconds())
+	t.Logf("delete %s: openstack server delete -> 404 in %.1fs, allocation released %.1fs after", s.Name, gone.Seconds(), (time.Since(t0) - gone).Seconds())
 }
 
 // waitReleased waits until unisched's Placement holds nothing for
