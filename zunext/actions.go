@@ -236,16 +236,9 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request, c bridge.Workl
 	if err := checkState(c, "execute"); err != nil {
 		return err
 	}
-	run, interactive := true, false
-	if s, ok := q.get("run"); ok {
-		if run, ok = boolFromString(s); !ok {
-			return errInvalid("Valid run or interactive values are: %s", boolChoices)
-		}
-	}
-	if s, ok := q.get("interactive"); ok {
-		if interactive, ok = boolFromString(s); !ok {
-			return errInvalid("Valid run or interactive values are: %s", boolChoices)
-		}
+	run, interactive, err := flagPair(q, "run", "interactive", true, false)
+	if err != nil {
+		return err
 	}
 	command, ok := q.get("command")
 	if !ok {

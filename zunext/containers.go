@@ -25,6 +25,32 @@ import (
 // maxLimit is Zun's [api] max_limit.
 const maxLimit = 1000
 
+// pageParams reads the paging parameters every Zun list takes, with Zun's
+// defaults and messages: limit (capped at maxLimit), sort_dir and sort_key
+// (defaultKey when absent; each list checks the key against its fields).
+func pageParams(q query, defaultKey string) (limit int, sortKey, sortDir string, err error) {
+	limit = maxLimit
+	if v, ok := q.get("limit"); ok {
+		n, ok := pythonInt(v)
+		if !ok || n <= 0 {
+			return 0, "", "", errInvalid("Limit must be positive integer")
+		}
+		limit = min(n, maxLimit)
+	}
+	sortDir = "asc"
+	if v, ok := q.get("sort_dir"); ok {
+		sortDir = v
+	}
+	if sortDir != "asc" && sortDir != "desc" {
+		return 0, "", "", errInvalid("Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", sortDir)
+	}
+	sortKey = defaultKey
+	if v, ok := q.get("sort_key"); ok {
+		sortKey = v
+	}
+	return limit, sortKey, sortDir, nil
+}
+
 // validStates is Zun's VALID_STATES (zun/common/utils.py) for the actions
 // this API offers: the statuses each may start from.
 var validStates = map[string][]string{
@@ -166,7 +192,24 @@ func boolFromString(v any) (bool, bool) {
 const boolChoices = "1, t, true, on, y, yes, 0, f, false, off, n, no"
 
 // allProjects is Zun's is_all_projects.
-func allProjects(q query) (bool, error) {
+// flagPair reads two boolean query flags that Zun checks together: each
+// keeps its default when absent, and a bad value of either is one 400
+// naming both.
+func flagPair(q query, a, b string, defA, defB bool) (bool, bool, error) {
+	vals := [2]bool{defA, defB}
+	for i, name := range [2]string{a, b} {
+		if s, ok := q.get(name); ok {
+			if vals[i], ok = boolFromString(s); !ok {
+				return false, false, errInvalid("Valid %s or %s values are: %s", a, b, boolChoices)
+			}
+		}
+	}
+	return vals[0], vals[1], nil
+}
+
+// allProjects reads the all_projects flag and, when it is set, checks the
+// policy rule that lets the caller see past its project.
+func allProjects(r *http.Request, q query, rule string) (bool, error) {
 	v, ok := q.get("all_projects")
 	if !ok || v == "" {
 		return false, nil
@@ -174,6 +217,11 @@ func allProjects(q query) (bool, error) {
 	b, ok := boolFromString(v)
 	if !ok {
 		return false, errInvalid("Valid all_projects values are: %s", boolChoices)
+	}
+	if b {
+		if err := authorize(r, rule, ""); err != nil {
+			return false, err
+		}
 	}
 	return b, nil
 }
@@ -183,14 +231,8 @@ func (h *handler) showContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	all, err := allProjects(q)
-	if err != nil {
+	if _, err := allProjects(r, q, "container:get_one_all_projects"); err != nil {
 		return err
-	}
-	if all {
-		if err := authorize(r, "container:get_one_all_projects", ""); err != nil {
-			return err
-		}
 	}
 	c, err := h.lookup(r, r.PathValue("ident"))
 	if err != nil {
@@ -213,33 +255,13 @@ func (h *handler) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	all, err := allProjects(q)
+	all, err := allProjects(r, q, "container:get_all_all_projects")
 	if err != nil {
 		return err
 	}
-	if all {
-		if err := authorize(r, "container:get_all_all_projects", ""); err != nil {
-			return err
-		}
-	}
-	limit := maxLimit
-	if v, ok := q.get("limit"); ok {
-		n, ok := pythonInt(v)
-		if !ok || n <= 0 {
-			return errInvalid("Limit must be positive integer")
-		}
-		limit = min(n, maxLimit)
-	}
-	sortDir := "asc"
-	if v, ok := q.get("sort_dir"); ok {
-		sortDir = v
-	}
-	if sortDir != "asc" && sortDir != "desc" {
-		return errInvalid("Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", sortDir)
-	}
-	sortKey := "id"
-	if v, ok := q.get("sort_key"); ok {
-		sortKey = v
+	limit, sortKey, sortDir, err := pageParams(q, "id")
+	if err != nil {
+		return err
 	}
 	filters := map[string]string{}
 	for _, f := range listFilters {
@@ -869,14 +891,8 @@ func (h *handler) deleteContainer(w http.ResponseWriter, r *http.Request) error 
 	if err := q.validate(queryDelete); err != nil {
 		return err
 	}
-	all, err := allProjects(q)
-	if err != nil {
+	if _, err := allProjects(r, q, "container:delete_all_projects"); err != nil {
 		return err
-	}
-	if all {
-		if err := authorize(r, "container:delete_all_projects", ""); err != nil {
-			return err
-		}
 	}
 	c, err := h.lookup(r, r.PathValue("ident"))
 	if err != nil {
@@ -885,16 +901,9 @@ func (h *handler) deleteContainer(w http.ResponseWriter, r *http.Request) error 
 	if err := authorize(r, "container:delete", c.ProjectID); err != nil {
 		return err
 	}
-	force, stop := false, false
-	if s, ok := q.get("force"); ok {
-		if force, ok = boolFromString(s); !ok {
-			return errInvalid("Valid force or stop values are: %s", boolChoices)
-		}
-	}
-	if s, ok := q.get("stop"); ok {
-		if stop, ok = boolFromString(s); !ok {
-			return errInvalid("Valid force or stop values are: %s", boolChoices)
-		}
+	force, stop, err := flagPair(q, "force", "stop", false, false)
+	if err != nil {
+		return err
 	}
 	v := versionFrom(r.Context())
 	switch {

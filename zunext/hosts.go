@@ -23,24 +23,9 @@ func (h *handler) listHosts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	limit := maxLimit
-	if s, ok := q.get("limit"); ok {
-		n, ok := pythonInt(s)
-		if !ok || n <= 0 {
-			return errInvalid("Limit must be positive integer")
-		}
-		limit = min(n, maxLimit)
-	}
-	sortDir := "asc"
-	if s, ok := q.get("sort_dir"); ok {
-		sortDir = s
-	}
-	if sortDir != "asc" && sortDir != "desc" {
-		return errInvalid("Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", sortDir)
-	}
-	sortKey := "hostname"
-	if s, ok := q.get("sort_key"); ok {
-		sortKey = s
+	limit, sortKey, sortDir, err := pageParams(q, "hostname")
+	if err != nil {
+		return err
 	}
 	hosts, err := h.svc.ListHosts(r.Context())
 	if err != nil {
