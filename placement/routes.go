@@ -171,26 +171,11 @@ func checkContentHeaders(r *http.Request) error {
 // the path has none for it, then makes the route's version, Accept and
 // Content-Type checks in upstream's order.
 func (s *Server) dispatch(methods []route) http.Handler {
-	allowed := make([]string, 0, len(methods))
+	ms := make([]openstack.Method, 0, len(methods))
 	for _, rt := range methods {
-		allowed = append(allowed, rt.method)
+		ms = append(ms, openstack.Method{Name: rt.method, Serve: rt.serve})
 	}
-	allow := strings.Join(allowed, ", ")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, rt := range methods {
-			if rt.method == r.Method {
-				if err := rt.serve(w, r); err != nil {
-					openstack.WriteError(w, r, err)
-				}
-				return
-			}
-		}
-		openstack.WriteError(w, r, &openstack.Error{
-			Status: http.StatusMethodNotAllowed,
-			Detail: "The method specified is not allowed for this resource.",
-			Header: http.Header{"Allow": {allow}},
-		})
-	})
+	return openstack.Dispatch(ms)
 }
 
 func (rt route) serve(w http.ResponseWriter, r *http.Request) error {

@@ -145,28 +145,13 @@ func (h *Handler) router() http.Handler {
 }
 
 func (h *Handler) dispatch(routes []route) http.Handler {
-	allowed := make([]string, 0, len(routes))
+	ms := make([]openstack.Method, 0, len(routes))
 	for _, rt := range routes {
-		allowed = append(allowed, rt.method)
+		ms = append(ms, openstack.Method{Name: rt.method, Serve: func(w http.ResponseWriter, r *http.Request) error {
+			return h.serve(rt, w, r)
+		}})
 	}
-	allow := strings.Join(allowed, ", ")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, rt := range routes {
-			if rt.method != r.Method {
-				continue
-			}
-			err := h.serve(rt, w, r)
-			if err != nil {
-				openstack.WriteError(w, r, err)
-			}
-			return
-		}
-		openstack.WriteError(w, r, &openstack.Error{
-			Status: http.StatusMethodNotAllowed,
-			Detail: "The method specified is not allowed for this resource.",
-			Header: http.Header{"Allow": {allow}},
-		})
-	})
+	return openstack.Dispatch(ms)
 }
 
 func (h *Handler) serve(rt route, w http.ResponseWriter, r *http.Request) error {
