@@ -68,14 +68,19 @@ func start(t *testing.T) *novaharness.Env {
 	if envErr != nil {
 		t.Fatalf("starting real Nova against unisched: %v", envErr)
 	}
-	t.Cleanup(func() { checkWire(t) })
+	since := time.Now()
+	t.Cleanup(func() { checkWire(t, since) })
 	return env
 }
 
 // checkWire fails the test when Placement answered Nova with a server
-// error, and logs every other refusal (with what Nova sent).
-func checkWire(t *testing.T) {
+// error since the test began, and logs every other refusal (with what
+// Nova sent).
+func checkWire(t *testing.T, since time.Time) {
 	for _, x := range env.Wire.Failures() {
+		if x.At.Before(since) {
+			continue
+		}
 		if x.Status >= 500 {
 			t.Errorf("placement answered nova with %d:\n%s", x.Status, x)
 		} else {
