@@ -19,6 +19,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 // DefaultDockerd is Debian's docker.io daemon.
@@ -169,7 +171,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	_ = os.Remove(filepath.Join(d.Dir, "dockerd.pid"))
 	ctrPid := filepath.Join(d.Dir, "exec", "containerd", "containerd.pid")
 	if b, err := os.ReadFile(ctrPid); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil || !alive(pid) {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil || !proctest.Alive(pid) {
 			_ = os.Remove(ctrPid)
 		}
 	}
@@ -219,7 +221,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	for {
 		select {
 		case <-exited:
-			return fmt.Errorf("dockerd exited during startup (%v); log %s:\n%s", d.waitError(), d.LogPath(), tail(d.LogPath(), 30))
+			return fmt.Errorf("dockerd exited during startup (%v); log %s:\n%s", d.waitError(), d.LogPath(), proctest.Tail(d.LogPath(), 30))
 		default:
 		}
 		if pingSocket(ctx, d.Socket()) == nil {
@@ -231,7 +233,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			_ = d.Stop(context.Background())
-			return fmt.Errorf("dockerd did not answer /_ping within %s; log %s:\n%s", d.opts.StartTimeout, d.LogPath(), tail(d.LogPath(), 30))
+			return fmt.Errorf("dockerd did not answer /_ping within %s; log %s:\n%s", d.opts.StartTimeout, d.LogPath(), proctest.Tail(d.LogPath(), 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -368,16 +370,6 @@ func (d *Daemon) reap(ctx context.Context, grace time.Duration) error {
 	}
 }
 
-// alive reports whether pid is a process that is not a zombie.
-func alive(pid int) bool {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(st, ')')
-	return i > 0 && len(st) > i+2 && st[i+2] != 'Z' && st[i+2] != 'X'
-}
-
 // processes lists live dockerd, containerd and shim processes whose
 // command line mentions d.Dir (other programs naming the directory, such as
 // an agent given the socket path, are not the daemon's).
@@ -402,7 +394,7 @@ func (d *Daemon) processes() map[int]string {
 		if err != nil || !bytes.Contains(cmdline, needle) {
 			continue
 		}
-		if !alive(pid) {
+		if !proctest.Alive(pid) {
 			continue // a zombie is gone for our purpose
 		}
 		out[pid] = string(bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '}))
@@ -504,16 +496,4 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 // Process is a unisched process (serve or agent) the harness started, in
@@ -51,7 +51,7 @@ func (p *Process) Err() error {
 }
 
 // Log is the last lines of the process's output, for failure messages.
-func (p *Process) Log(lines int) string { return tail(p.LogPath, lines) }
+func (p *Process) Log(lines int) string { return proctest.Tail(p.LogPath, lines) }
 
 // startProcess runs cmd with its output appended to logPath and waits until
 // ready returns nil, failing early (with the log's tail) if the process
@@ -132,45 +132,9 @@ func (p *Process) signal(sig syscall.Signal, grace time.Duration) error {
 	return err
 }
 
-// groupMembers lists the live (non-zombie) processes of process group pgid.
+// groupMembers lists the live (non-zombie) processes of process group pgid
+// (none if /proc cannot be read).
 func groupMembers(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
+	m, _ := proctest.GroupMembers(pgid)
+	return m
 }

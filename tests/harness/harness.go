@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 // DefaultAdminURL is the local PostgreSQL's superuser over the unix socket,
@@ -54,7 +56,7 @@ func (s *Server) Pid() int { return s.cmd.Process.Pid }
 // Memory sums VmRSS and VmHWM (peak) in KiB over the server's process group:
 // for unisched that is the one process, for uwsgi the master and its workers.
 func (s *Server) Memory() (map[string]int, error) {
-	pids, err := groupMembers(s.Pid())
+	pids, err := proctest.GroupMembers(s.Pid())
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +102,7 @@ func (s *Server) Stop() error {
 	// uwsgi workers may outlive the master by a moment; the group is ours.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		left, _ := groupMembers(pid)
+		left, _ := proctest.GroupMembers(pid)
 		if len(left) == 0 {
 			break
 		}
@@ -118,38 +120,6 @@ func (s *Server) Stop() error {
 	err := DropDatabase(ctx, s.admin, s.DB)
 	s.DB = ""
 	return err
-}
-
-// groupMembers lists the live (non-zombie) processes of process group pgid.
-func groupMembers(pgid int) ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("listing /proc: %w", err)
-	}
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// Fields after "(comm) ": state ppid pgrp ...
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			out = append(out, pid)
-		}
-	}
-	return out, nil
 }
 
 // start runs cmd in its own process group with output to logPath and
@@ -176,7 +146,7 @@ func start(ctx context.Context, s *Server, cmd *exec.Cmd, timeout time.Duration,
 	for {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("%s exited during startup (%v); log %s:\n%s", s.Name, s.err, s.LogPath, tail(s.LogPath, 25))
+			return fmt.Errorf("%s exited during startup (%v); log %s:\n%s", s.Name, s.err, s.LogPath, proctest.Tail(s.LogPath, 25))
 		default:
 		}
 		if ready(ctx) {
@@ -186,7 +156,7 @@ func start(ctx context.Context, s *Server, cmd *exec.Cmd, timeout time.Duration,
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s; log %s:\n%s", s.Name, timeout, s.LogPath, tail(s.LogPath, 25))
+			return fmt.Errorf("%s not ready after %s; log %s:\n%s", s.Name, timeout, s.LogPath, proctest.Tail(s.LogPath, 25))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -293,16 +263,4 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 func TestSQLAlchemyURL(t *testing.T) {
@@ -49,7 +51,7 @@ func checkServer(t *testing.T, s *Server) {
 	if err := s.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if left, _ := groupMembers(pid); len(left) > 0 {
+	if left, _ := proctest.GroupMembers(pid); len(left) > 0 {
 		t.Fatalf("processes left after Stop: %v", left)
 	}
 	if answers(context.Background(), s.URL) {
