@@ -43,7 +43,7 @@ func TestConcurrentCreates(t *testing.T) {
 	)
 	hosts := memoryHosts(2, perHost, memMB)
 	env := Start(t, Options{Agents: hosts, LogLevel: "info"})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	for _, h := range hosts {
 		inv, err := env.Placement.Inventories(ctx, h.Host)
@@ -87,7 +87,9 @@ func TestConcurrentCreates(t *testing.T) {
 
 	// Wait until every container is settled: Running or Error.
 	var list []Container
-	if err := Eventually(ctx, 3*time.Minute, func(ctx context.Context) error {
+	// The relay delivers one event at a time and Docker takes a second or
+	// two per start on a loaded 2-core machine: minutes, not seconds.
+	if err := Eventually(ctx, 7*time.Minute, func(ctx context.Context) error {
 		var err error
 		if list, err = env.Zun.List(ctx, "limit=1000"); err != nil {
 			return err

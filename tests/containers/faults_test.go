@@ -210,7 +210,7 @@ func TestAgentKilledDuringCreates(t *testing.T) {
 	if _, err := env.StartAgent(ctx, victim.Spec); err != nil {
 		t.Fatal(err)
 	}
-	list, a := settle(t, env, ctx, 3*time.Minute)
+	list, a := settle(t, env, ctx, 4*time.Minute)
 
 	want := n
 	if gone != "" {
@@ -283,7 +283,7 @@ func TestDockerKilledDuringCreates(t *testing.T) {
 	if err := env.Daemon.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	list, a := settle(t, env, ctx, 3*time.Minute)
+	list, a := settle(t, env, ctx, 4*time.Minute)
 	if len(list) != n || total(a.Running) != n || len(a.Errored) != 0 {
 		t.Fatalf("%d containers listed, %d running, %d in error; want %d, %d, 0 (room for 20)", len(list), total(a.Running), len(a.Errored), n, n)
 	}
