@@ -270,6 +270,10 @@ func TestReportFlows(t *testing.T) {
 			{report: agentproto.Report{Status: agentproto.StatusDeleted}},
 			{report: agentproto.Report{Status: agentproto.StatusDeleted}},
 		}},
+		{"deleted stamped before the dying container's report still releases", true, []step{
+			{report: agentproto.Report{Status: agentproto.StatusStopped, ObservedAt: now.Add(time.Second)}, state: ledger.StateDeleting, runtime: "Stopped", held: true},
+			{report: agentproto.Report{Status: agentproto.StatusDeleted, ObservedAt: now}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := dedicated(1, 256)

@@ -101,7 +101,14 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 			return conflictf("workload %s is on host %s, not %s", id, lw.Host, host)
 		}
 		var at *time.Time
-		if !r.ObservedAt.IsZero() {
+		// A Deleted report for a workload being deleted is final, however
+		// old its stamp: the agent's Docker-event report of the dying
+		// container (stamped after its inspect returned) can reach serve
+		// first with a later stamp than the delete's own report, which
+		// would otherwise be dropped as stale and leave the workload
+		// deleting, and its claim held, for good.
+		final := r.Status == agentproto.StatusDeleted && lw.State == ledger.StateDeleting
+		if !r.ObservedAt.IsZero() && !final {
 			at = &r.ObservedAt
 			var last *time.Time
 			if err := tx.QueryRow(ctx, sqlRuntimeAt, id).Scan(&last); err != nil {
