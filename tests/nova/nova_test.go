@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,14 +94,12 @@ func checkWire(t *testing.T, since time.Time) {
 // openstack runs the real CLI against nova-api; stdout or a failure.
 func openstack(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		t.Fatalf("the openstack CLI is not installed (apt-get install python3-openstackclient): %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(env.CLIArgs(), args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + t.TempDir(), "LANG=C.UTF-8"}
+	cmd, err := env.CLI(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

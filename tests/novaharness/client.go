@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -410,4 +412,17 @@ func (e *Env) DeleteServer(ctx context.Context, id string) (time.Duration, error
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// CLI is the real `openstack` command (Debian's python3-openstackclient,
+// run on /usr/bin/python3 with a clean environment) aimed at nova-api as
+// the admin, through keystoneauth's admin_token plugin (no Keystone).
+func (e *Env) CLI(ctx context.Context, args ...string) (*exec.Cmd, error) {
+	const bin = "/usr/bin/openstack"
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("the openstack CLI is not installed (apt-get install python3-openstackclient): %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", append(append([]string{bin}, e.CLIArgs()...), args...)...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + e.Dir, "LANG=C.UTF-8"}
+	return cmd, nil
 }
