@@ -2,7 +2,6 @@ package migrations_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -11,11 +10,7 @@ import (
 	"github.com/unisched/unisched/migrations"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestUpDownUp walks the whole chain both ways on a real database, so a
 // down migration that forgets an object is caught.

@@ -16,11 +16,7 @@ import (
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // Ports of this package's tests (the wiring engineer's range).
 const (

@@ -3,7 +3,6 @@ package pg_test
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -13,11 +12,7 @@ import (
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // scratch is a pool of one connection on a database with one table of
 // integers.

@@ -3,7 +3,6 @@ package claims_test
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/google/uuid"
@@ -15,11 +14,7 @@ import (
 	"github.com/unisched/unisched/placement/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestReplace(t *testing.T) {
 	ctx := context.Background()
