@@ -244,7 +244,9 @@ func unischedRun(ctx context.Context, env *Env, zun *Zun, starts *startWatch) (s
 	if err := zun.Delete(ctx, c.UUID, "force=true"); err != nil {
 		return s, nil, err
 	}
-	if err := zun.WaitGone(ctx, c.UUID); err != nil {
+	gctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := zun.WaitGone(gctx, c.UUID); err != nil {
 		return s, nil, err
 	}
 	return s, ins.HostConfig, nil
