@@ -371,7 +371,7 @@ func (r benchResult) markdown(env *Env, samples int, load0, load1 string) string
 	fmt.Fprintf(&b, "%s\n\n", sectionTitle)
 	fmt.Fprintf(&b, "Written by `scripts/bench-containers.sh` (`go test ./tests/containers -run '^$' -bench CreateToRunning -benchtime 1x`) on %s UTC.\n",
 		time.Now().UTC().Format("2006-01-02 15:04"))
-	fmt.Fprintf(&b, "%d samples of each, interleaved (alternating which goes first), after 3 warm-ups of each, on one private dockerd\n", samples)
+	fmt.Fprintf(&b, "%d samples of each, interleaved (rotating which goes first), after 3 warm-ups of each, on one private dockerd\n", samples)
 	b.WriteString("with the image `unisched/busybox:latest` running `sleep 3600`:\n\n")
 	b.WriteString("- **unisched**: from sending `POST /v1/containers?run=true` (Zun API 1.40, shared, cpu 0.1, memory 16) to the first\n")
 	b.WriteString("  `GET /v1/containers/{uuid}` answering `Running`, polling every 2 ms from the moment Docker's event stream announces the\n")
