@@ -57,7 +57,7 @@ func start(t *testing.T) *novaharness.Env {
 			dir = filepath.Join(a, "nova")
 			_ = os.RemoveAll(dir)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 		defer cancel()
 		env, envErr = novaharness.Start(ctx, novaharness.Options{Dir: dir})
 		if envErr != nil {

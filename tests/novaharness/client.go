@@ -201,12 +201,12 @@ func (e *Env) waitNova(ctx context.Context) error {
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
-	if err := step("nova-api", 3*time.Minute, func(ctx context.Context) error {
+	if err := step("nova-api", stepTimeout, func(ctx context.Context) error {
 		return e.expectStatus(ctx, strings.TrimSuffix(e.NovaURL, "/v2.1")+"/", http.StatusOK)
 	}); err != nil {
 		return err
 	}
-	if err := step("rpc consumers", 3*time.Minute, func(context.Context) error {
+	if err := step("rpc consumers", stepTimeout, func(context.Context) error {
 		got, err := e.queueConsumers(queues)
 		if err != nil {
 			return err
@@ -220,7 +220,7 @@ func (e *Env) waitNova(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := step("providers in placement", 2*time.Minute, func(ctx context.Context) error {
+	if err := step("providers in placement", stepTimeout, func(ctx context.Context) error {
 		for _, c := range e.Computes {
 			rp, err := e.ProviderByName(ctx, c.Host)
 			if err != nil {
@@ -252,7 +252,7 @@ func (e *Env) waitNova(ctx context.Context) error {
 		return fmt.Errorf("connecting to nova's API database: %w", err)
 	}
 	defer conn.Close(ctx)
-	return step("hosts mapped to cell1", 2*time.Minute, func(ctx context.Context) error {
+	return step("hosts mapped to cell1", stepTimeout, func(ctx context.Context) error {
 		rows, err := conn.Query(ctx, `SELECT host FROM host_mappings`)
 		if err != nil {
 			return err

@@ -172,7 +172,9 @@ func (e *Env) writeGlanceConf() (string, error) {
 }
 
 // writeRabbitConf: a node of its own (name, ports, data and log dirs, its
-// own epmd port), used instead of /etc/rabbitmq's files.
+// own epmd port), used instead of /etc/rabbitmq's files. The Erlang
+// schedulers do not busy-wait (+sbwt none ...): on two shared cores the
+// spinning takes CPU from the Python services starting beside it.
 func (e *Env) writeRabbitConf() (string, error) {
 	dir := filepath.Join(e.Dir, "rabbitmq")
 	if err := os.MkdirAll(filepath.Join(dir, "mnesia"), 0o755); err != nil {
@@ -190,7 +192,7 @@ LOG_BASE=%s
 PID_FILE=%s
 CONFIG_FILE=%s
 ENABLED_PLUGINS_FILE=%s
-SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
 export ERL_EPMD_ADDRESS=127.0.0.1
 export ERL_EPMD_PORT=%d
 `, e.RabbitNode, e.ports.amqp, e.ports.dist, filepath.Join(dir, "mnesia"), filepath.Join(e.Dir, "logs", "rabbitmq"),

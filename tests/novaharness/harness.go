@@ -117,9 +117,15 @@ type Options struct {
 	// ExtraNovaConf is appended to every nova configuration file (later
 	// sections override earlier ones in oslo.config).
 	ExtraNovaConf string
-	// Timeout bounds the whole start (default 6 minutes).
+	// Timeout bounds the whole start (default 10 minutes).
 	Timeout time.Duration
 }
+
+// stepTimeout bounds each wait for a service: long, because on a shared
+// two-core machine with several environments starting at once a RabbitMQ
+// node was seen to need 90 s before it even logged (the whole start is
+// bounded by Options.Timeout anyway).
+const stepTimeout = 8 * time.Minute
 
 type ports struct{ placement, wire, amqp, dist, epmd, glance, neutron, nova int }
 
@@ -198,7 +204,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		opts.Computes = DefaultComputes()
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 6 * time.Minute
+		opts.Timeout = 10 * time.Minute
 	}
 	if opts.AdminURL == "" {
 		opts.AdminURL = harness.AdminURL()
@@ -536,7 +542,7 @@ func (e *Env) startGlance(ctx context.Context, db string) error {
 		return err
 	}
 	e.addProcess(p)
-	if err := e.waitFor(ctx, p, 2*time.Minute, func(ctx context.Context) error {
+	if err := e.waitFor(ctx, p, stepTimeout, func(ctx context.Context) error {
 		return e.expectStatus(ctx, e.GlanceURL+"/versions", http.StatusOK)
 	}); err != nil {
 		return err

@@ -28,7 +28,7 @@ func (e *Env) startRabbit(ctx context.Context) error {
 		return err
 	}
 	e.addProcess(epmd)
-	if err := e.waitFor(ctx, epmd, 20*time.Second, func(context.Context) error { return dialTCP(e.ports.epmd) }); err != nil {
+	if err := e.waitFor(ctx, epmd, time.Minute, func(context.Context) error { return dialTCP(e.ports.epmd) }); err != nil {
 		return err
 	}
 	cmd := exec.Command("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -46,7 +46,7 @@ func (e *Env) startRabbit(ctx context.Context) error {
 		return err
 	}
 	e.addProcess(p)
-	if err := e.waitFor(ctx, p, 2*time.Minute, func(context.Context) error {
+	if err := e.waitFor(ctx, p, stepTimeout, func(context.Context) error {
 		c, err := amqp.DialConfig(e.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
 		if err != nil {
 			return err
