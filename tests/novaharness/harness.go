@@ -163,6 +163,7 @@ type Env struct {
 	novaAPIConn, novaCellConn, glanceConn string
 	servers                               []*http.Server
 	tempDir                               bool
+	binDir                                string
 	startedAt                             time.Time
 	http                                  *http.Client
 	mu                                    sync.Mutex
@@ -481,7 +482,15 @@ func (e *Env) startUnisched(ctx context.Context, db string) error {
 		if err != nil {
 			return err
 		}
-		bin = filepath.Join(e.Dir, "unisched")
+		// outside Dir: Dir may be kept as artifacts, the binary need not be
+		tmp, err := os.MkdirTemp("", "novaharness-bin-")
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		e.binDir = tmp
+		e.mu.Unlock()
+		bin = filepath.Join(tmp, "unisched")
 		if err := harness.BuildUnisched(ctx, root, bin); err != nil {
 			return err
 		}
@@ -771,6 +780,9 @@ func (e *Env) Close() error {
 		}
 	}
 	e.dbs = nil
+	if e.binDir != "" {
+		_ = os.RemoveAll(e.binDir)
+	}
 	if e.tempDir && len(errs) == 0 {
 		_ = os.RemoveAll(e.Dir)
 	}
