@@ -110,7 +110,31 @@ func rerender(path, out string) error {
 	if out == "" {
 		return nil
 	}
-	return os.WriteFile(out, []byte(text), 0o644)
+	return writeReport(out, text)
+}
+
+// keptMarker separates the report this command generates from what other
+// benchmarks and people write below it in the same file (the containers
+// benchmark's section, analyses): a new run replaces what is above the
+// marker and keeps the rest.
+const keptMarker = "<!-- Everything above this line is written by tests/bench; everything below it is kept. -->"
+
+// writeReport writes the generated report to out, keeping whatever
+// follows keptMarker in the file that is there.
+func writeReport(out, report string) error {
+	kept := keptMarker + "\n"
+	if old, err := os.ReadFile(out); err == nil {
+		if i := strings.Index(string(old), keptMarker); i >= 0 {
+			kept = string(old[i:])
+		}
+	} else if !os.IsNotExist(err) {
+		return fmt.Errorf("reading %s: %w", out, err)
+	}
+	report = strings.TrimRight(report, "\n") + "\n\n"
+	if err := os.WriteFile(out, []byte(report+kept), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	return nil
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -274,7 +298,7 @@ func run(ctx context.Context, c config) error {
 		if err := os.MkdirAll(filepath.Dir(c.Out), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(c.Out, []byte(text), 0o644); err != nil {
+		if err := writeReport(c.Out, text); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "bench: wrote %s (raw results in %s)\n", c.Out, filepath.Join(c.Artifacts, "bench.jsonl"))

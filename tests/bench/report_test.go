@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,5 +98,35 @@ func TestRenderMarkdown(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(md)
+	}
+}
+
+func TestWriteReportKeepsWhatFollowsTheMarker(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, before, want string
+	}{
+		{"no file", "", "# new\n\n" + keptMarker + "\n"},
+		{"no marker: all replaced", "# old\nhand edits\n", "# new\n\n" + keptMarker + "\n"},
+		{"marker: tail kept", "# old\n\n" + keptMarker + "\n\n## Containers\nkept text\n", "# new\n\n" + keptMarker + "\n\n## Containers\nkept text\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".md")
+			if tc.before != "" {
+				if err := os.WriteFile(out, []byte(tc.before), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := writeReport(out, "# new\n"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
