@@ -37,6 +37,11 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 	// DeliverTimeout bounds one Deliver call (30s).
 	DeliverTimeout time.Duration
+	// Parallelism is how many keys of one batch are delivered at once (8):
+	// an agent slow to start one workload's container must not hold up
+	// the others. Each key's events still go one at a time, in id order;
+	// 1 delivers the whole batch in order.
+	Parallelism int
 	// Retention is how long delivered events stay for inspection (24h);
 	// the leader trims older ones every TrimInterval (1m).
 	Retention, TrimInterval time.Duration
@@ -62,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
+	}
+	if c.Parallelism <= 0 {
+		c.Parallelism = 8
 	}
 	def(&c.PollInterval, time.Second)
 	def(&c.LeaderRetry, time.Second)
@@ -267,6 +275,13 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn) error {
 // transaction on the leader's connection: if the connection dies, nothing
 // is marked and the next leader delivers the batch again. It returns how
 // many events it settled (delivered, failed or discarded).
+//
+// The batch is split into one lane per key (a single lane with
+// Parallelism 1). Lanes run concurrently, up to Parallelism at once; a lane
+// delivers its events in id order and skips the rest of a key after its
+// first failure, so a failed event still holds back the later events of
+// its key. The transaction is not safe for concurrent use: the
+// outcomes are collected and written on it only after every lane ended.
 func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -282,37 +297,87 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 		return 0, err
 	}
 	var keys []string
-	seen := map[string]bool{}
-	for _, ev := range evs {
-		if !seen[ev.Key] {
-			seen[ev.Key] = true
+	lanes := map[string][]int{} // key -> indexes into evs, in id order
+	for i, ev := range evs {
+		if _, ok := lanes[ev.Key]; !ok {
 			keys = append(keys, ev.Key)
 		}
+		lanes[ev.Key] = append(lanes[ev.Key], i)
 	}
 	head, err := heads(ctx, tx, keys)
 	if err != nil {
 		return 0, err
 	}
-	// blocked keys: an earlier event is held elsewhere, or failed here.
-	blocked := map[string]bool{}
-	started := map[string]bool{}
-	var delivered []int64
-	settled := 0
-	for _, ev := range evs {
-		if !started[ev.Key] {
-			started[ev.Key] = true
-			if head[ev.Key] != ev.ID {
-				blocked[ev.Key] = true
+	// A key whose oldest undelivered event is not in this batch (held by
+	// another transaction, or waiting for its backoff) is blocked.
+	var runnable [][]int
+	for _, k := range keys {
+		if lane := lanes[k]; head[k] == evs[lane[0]].ID {
+			runnable = append(runnable, lane)
+		}
+	}
+	if r.cfg.Parallelism == 1 && len(runnable) > 1 {
+		// One lane of every runnable event in id order: the batch goes
+		// out exactly as it was claimed.
+		var all []int
+		for i, ev := range evs {
+			if head[ev.Key] == evs[lanes[ev.Key][0]].ID {
+				all = append(all, i)
 			}
 		}
-		if blocked[ev.Key] {
+		runnable = [][]int{all}
+	}
+
+	// outcome[i] is evs[i]'s result; attempted[i] says whether it was
+	// delivered at all (not after its key failed, nor once ctx ended).
+	outcome := make([]error, len(evs))
+	attempted := make([]bool, len(evs))
+	work := make(chan []int)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Parallelism, len(runnable)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lane := range work {
+				failed := map[string]bool{}
+				for _, i := range lane {
+					if ctx.Err() != nil {
+						break
+					}
+					if failed[evs[i].Key] {
+						continue
+					}
+					derr := r.deliver(ctx, evs[i])
+					outcome[i], attempted[i] = derr, true
+					if derr != nil && !isDiscard(derr) {
+						failed[evs[i].Key] = true
+					}
+				}
+			}
+		}()
+	}
+feed:
+	for _, lane := range runnable {
+		select {
+		case work <- lane:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+
+	var delivered []int64
+	settled := 0
+	for i, ev := range evs {
+		if !attempted[i] {
 			continue
 		}
-		derr := r.deliver(ctx, ev)
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
 		settled++
+		derr := outcome[i]
 		switch {
 		case derr == nil:
 			delivered = append(delivered, ev.ID)
@@ -322,7 +387,6 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 				return 0, err
 			}
 		default:
-			blocked[ev.Key] = true
 			next := r.cfg.Now().Add(r.backoff(ev.Attempts + 1))
 			r.cfg.Logger.Warn("outbox relay: delivery failed", "id", ev.ID, "topic", ev.Topic, "key", ev.Key,
 				"attempt", ev.Attempts+1, "retry_at", next, "error", derr)
