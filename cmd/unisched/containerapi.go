@@ -56,10 +56,11 @@ func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config,
 // startRelay starts the outbox relay that delivers the coordinator's
 // events to the agents. Every serve runs one; they elect a leader among
 // themselves, so replicas deliver each event once.
-func startRelay(ctx context.Context, pool *pgxpool.Pool, parts bridgeParts, log *slog.Logger) (*outbox.Relay, error) {
+func startRelay(ctx context.Context, pool *pgxpool.Pool, parts bridgeParts, parallelism int, log *slog.Logger) (*outbox.Relay, error) {
 	relay, err := outbox.NewRelay(pool, outbox.Config{
-		Deliverer: parts.deliverer,
-		Logger:    log.With("component", "outbox-relay"),
+		Deliverer:   parts.deliverer,
+		Logger:      log.With("component", "outbox-relay"),
+		Parallelism: parallelism,
 	})
 	if err != nil {
 		return nil, err

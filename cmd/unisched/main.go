@@ -201,7 +201,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	var relay *outbox.Relay
 	if parts.deliverer != nil {
-		if relay, err = startRelay(ctx, pool, parts, log); err != nil {
+		if relay, err = startRelay(ctx, pool, parts, cfg.ContainerAPI.RelayParallelism, log); err != nil {
 			closeAll(servers)
 			return err
 		}

@@ -31,6 +31,9 @@ type ContainerAPI struct {
 	// Listen is its address; "off" (or "" in a file) runs placement only.
 	Listen       string `mapstructure:"listen"`
 	MaxBodyBytes int64  `mapstructure:"max_body_bytes"`
+	// RelayParallelism is how many keys (workloads) the outbox relay
+	// delivers to agents at once; 1 delivers one event at a time.
+	RelayParallelism int `mapstructure:"relay_parallelism"`
 }
 
 // Database is where all state lives.
@@ -81,6 +84,7 @@ var defaults = map[string]any{
 	"placement.cors_allow_headers":              []string{},
 	"container_api.listen":                      "127.0.0.1:9517",
 	"container_api.max_body_bytes":              int64(1 << 20),
+	"container_api.relay_parallelism":           8,
 	"scheduler.thresholds.dedicated_usage":      0.5,
 	"scheduler.thresholds.shared_load":          0.5,
 	"scheduler.thresholds.pack_until":           0.5,
