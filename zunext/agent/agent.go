@@ -313,12 +313,21 @@ func (a *Agent) convergeUntilDone(ctx context.Context) error {
 }
 
 // follow turns Docker's lifecycle events into reports until the stream
-// breaks.
+// breaks, converging every heartbeat interval meanwhile.
 func (a *Agent) follow(ctx context.Context, evs <-chan docker.Event, errc <-chan error) error {
+	// converging again every heartbeat repairs what an event or a
+	// convergence left undone on a transient Docker failure, even when no
+	// new event comes for it
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-t.C:
+			if err := a.convergeAll(ctx, false); err != nil && ctx.Err() == nil {
+				a.log.Warn("periodic convergence failed", "error", err)
+			}
 		case err := <-errc:
 			return err
 		case e, ok := <-evs:
@@ -422,7 +431,13 @@ func (a *Agent) sharedFor(eventID int64) string {
 // missing containers are created, running state and limits are fixed,
 // unisched containers of this host that serve does not list are removed,
 // and every container's state is reported.
-func (a *Agent) Converge(ctx context.Context) error {
+func (a *Agent) Converge(ctx context.Context) error { return a.convergeAll(ctx, true) }
+
+// convergeAll is Converge; resync false is the periodic pass, which only
+// starts containers that never started (a start that failed transiently)
+// and stops none, so a container that ended by itself and whose exit
+// serve has not settled yet is not run again.
+func (a *Agent) convergeAll(ctx context.Context, resync bool) error {
 	// Docker is listed before serve is asked, so a container created by an
 	// event in between is never taken for an orphan.
 	obs, err := a.drv.List(ctx)
@@ -450,7 +465,7 @@ func (a *Agent) Converge(ctx context.Context) error {
 	for i := range want.Containers {
 		c := &want.Containers[i]
 		desired[c.WorkloadID] = true
-		keep(a.converge(ctx, c))
+		keep(a.converge(ctx, c, resync))
 	}
 	for _, o := range obs {
 		if desired[o.WorkloadID] {
@@ -459,26 +474,35 @@ func (a *Agent) Converge(ctx context.Context) error {
 		keep(a.removeOrphan(ctx, o))
 	}
 	if firstErr == nil {
-		a.log.Info("converged", "desired", len(want.Containers), "found", len(obs))
+		lvl := slog.LevelInfo
+		if !resync {
+			lvl = slog.LevelDebug
+		}
+		a.log.Log(ctx, lvl, "converged", "desired", len(want.Containers), "found", len(obs))
 	}
 	return firstErr
 }
 
 // converge brings one desired container to its state and reports it.
-func (a *Agent) converge(ctx context.Context, c *agentproto.Container) error {
+func (a *Agent) converge(ctx context.Context, c *agentproto.Container, resync bool) error {
 	unlock := a.locks.Lock(c.WorkloadID)
 	defer unlock()
 	if a.wasDeleted(c.WorkloadID) {
 		// removed by a delete event after serve's answer was read
 		return a.report(ctx, agentproto.Report{WorkloadID: c.WorkloadID, Status: agentproto.StatusDeleted})
 	}
-	o, err := a.ensure(ctx, c, "", true)
+	o, err := a.ensure(ctx, c, "", resync)
 	var inf *docker.ImageNotFoundError
 	switch {
 	case errors.As(err, &inf):
 		return a.report(ctx, agentproto.Report{WorkloadID: c.WorkloadID, Status: agentproto.StatusError, Reason: inf.Error()})
 	case err != nil && docker.IsUnavailable(err):
 		return err
+	case err != nil && isTransient(err):
+		// left as it is, not reported in error: the next (periodic)
+		// convergence tries again
+		a.log.Warn("converging a container failed on a transient docker error; retrying later", "workload", c.WorkloadID, "error", err)
+		return nil
 	case err != nil:
 		a.log.Warn("converging a container", "workload", c.WorkloadID, "error", err)
 		if o == nil {
@@ -527,7 +551,7 @@ func (a *Agent) ensure(ctx context.Context, c *agentproto.Container, shared stri
 	neverStarted := o.Status == agentproto.StatusCreated && o.StartedAt.IsZero()
 	switch {
 	case c.Running && !o.Running && !o.Paused && (resync || neverStarted):
-		err = a.drv.Start(ctx, c.WorkloadID)
+		err = a.start(ctx, c, shared)
 	case !c.Running && o.Running && !o.Paused && resync:
 		err = a.drv.Stop(ctx, c.WorkloadID, 0)
 	default:
@@ -546,4 +570,39 @@ func sameLimits(o *docker.Observed, w container.Resources) bool {
 	r := o.Resources
 	return docker.NormalizeList(r.CpusetCpus) == w.CpusetCpus && docker.NormalizeList(r.CpusetMems) == w.CpusetMems &&
 		r.Memory == w.Memory && (w.NanoCPUs == 0 || r.NanoCPUs == w.NanoCPUs)
+}
+
+// isTransient says whether err (from Docker, or an errRetry of the agent's
+// own) is to be retried rather than reported.
+func isTransient(err error) bool {
+	var retry *errRetry
+	return errors.As(err, &retry) || docker.IsTransient(err)
+}
+
+// start starts the container. A start refused because containerd still
+// holds a task for it (dockerd killed while starting it; the shim
+// survived) is repaired once: the container is removed and created again
+// from c, then started. Failing again is the daemon's trouble: the error
+// comes back as an errRetry (redelivery, no error report).
+func (a *Agent) start(ctx context.Context, c *agentproto.Container, shared string) error {
+	err := a.drv.Start(ctx, c.WorkloadID)
+	if !docker.IsStaleTask(err) {
+		return err
+	}
+	a.log.Warn("starting found a stale containerd task; recreating the container", "workload", c.WorkloadID, "error", err)
+	if err := a.drv.Remove(ctx, c.WorkloadID, true); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		return &errRetry{fmt.Errorf("removing the container with a stale task: %w", err)}
+	}
+	if _, err := a.drv.Create(ctx, c, shared); err != nil {
+		var inf *docker.ImageNotFoundError
+		if errors.As(err, &inf) {
+			return err
+		}
+		return &errRetry{fmt.Errorf("recreating the container with a stale task: %w", err)}
+	}
+	if err := a.drv.Start(ctx, c.WorkloadID); err != nil {
+		return &errRetry{fmt.Errorf("starting the recreated container: %w", err)}
+	}
+	a.log.Info("recreated and started a container whose task was stale", "workload", c.WorkloadID)
+	return nil
 }

@@ -75,8 +75,17 @@ func (a *Agent) outcome(ctx context.Context, ev *agentproto.Event, o *docker.Obs
 	wid := ev.Container.WorkloadID
 	var r agentproto.Report
 	var inf *docker.ImageNotFoundError
+	var retry *errRetry
 	switch {
 	case err != nil && docker.IsUnavailable(err):
+		return &errRetry{err}
+	case errors.As(err, &retry), docker.IsTransient(err):
+		// the daemon's trouble, not the request's: the relay delivers the
+		// event again later, and the container is not put in error
+		a.log.Warn("event failed on a transient docker error; asking for redelivery", "event", ev.ID, "type", ev.Type, "action", ev.Action, "workload", wid, "error", err)
+		if retry != nil {
+			return retry
+		}
 		return &errRetry{err}
 	case errors.As(err, &inf):
 		r = agentproto.Report{WorkloadID: wid, Status: agentproto.StatusError, Reason: inf.Error()}
@@ -89,7 +98,7 @@ func (a *Agent) outcome(ctx context.Context, ev *agentproto.Event, o *docker.Obs
 			// could not even be created is in error
 			fresh, ierr := a.drv.Inspect(ctx, wid)
 			switch {
-			case ierr != nil && docker.IsUnavailable(ierr):
+			case ierr != nil && docker.IsTransient(ierr):
 				return &errRetry{ierr}
 			case errors.Is(ierr, docker.ErrNotFound) && err == nil:
 				return a.outcome(ctx, ev, nil, ierr)
@@ -146,7 +155,7 @@ func (a *Agent) applyAction(ctx context.Context, ev *agentproto.Event) error {
 	var err error
 	switch ev.Action {
 	case agentproto.ActionStart:
-		err = a.drv.Start(ctx, wid)
+		err = a.start(ctx, c, a.sharedFor(ev.ID))
 	case agentproto.ActionStop:
 		err = a.drv.Stop(ctx, wid, ev.Timeout)
 	case agentproto.ActionReboot:
@@ -167,7 +176,7 @@ func (a *Agent) applyDelete(ctx context.Context, ev *agentproto.Event) error {
 	wid := ev.Container.WorkloadID
 	if ev.Stop && !ev.Force {
 		if err := a.drv.Stop(ctx, wid, ev.Timeout); err != nil && !errors.Is(err, docker.ErrNotFound) {
-			if docker.IsUnavailable(err) {
+			if docker.IsTransient(err) {
 				return &errRetry{err}
 			}
 			a.log.Info("stop before delete failed; removing anyway", "workload", wid, "error", err)
@@ -176,7 +185,7 @@ func (a *Agent) applyDelete(ctx context.Context, ev *agentproto.Event) error {
 	// serve refused a delete of a running container without stop or
 	// force already, so what reaches the agent is removed for good
 	if err := a.drv.Remove(ctx, wid, true); err != nil {
-		if docker.IsUnavailable(err) {
+		if docker.IsTransient(err) {
 			return &errRetry{err}
 		}
 		return a.outcome(ctx, ev, nil, err)
@@ -214,7 +223,7 @@ func (a *Agent) applyHostCPUs(ctx context.Context, ev *agentproto.Event) error {
 		unlock()
 		switch {
 		case err == nil, errors.Is(err, docker.ErrNotFound):
-		case docker.IsUnavailable(err):
+		case docker.IsTransient(err):
 			return &errRetry{err}
 		default:
 			a.log.Warn("re-pinning a shared container", "workload", o.WorkloadID, "cpus", want.CpusetCpus, "error", err)
