@@ -86,7 +86,9 @@ type Config struct {
 	StateFile string
 	// AppliedIDs is how many applied event ids are remembered (default 10000).
 	AppliedIDs int
-	// HeartbeatInterval between re-registrations (default 30s);
+	// HeartbeatInterval between re-registrations and periodic
+	// convergences, which start what a transient Docker failure left
+	// unstarted (default 30s);
 	// RetryInterval between attempts to reach serve or Docker (default 1s,
 	// backing off to 10x).
 	HeartbeatInterval time.Duration
