@@ -281,13 +281,20 @@ func agentEvent(ctx context.Context, tx pgx.Tx, key string, ev agentproto.Event)
 	return nil
 }
 
-// hostCPUsEvent tells a host's agent its free shared pool changed.
+// hostCPUsEvent records that a host's free shared pool changed: the
+// desired cpuset of every shared container there becomes the new pool (so
+// an agent converging later, or from Desired, lands on it too) and the
+// agent is told to move them.
 func hostCPUsEvent(ctx context.Context, tx pgx.Tx, host string) error {
 	h, err := loadHostCPUs(ctx, tx, host)
 	if err != nil {
 		return err
 	}
-	return agentEvent(ctx, tx, "host:"+host, agentproto.Event{Type: agentproto.EventHostCPUs, Host: host, SharedCPUs: h.freeShared().String()})
+	free := h.freeShared().String()
+	if _, err := tx.Exec(ctx, sqlSetSharedCpusets, host, free); err != nil {
+		return fmt.Errorf("moving the shared containers of host %s to cpus %q: %w", host, free, err)
+	}
+	return agentEvent(ctx, tx, "host:"+host, agentproto.Event{Type: agentproto.EventHostCPUs, Host: host, SharedCPUs: free})
 }
 
 // sharedTouched reports whether pinning (or unpinning) cpus changes the

@@ -142,6 +142,10 @@ func TestCreateDedicatedInSharedPool(t *testing.T) {
 	if len(ev) != 1 || ev[0].Type != agentproto.EventHostCPUs || ev[0].SharedCPUs != "0-1" {
 		t.Fatalf("host events %+v", ev)
 	}
+	// The ledger records the move of the shared container, not only the event.
+	if got, err := f.c.Get(f.ctx, s.ID); err != nil || got.Container.CpusetCpus != "0-1" {
+		t.Fatalf("shared container recorded on %q after the pin (%v), want 0-1", got.Container.CpusetCpus, err)
+	}
 	des, err := f.c.Desired(f.ctx, "h1")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +166,10 @@ func TestCreateDedicatedInSharedPool(t *testing.T) {
 	ev = f.events("host:h1")
 	if len(ev) != 2 || ev[1].SharedCPUs != "0-3" {
 		t.Fatalf("host events after release %+v", ev)
+	}
+	// The ledger's record of the shared container moved back too.
+	if got, err := f.c.Get(f.ctx, s.ID); err != nil || got.Container.CpusetCpus != "0-3" {
+		t.Fatalf("shared container recorded on %q after the release (%v), want 0-3", got.Container.CpusetCpus, err)
 	}
 }
 

@@ -7,6 +7,14 @@ package bridge
 const (
 	sqlSetContainer = `UPDATE bridge_workloads SET container = $2, updated_at = now() WHERE id = $1`
 
+	// The ledger records the move of a host's shared containers when its
+	// free shared pool changes: their desired cpuset is the new pool.
+	sqlSetSharedCpusets = `UPDATE bridge_workloads w
+SET container = jsonb_set(w.container, '{cpuset_cpus}', to_jsonb($2::text)), updated_at = now()
+FROM bridge_hosts h
+WHERE h.id = w.host_id AND h.name = $1 AND w.cpu_policy = 'shared' AND w.container IS NOT NULL
+	AND w.container->>'cpuset_cpus' IS DISTINCT FROM $2::text`
+
 	sqlSetName = `UPDATE bridge_workloads SET name = $2, container = $3, updated_at = now() WHERE id = $1`
 
 	sqlSetResources = `UPDATE bridge_workloads SET vcpu = $2, pcpu = $3, memory_mb = $4, container = $5,

@@ -707,7 +707,7 @@ func TestConfigPools(t *testing.T) {
 		{"2-3", "", "2-3", "0-1", ""},
 		{"", "0", "1-3", "0", ""},
 		{"3", "0-1", "3", "0-1", ""},
-		{"1", "1", "", "", "both dedicated and shared"},
+		{"0-1", "1", "0-1", "1", ""}, // overlapping pools: cpu 1 floats until pinned
 		{"7", "", "", "", "in no cell"},
 	} {
 		c := Config{Host: "h", Cells: []agentproto.Cell{{ID: 0, CPUs: "0,1"}, {ID: 1, CPUs: "2-3"}}, DedicatedCPUs: tc.ded, SharedCPUs: tc.shared}

@@ -216,11 +216,11 @@ func (c *Config) pools() error {
 	case c.DedicatedCPUs == "":
 		ded = rest(shared)
 	}
-	for _, id := range ded {
-		if slices.Contains(shared, id) {
-			return fmt.Errorf("cpu %d is both dedicated and shared", id)
-		}
-	}
+	// The pools may overlap (unlike Nova's cpu_dedicated_set and
+	// cpu_shared_set): a CPU in both floats shared containers until a
+	// dedicated workload pins it, and the agent then moves them off it
+	// (EventHostCPUs). The ledger and the scheduler's thresholds are built
+	// for that; disjoint pools remain the strict partition.
 	c.DedicatedCPUs, c.SharedCPUs = docker.FormatList(ded), docker.FormatList(shared)
 	return nil
 }
