@@ -1,10 +1,13 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/unisched/unisched/bridge/bridgetest"
 )
 
 func createOne(t *testing.T, h http.Handler, token, name string) string {
@@ -32,15 +35,13 @@ func listNames(t *testing.T, h http.Handler, token, query string) ([]string, res
 // A member sees and deletes its own project's workloads only; another
 // project's are answered as missing. An admin sees every project's.
 func TestProjectIsolation(t *testing.T) {
-	h, f := newFakeHandler(t)
+	tb := newTestbed(t, Config{})
+	h := tb.h
 	a := createOne(t, h, aliceToken, "a1")
 	b := createOne(t, h, bobToken, "b1")
 
 	if names, r := listNames(t, h, aliceToken, ""); strings.Join(names, ",") != "a1" {
 		t.Errorf("alice lists %v (%d)", names, r.status)
-	}
-	if f.lastList.ProjectID != "projA" {
-		t.Errorf("member list not scoped in the coordinator: %+v", f.lastList)
 	}
 	if names, r := listNames(t, h, bobToken, ""); strings.Join(names, ",") != "b1" {
 		t.Errorf("bob lists %v (%d)", names, r.status)
@@ -74,17 +75,20 @@ func TestProjectIsolation(t *testing.T) {
 	if r := do(t, h, "DELETE", "/v1/workloads/"+a, bobToken, ""); r.status != http.StatusNotFound {
 		t.Errorf("bob deletes alice's: %d, want 404", r.status)
 	}
-	if f.callCount("Delete") != 0 {
-		t.Errorf("a refused delete reached the coordinator")
+	if r := do(t, h, "GET", "/v1/workloads/"+a, aliceToken, ""); r.status != http.StatusOK || r.body["state"] != "claimed" {
+		t.Errorf("a refused delete reached the coordinator: %d %s", r.status, r.raw)
 	}
 	if r := do(t, h, "DELETE", "/v1/workloads/"+a+"?stop=true", aliceToken, ""); r.status != http.StatusNoContent {
 		t.Errorf("alice deletes hers: %d %s", r.status, r.raw)
 	}
-	if f.lastDelete != [2]bool{true, false} {
-		t.Errorf("stop/force reached the coordinator as %v", f.lastDelete)
+	if r := do(t, h, "GET", "/v1/workloads/"+a, aliceToken, ""); r.body["state"] != "deleting" {
+		t.Errorf("after alice's delete: %d %s", r.status, r.raw)
 	}
-	if r := do(t, h, "DELETE", "/v1/workloads/"+b+"?force=1", adminToken, ""); r.status != http.StatusNoContent || f.lastDelete != [2]bool{false, true} {
-		t.Errorf("admin deletes bob's: %d %v", r.status, f.lastDelete)
+	if r := do(t, h, "DELETE", "/v1/workloads/"+b+"?force=1", adminToken, ""); r.status != http.StatusNoContent {
+		t.Errorf("admin deletes bob's: %d %s", r.status, r.raw)
+	}
+	if r := do(t, h, "GET", "/v1/workloads/"+b, bobToken, ""); r.body["state"] != "deleting" {
+		t.Errorf("after the admin's delete: %d %s", r.status, r.raw)
 	}
 	// a system-scoped token has no project: it owns nothing
 	req := httptest.NewRequest("GET", "/v1/workloads", nil)
@@ -99,7 +103,7 @@ func TestProjectIsolation(t *testing.T) {
 
 // Query strings and path ids that cannot be answered are 400s and 404s.
 func TestWorkloadQueryAndPathInput(t *testing.T) {
-	h, _ := newFakeHandler(t)
+	h := newTestbed(t, Config{}).h
 	id := createOne(t, h, aliceToken, "a1")
 	tests := []struct {
 		method, path string
@@ -148,10 +152,12 @@ const registration = `{"agent_url": "http://127.0.0.1:9518", "cells": [{"id": 0,
 
 // Only admins (the agents' token) may call the agent routes.
 func TestAgentRoutesAdminOnly(t *testing.T) {
-	h, f := newFakeHandler(t)
+	tb := newTestbed(t, Config{})
+	h := tb.h
+	wl := createOne(t, h, aliceToken, "w")
 	routes := []struct{ method, path, body string }{
 		{"PUT", "/v1/agents/host1", registration},
-		{"POST", "/v1/agents/host1/reports", `{"workload_id": "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10", "status": "Running"}`},
+		{"POST", "/v1/agents/host1/reports", `{"workload_id": "` + wl + `", "status": "Running"}`},
 		{"GET", "/v1/agents/host1/desired", ""},
 	}
 	for _, rt := range routes {
@@ -174,8 +180,12 @@ func TestAgentRoutesAdminOnly(t *testing.T) {
 			t.Errorf("admin user with role member %s %s: %d, want 403", rt.method, rt.path, rec.Code)
 		}
 	}
-	if len(f.calls) != 0 {
-		t.Fatalf("refused agent calls reached the coordinator: %v", f.calls)
+	hosts, err := tb.c.ListHosts(context.Background())
+	if err != nil || len(hosts) != 1 || hosts[0].Name != "host1" || hosts[0].AgentURL != "http://127.0.0.1:1" {
+		t.Fatalf("a refused registration reached the coordinator: %+v (%v)", hosts, err)
+	}
+	if got, err := tb.c.Get(context.Background(), wl); err != nil || got.Runtime.Status != "" {
+		t.Fatalf("a refused report reached the coordinator: %+v (%v)", got.Runtime, err)
 	}
 	want := []int{200, 204, 200}
 	for i, rt := range routes {
@@ -184,21 +194,24 @@ func TestAgentRoutesAdminOnly(t *testing.T) {
 			t.Errorf("admin %s %s: %d, want %d: %s", rt.method, rt.path, r.status, want[i], r.raw)
 		}
 	}
-	if f.lastReg.Host != "host1" || f.lastReg.AgentURL != "http://127.0.0.1:9518" || len(f.lastReg.Cells) != 2 {
-		t.Errorf("registration reached the coordinator as %+v", f.lastReg)
+	if url, err := tb.c.AgentURL(context.Background(), "host1"); err != nil || url != "http://127.0.0.1:9518" {
+		t.Errorf("registration reached the coordinator as %q (%v)", url, err)
 	}
-	if f.lastReport.WorkloadID != "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10" || f.lastReport.ObservedAt.IsZero() {
-		t.Errorf("report reached the coordinator as %+v", f.lastReport)
+	if got, err := tb.c.Get(context.Background(), wl); err != nil || got.Runtime.Status != "Running" {
+		t.Errorf("report reached the coordinator as %+v (%v)", got.Runtime, err)
 	}
-	r := do(t, h, "GET", "/v1/agents/host1/desired", adminToken, "")
-	if cs, ok := r.body["containers"].([]any); !ok || len(cs) != 0 || r.body["host"] != "host1" {
+	// a host with nothing on it: containers is still a list
+	bridgetest.Register(t, tb.c, bridgetest.TwoCells("host2"))
+	r := do(t, h, "GET", "/v1/agents/host2/desired", adminToken, "")
+	if cs, ok := r.body["containers"].([]any); !ok || len(cs) != 0 || r.body["host"] != "host2" {
 		t.Errorf("desired body %v: containers must be a list", r.body)
 	}
 }
 
 // Every field of a registration and a report refuses bad input with 400.
 func TestAgentBadInput(t *testing.T) {
-	h, f := newFakeHandler(t)
+	c, pool := bridgetest.Coordinator(t)
+	h := New(Config{Service: c})
 	reg := func(old, new string) string {
 		if !strings.Contains(registration, old) {
 			t.Fatalf("registration lacks %q", old)
@@ -254,19 +267,22 @@ func TestAgentBadInput(t *testing.T) {
 			}
 		})
 	}
-	if len(f.calls) != 0 {
-		t.Errorf("bad agent input reached the coordinator: %v", f.calls)
+	for _, table := range []string{"bridge_hosts", "resource_providers", "bridge_workloads"} {
+		var n int
+		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("bad agent input reached the coordinator: %d rows in %s (%v)", n, table, err)
+		}
 	}
 }
 
 // The shared listener sends the native and agent paths here and the rest
 // to Zun's handler; without one, the rest is a 404 in the error format.
 func TestMount(t *testing.T) {
-	native, _ := newFakeHandler(t)
+	native := newTestbed(t, Config{}).h
 	zun := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
 	m := Mount(native, zun)
 	for path, want := range map[string]int{
-		"/v1/workloads": 200, "/v1/workloads/x": 404, "/v1/agents/h/desired": 200,
+		"/v1/workloads": 200, "/v1/workloads/x": 404, "/v1/agents/host1/desired": 200,
 		"/v1/containers": 299, "/": 299, "/v1/": 299, "/v1/workloadsx": 299, "/v1/agents": 299,
 	} {
 		if r := do(t, m, "GET", path, adminToken, ""); r.status != want {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/unisched/unisched/bridge/bridgetest"
 )
 
 // No body, however broken, gets a 500 or a panic from the workloads or
@@ -20,7 +22,9 @@ func FuzzBodies(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	h := New(Config{Service: newFake()})
+	c, _ := bridgetest.Coordinator(f)
+	bridgetest.Register(f, c, bridgetest.TwoCells("h1"))
+	h := New(Config{Service: c})
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, rt := range []struct{ method, path string }{
 			{"POST", "/v1/workloads"}, {"PUT", "/v1/agents/h1"}, {"POST", "/v1/agents/h1/reports"},

@@ -3,14 +3,18 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/unisched/unisched/bridge"
+	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/bridgetest"
+	"github.com/unisched/unisched/bridge/ledger"
 )
 
 const (
@@ -66,10 +70,43 @@ func errorDetail(t *testing.T, r response) string {
 	return e["detail"].(string)
 }
 
-func newFakeHandler(t *testing.T) (*Handler, *fakeServiceForHTTPMapping) {
+// testbed is the handler over the real coordinator on a fresh database
+// with host1 (bridgetest.TwoCells) registered, so that creates are placed.
+type testbed struct {
+	h    *Handler
+	c    *bridge.Coordinator
+	pool *pgxpool.Pool
+}
+
+func newTestbed(t *testing.T, cfg Config) *testbed {
 	t.Helper()
-	f := newFake()
-	return New(Config{Service: f}), f
+	c, pool := bridgetest.Coordinator(t)
+	bridgetest.Register(t, c, bridgetest.TwoCells("host1"))
+	cfg.Service = c
+	cfg.LatestDecision = func(ctx context.Context, id string) (ledger.Decision, error) {
+		return ledger.LatestDecision(ctx, pool, id)
+	}
+	return &testbed{h: New(cfg), c: c, pool: pool}
+}
+
+func (tb *testbed) count(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	if err := tb.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatalf("counting %s: %v", table, err)
+	}
+	return n
+}
+
+// assertNothingCreated proves refused requests never reached the
+// coordinator: no workload, no claim, no event for the agents.
+func (tb *testbed) assertNothingCreated(t *testing.T, what string) {
+	t.Helper()
+	for _, table := range []string{"bridge_workloads", "allocations", "bridge_outbox"} {
+		if n := tb.count(t, table); n != 0 {
+			t.Errorf("%s: %d rows in %s, want none", what, n, table)
+		}
+	}
 }
 
 const container = `{"kind": "container", "name": "web", "cpu": 1, "memory_mb": 64, "image": "busybox"}`
@@ -77,7 +114,8 @@ const container = `{"kind": "container", "name": "web", "cpu": 1, "memory_mb": 6
 // Every field of a workload entry refuses what it cannot take with a 400
 // naming the field, before the coordinator is asked anything.
 func TestCreateBadInput(t *testing.T) {
-	h, f := newFakeHandler(t)
+	tb := newTestbed(t, Config{})
+	h := tb.h
 	entry := func(extra string) string {
 		return `{"workloads": [{"kind": "container", "cpu": 1, "memory_mb": 64, "image": "busybox"` + extra + `}]}`
 	}
@@ -183,15 +221,13 @@ func TestCreateBadInput(t *testing.T) {
 			}
 		})
 	}
-	if n := f.callCount("Create"); n != 0 {
-		t.Errorf("bad input reached the coordinator %d times", n)
-	}
+	tb.assertNothingCreated(t, "bad input")
 }
 
 // What the body cannot say: its media type, its size, who sends it.
 func TestCreateRequestChecks(t *testing.T) {
-	f := newFake()
-	h := New(Config{Service: f, MaxBodyBytes: 512})
+	tb := newTestbed(t, Config{MaxBodyBytes: 512})
+	h := tb.h
 	body := `{"workloads": [` + container + `]}`
 
 	req := httptest.NewRequest("POST", "/v1/workloads", strings.NewReader(body))
@@ -222,23 +258,33 @@ func TestCreateRequestChecks(t *testing.T) {
 	if r := do(t, h, "GET", "/v1/workloads/x/y", aliceToken, ""); r.status != http.StatusNotFound {
 		t.Errorf("unknown path: %d, want 404", r.status)
 	}
-	if n := f.callCount("Create"); n != 0 {
-		t.Errorf("refused requests reached the coordinator %d times", n)
-	}
+	tb.assertNothingCreated(t, "refused requests")
 	if r := do(t, h, "POST", "/v1/workloads", adminToken, `{"workloads": [{"kind": "container", "cpu": 1, "memory_mb": 64, "image": "busybox", "host": "host1", "privileged": true}]}`); r.status != http.StatusAccepted {
 		t.Errorf("admin choosing the host, privileged: %d, want 202: %s", r.status, r.raw)
 	}
 }
 
-// The entries reach the coordinator as the contract wants them.
+// What the coordinator stores is what the entries asked for.
 func TestCreateRequestMapping(t *testing.T) {
-	h, f := newFakeHandler(t)
+	tb := newTestbed(t, Config{})
+	h := tb.h
+	ctx := context.Background()
+	// host1 has the trait and is in the aggregate the entries ask for, so
+	// both are placed and what the coordinator stored can be read back.
+	if _, err := tb.pool.Exec(ctx, `INSERT INTO resource_provider_traits (resource_provider_id, trait_id)
+		SELECT rp.id, t.id FROM resource_providers rp, traits t WHERE rp.name = 'host1' AND t.name = 'HW_CPU_X86_AVX2'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.pool.Exec(ctx, `WITH a AS (INSERT INTO placement_aggregates (uuid) VALUES ('1b9e0c5a-0d1f-4b6e-8f7a-2c3d4e5f6a7b') RETURNING id)
+		INSERT INTO resource_provider_aggregates (resource_provider_id, aggregate_id) SELECT rp.id, a.id FROM resource_providers rp, a WHERE rp.name = 'host1'`); err != nil {
+		t.Fatal(err)
+	}
 	body := `{"workloads": [
 	  {"kind": "container", "name": "web", "cpu_policy": "dedicated", "cpu": 2, "memory_mb": 512.0, "disk_gb": 1,
 	   "image": "busybox", "command": ["sleep", "60"], "environment": {"A": "1"}, "labels": {"tier": "web"},
 	   "numa": {"cells": 1}, "required_traits": ["HW_CPU_X86_AVX2"], "restart_policy": {"name": "on-failure", "maximum_retry_count": 2},
 	   "run": false, "group": {"id": "g1", "policy": "anti-affinity", "max_per_host": 2}},
-	  {"kind": "vm", "name": "db", "cpu": 4, "memory_mb": 4096, "flavor": "m1.large",
+	  {"kind": "vm", "name": "db", "cpu": 4, "memory_mb": 2048, "flavor": "m1.large",
 	   "id": "5D9F5F0E-8A55-4B8E-9A6B-3F1D2B8A7C10", "member_of": [["1b9e0c5a-0d1f-4b6e-8f7a-2c3d4e5f6a7b"]]}
 	]}`
 	req := httptest.NewRequest("POST", "/v1/workloads", strings.NewReader(body))
@@ -250,141 +296,185 @@ func TestCreateRequestMapping(t *testing.T) {
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 	}
-	if len(f.lastCreate) != 2 {
-		t.Fatalf("%d creates, want 2", len(f.lastCreate))
-	}
-	c, v := f.lastCreate[0], f.lastCreate[1]
-	checks := []struct {
-		name      string
-		got, want any
-	}{
-		{"kind", c.Kind, bridge.CreateRequest{}.Kind + "container"},
-		{"project", c.ProjectID, "projA"},
-		{"user", c.UserID, "alice"},
-		{"global request id", c.RequestID, "req-11111111-2222-3333-4444-555555555555"},
-		{"policy", string(c.CPUPolicy), "dedicated"},
-		{"cpu", c.CPU, 2.0},
-		{"memory", c.MemoryMB, int64(512)},
-		{"disk", c.DiskGB, int64(1)},
-		{"numa", c.NUMA.Cells, 1},
-		{"traits", fmt.Sprint(c.RequiredTraits), "[HW_CPU_X86_AVX2]"},
-		{"group", fmt.Sprint(*c.Group), "{g1 anti-affinity 2 []}"},
-		{"container image", c.Container.Image, "busybox"},
-		{"container command", fmt.Sprint(c.Container.Command), "[sleep 60]"},
-		{"container env", c.Container.Env["A"], "1"},
-		{"container labels", c.Container.Labels["tier"], "web"},
-		{"container not running", c.Container.Running, false},
-		{"container project", c.Container.ProjectID, "projA"},
-		{"container workload id", c.Container.WorkloadID, c.ID},
-		{"restart", fmt.Sprint(c.Container.RestartPolicy), "{on-failure 2}"},
-		{"generated id", len(c.ID), 36},
-		{"spec kept", strings.Contains(string(c.Spec), `"image": "busybox"`), true},
-		{"vm id normalized", v.ID, "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10"},
-		{"vm no container", v.Container == nil, true},
-		{"vm policy default", string(v.CPUPolicy), "shared"},
-		{"vm member_of", fmt.Sprint(v.MemberOf), "[[1b9e0c5a-0d1f-4b6e-8f7a-2c3d4e5f6a7b]]"},
-	}
-	for _, tc := range checks {
-		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
-			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
-		}
-	}
 	var out struct {
 		Workloads []map[string]any `json:"workloads"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Workloads) != 2 {
 		t.Fatalf("body %s: %v", rec.Body.String(), err)
 	}
+	if n := tb.count(t, "bridge_workloads"); n != 2 {
+		t.Fatalf("%d workloads stored, want 2", n)
+	}
+	c, err := tb.c.Get(ctx, out.Workloads[0]["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tb.c.Get(ctx, "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10")
+	if err != nil {
+		t.Fatalf("the VM is not stored under its normalized id: %v", err)
+	}
+	var ccont agentproto.Container
+	if c.Container != nil {
+		ccont = *c.Container
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"kind", c.Kind, "container"},
+		{"project", c.ProjectID, "projA"},
+		{"user", c.UserID, "alice"},
+		{"global request id", c.RequestID, "req-11111111-2222-3333-4444-555555555555"},
+		{"policy", string(c.CPUPolicy), "dedicated"},
+		{"cpu", c.Resources.PCPU, int64(2)},
+		{"memory", c.Resources.MemoryMB, int64(512)},
+		{"disk", c.Resources.DiskGB, int64(1)},
+		{"numa", len(c.Assignment.Cells), 1},
+		{"traits: placed on the host that has it", c.Host, "host1"},
+		{"group", c.ServerGroup, "g1"},
+		{"container image", ccont.Image, "busybox"},
+		{"container command", fmt.Sprint(ccont.Command), "[sleep 60]"},
+		{"container env", ccont.Env["A"], "1"},
+		{"container labels", ccont.Labels["tier"], "web"},
+		{"container not running", ccont.Running, false},
+		{"container project", ccont.ProjectID, "projA"},
+		{"container workload id", ccont.WorkloadID, c.ID},
+		{"restart", fmt.Sprint(ccont.RestartPolicy), "{on-failure 2}"},
+		{"generated id", len(c.ID), 36},
+		{"spec kept", strings.Contains(string(c.Spec), `"image": "busybox"`), true},
+		{"vm id normalized", v.ID, "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10"},
+		{"vm no container", v.Container == nil, true},
+		{"vm policy default", string(v.CPUPolicy), "shared"},
+		{"vm member_of: placed in the aggregate", v.Host, "host1"},
+		{"vm cpu", v.Resources.VCPU, int64(4)},
+	}
+	for _, tc := range checks {
+		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
 	if out.Workloads[0]["host"] != "host1" || out.Workloads[1]["id"] != v.ID || out.Workloads[0]["state"] != "claimed" {
 		t.Errorf("views: %v", out.Workloads)
+	}
+	// the traits and member_of reach the scheduler: a host without them
+	// is refused
+	for _, extra := range []string{`"forbidden_traits": ["HW_CPU_X86_AVX2"]`, `"member_of": [["0c2a6f9e-3b1d-4e5f-8a7b-9c0d1e2f3a4b"]]`} {
+		r := do(t, h, "POST", "/v1/workloads", aliceToken, `{"workloads": [{"kind": "container", "cpu": 1, "memory_mb": 64, "image": "busybox", `+extra+`}]}`)
+		if r.status != http.StatusAccepted || workloads(t, r)[0]["state"] != "error" {
+			t.Errorf("%s: %d %s, want 202 in state error", extra, r.status, r.raw)
+		}
 	}
 }
 
 // The coordinator's errors become statuses; no host is a workload in
 // state error, not a failed request; a refusal after some entries were
-// created undoes them.
+// created undoes them. Every error comes from the real coordinator.
 func TestServiceErrorMapping(t *testing.T) {
 	t.Run("no valid host", func(t *testing.T) {
-		h, f := newFakeHandler(t)
-		f.noValidHost["big"] = true
-		r := do(t, h, "POST", "/v1/workloads", aliceToken, `{"workloads": [`+container+`, {"kind": "vm", "name": "big", "cpu": 1, "memory_mb": 1}]}`)
+		tb := newTestbed(t, Config{})
+		r := do(t, tb.h, "POST", "/v1/workloads", aliceToken, `{"workloads": [`+container+`, {"kind": "vm", "name": "big", "cpu": 1, "memory_mb": 1000000}]}`)
 		if r.status != http.StatusAccepted {
 			t.Fatalf("status %d, want 202: %s", r.status, r.raw)
 		}
 		ws := r.body["workloads"].([]any)
 		first, second := ws[0].(map[string]any), ws[1].(map[string]any)
-		if first["state"] != "claimed" || second["state"] != "error" || second["status_reason"] != "There are not enough hosts available." || second["host"] != nil {
+		reason, _ := second["status_reason"].(string)
+		if first["state"] != "claimed" || second["state"] != "error" || !strings.Contains(reason, "not enough hosts") || second["host"] != nil {
 			t.Errorf("views %v / %v", first, second)
 		}
-		if f.callCount("Delete") != 0 {
-			t.Errorf("a workload without a host undid the others")
+		// the placed one was not undone
+		if r := do(t, tb.h, "GET", "/v1/workloads/"+first["id"].(string), aliceToken, ""); r.status != 200 || r.body["state"] != "claimed" {
+			t.Errorf("a workload without a host undid the others: %d %s", r.status, r.raw)
+		}
+		if n := tb.count(t, "allocations"); n == 0 {
+			t.Errorf("the placed workload lost its claim")
 		}
 	})
-	for _, tc := range []struct {
-		err    error
-		status int
+	const unknown = "00000000-0000-0000-0000-000000000009"
+	tests := []struct {
+		name         string
+		prepare      func(t *testing.T, tb *testbed) (method, path, body string)
+		status       int
+		detailPrefix string
 	}{
-		{fmt.Errorf("x: %w", bridge.ErrInvalid), 400},
-		{fmt.Errorf("x: %w", bridge.ErrConflict), 409},
-		{fmt.Errorf("x: %w", bridge.ErrNotFound), 404},
-		{errors.New("database on fire"), 500},
-	} {
-		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
-			h, f := newFakeHandler(t)
-			r := do(t, h, "POST", "/v1/workloads", aliceToken, `{"workloads": [`+container+`]}`)
-			if r.status != 202 {
-				t.Fatal(r.raw)
+		{"unknown id", func(*testing.T, *testbed) (string, string, string) { return "GET", "/v1/workloads/" + unknown, "" }, 404, ""},
+		{"delete unknown id", func(*testing.T, *testbed) (string, string, string) { return "DELETE", "/v1/workloads/" + unknown, "" }, 404, ""},
+		{"id taken", func(t *testing.T, tb *testbed) (string, string, string) {
+			id := createOne(t, tb.h, aliceToken, "a")
+			return "POST", "/v1/workloads", `{"workloads": [{"kind": "vm", "cpu": 1, "memory_mb": 64, "id": "` + id + `"}]}`
+		}, 409, "workloads[0]: "},
+		{"delete running without stop", func(t *testing.T, tb *testbed) (string, string, string) {
+			id := createOne(t, tb.h, aliceToken, "a")
+			if r := do(t, tb.h, "POST", "/v1/agents/host1/reports", adminToken, `{"workload_id": "`+id+`", "status": "Running"}`); r.status != 204 {
+				t.Fatalf("report: %d %s", r.status, r.raw)
 			}
-			id := r.body["workloads"].([]any)[0].(map[string]any)["id"].(string)
-			f.err = tc.err
-			for _, rq := range []struct{ method, path, body string }{
-				{"POST", "/v1/workloads", `{"workloads": [` + container + `]}`},
-				{"GET", "/v1/workloads/" + id, ""},
-				{"GET", "/v1/workloads", ""},
-				{"DELETE", "/v1/workloads/" + id, ""},
-			} {
-				r := do(t, h, rq.method, rq.path, aliceToken, rq.body)
-				want := tc.status
-				if r.status != want {
-					t.Errorf("%s %s: %d, want %d: %s", rq.method, rq.path, r.status, want, r.raw)
-					continue
-				}
-				d := errorDetail(t, r)
-				if want == 500 && (strings.Contains(d, "fire") || strings.Contains(d, "x:")) {
-					t.Errorf("a 500 shows internals: %q", d)
-				}
+			return "DELETE", "/v1/workloads/" + id, ""
+		}, 409, ""},
+		{"coordinator refuses", func(*testing.T, *testbed) (string, string, string) {
+			return "POST", "/v1/workloads", `{"workloads": [` + container + `]}`
+		}, 400, "workloads[0]: invalid request: project and user ids are at most 255 characters"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTestbed(t, Config{})
+			method, path, body := tc.prepare(t, tb)
+			token := aliceToken
+			if tc.status == 400 {
+				// a project id the API passes on and the coordinator refuses
+				token = "alice:" + strings.Repeat("p", 300)
+			}
+			r := do(t, tb.h, method, path, token, body)
+			if r.status != tc.status {
+				t.Fatalf("%s %s: %d, want %d: %s", method, path, r.status, tc.status, r.raw)
+			}
+			if d := errorDetail(t, r); !strings.Contains(d, tc.detailPrefix) {
+				t.Errorf("detail %q lacks %q", d, tc.detailPrefix)
+			}
+			if tc.status == 400 {
+				tb.assertNothingCreated(t, "a refused create")
 			}
 		})
 	}
-	t.Run("refusal undoes earlier entries", func(t *testing.T) {
-		_, f := newFakeHandler(t)
-		calls := 0
-		failSecond := &failingCreate{fakeServiceForHTTPMapping: f, failAt: 2, calls: &calls}
-		h := New(Config{Service: failSecond})
-		r := do(t, h, "POST", "/v1/workloads", aliceToken, `{"workloads": [`+container+`, `+container+`]}`)
-		if r.status != http.StatusBadRequest {
-			t.Fatalf("status %d, want 400: %s", r.status, r.raw)
-		}
-		if d := errorDetail(t, r); !strings.HasPrefix(d, "workloads[1]: ") && !strings.Contains(d, "workloads[1]: ") {
-			t.Errorf("detail %q does not name the entry", d)
-		}
-		if f.callCount("Delete") != 1 || f.lastDelete != [2]bool{true, true} || len(f.workloads) != 0 {
-			t.Errorf("the first entry was not undone: deletes %d %v, left %d", f.callCount("Delete"), f.lastDelete, len(f.workloads))
+	t.Run("database gone is a 500 without internals", func(t *testing.T) {
+		tb := newTestbed(t, Config{})
+		id := createOne(t, tb.h, aliceToken, "a")
+		tb.pool.Close()
+		for _, rq := range []struct{ method, path, body string }{
+			{"POST", "/v1/workloads", `{"workloads": [` + container + `]}`},
+			{"GET", "/v1/workloads/" + id, ""},
+			{"GET", "/v1/workloads", ""},
+			{"DELETE", "/v1/workloads/" + id, ""},
+		} {
+			r := do(t, tb.h, rq.method, rq.path, aliceToken, rq.body)
+			if r.status != 500 {
+				t.Errorf("%s %s: %d, want 500: %s", rq.method, rq.path, r.status, r.raw)
+				continue
+			}
+			if d := errorDetail(t, r); strings.Contains(d, "closed") || strings.Contains(d, "pool") {
+				t.Errorf("a 500 shows internals: %q", d)
+			}
 		}
 	})
-}
-
-// failingCreate refuses the failAt-th Create as invalid.
-type failingCreate struct {
-	*fakeServiceForHTTPMapping
-	failAt int
-	calls  *int
-}
-
-func (f *failingCreate) Create(ctx context.Context, req bridge.CreateRequest) (bridge.Workload, error) {
-	*f.calls++
-	if *f.calls == f.failAt {
-		return bridge.Workload{}, fmt.Errorf("cannot split: %w", bridge.ErrInvalid)
-	}
-	return f.fakeServiceForHTTPMapping.Create(ctx, req)
+	t.Run("refusal undoes earlier entries", func(t *testing.T) {
+		tb := newTestbed(t, Config{})
+		taken := createOne(t, tb.h, aliceToken, "first")
+		r := do(t, tb.h, "POST", "/v1/workloads", aliceToken, `{"workloads": [`+container+`, {"kind": "container", "cpu": 1, "memory_mb": 64, "image": "busybox", "id": "`+taken+`"}]}`)
+		if r.status != http.StatusConflict {
+			t.Fatalf("status %d, want 409: %s", r.status, r.raw)
+		}
+		if d := errorDetail(t, r); !strings.Contains(d, "workloads[1]: ") {
+			t.Errorf("detail %q does not name the entry", d)
+		}
+		ws, err := tb.c.List(context.Background(), bridge.ListFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) != 1 || ws[0].ID != taken {
+			t.Errorf("the first entry was not undone: %d workloads left", len(ws))
+		}
+		var n int
+		if err := tb.pool.QueryRow(context.Background(), `SELECT count(DISTINCT consumer_id) FROM allocations`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("consumers holding allocations: %d (%v), want 1", n, err)
+		}
+	})
 }
