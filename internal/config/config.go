@@ -24,6 +24,10 @@ type Config struct {
 	Log          Log              `mapstructure:"log"`
 	Test         Test             `mapstructure:"test"`
 	Agent        Agent            `mapstructure:"agent"`
+	// Nova is the compute cloud's API and notification bus (nova.go).
+	Nova Nova `mapstructure:"nova"`
+	// Notifications are the container notifications serve publishes.
+	Notifications Notifications `mapstructure:"notifications"`
 }
 
 // ContainerAPI configures the container API listener.
