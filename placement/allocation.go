@@ -529,7 +529,30 @@ func (c *claimTx) plan() (*store.ClaimWrite, error) {
 func (s *Server) claim(ctx context.Context, writes []consumerWrite, v openstack.Version, msgs claimErrors) error {
 	var last error
 	for range max(s.cfg.AllocationConflictRetries, 1) {
-		err := pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
+		var err error
+		if s.cfg.Hooks.Allocations != nil {
+			err = s.claimWithHook(ctx, writes, v)
+		} else {
+			err = s.claimOnce(ctx, writes, v)
+		}
+		if err == nil {
+			return nil
+		}
+		if !claims.Retryable(err) {
+			return mapClaimError(err, msgs)
+		}
+		last = err
+	}
+	s.log.WarnContext(ctx, "allocation write exceeded its retries", "retries", s.cfg.AllocationConflictRetries, "error", last)
+	if errors.Is(last, errProviderConcurrent) {
+		return msgs.concurrent(msgProviderConcurrentUpdate)
+	}
+	return msgs.concurrent(msgConcurrentUpdate)
+}
+
+// claimOnce is one attempt of a claim without hook, pipelined.
+func (s *Server) claimOnce(ctx context.Context, writes []consumerWrite, v openstack.Version) error {
+	return pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
 			c := &claimTx{writes: writes}
 			r := store.ClaimRead{LockProviders: true}
 			c.readConsumers(&r)
@@ -549,20 +572,37 @@ func (s *Server) claim(ctx context.Context, writes []consumerWrite, v openstack.
 				return err
 			}
 			return writeClaim(ctx, tx.Commit, w)
-		})
-		if err == nil {
-			return nil
+	})
+}
+
+// claimWithHook is one attempt of a claim in an ordinary transaction, so
+// that the allocations hook writes in it after the claim: what it records
+// commits with the allocations or not at all.
+func (s *Server) claimWithHook(ctx context.Context, writes []consumerWrite, v openstack.Version) error {
+	return pg.WithTx(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		c := &claimTx{writes: writes}
+		r := store.ClaimRead{LockProviders: true}
+		c.readConsumers(&r)
+		c.readProviders(&r)
+		c.readUsage(&r)
+		if err := store.ReadClaim(ctx, store.SendOn(tx), r, &c.st); err != nil {
+			return err
 		}
-		if !claims.Retryable(err) {
-			return mapClaimError(err, msgs)
+		if err := c.checkConsumers(ctx, func(context.Context) (pg.DBTX, error) { return tx, nil }, v); err != nil {
+			return err
 		}
-		last = err
-	}
-	s.log.WarnContext(ctx, "allocation write exceeded its retries", "retries", s.cfg.AllocationConflictRetries, "error", last)
-	if errors.Is(last, errProviderConcurrent) {
-		return msgs.concurrent(msgProviderConcurrentUpdate)
-	}
-	return msgs.concurrent(msgConcurrentUpdate)
+		if err := c.checkProviders(); err != nil {
+			return err
+		}
+		w, err := c.plan()
+		if err != nil {
+			return err
+		}
+		if err := writeClaim(ctx, store.SendOn(tx), w); err != nil {
+			return err
+		}
+		return s.cfg.Hooks.Allocations.AllocationsWritten(ctx, tx, hookWrite(ctx, writes))
+	})
 }
 
 // mapClaimError turns the claim's typed failures into API errors.
@@ -854,10 +894,22 @@ func (s *Server) deleteConsumerAllocations(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return noneErr
 	}
-	// One transaction of two round trips, the second with the commit.
-	err := pg.WithBatchTx(r.Context(), s.db, func(tx *pg.BatchTx) error {
-		return store.DeleteAllAllocationsOfConsumerIn(r.Context(), tx.Send, tx.Commit, u)
-	})
+	var err error
+	if hook := s.cfg.Hooks.Allocations; hook != nil {
+		ctx := r.Context()
+		err = pg.WithTx(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if err := store.DeleteAllAllocationsOfConsumer(ctx, tx, u); err != nil {
+				return err
+			}
+			return hook.AllocationsWritten(ctx, tx, AllocationsWrite{GlobalRequestID: globalRequestID(ctx),
+				Consumers: []ConsumerAllocations{{ConsumerUUID: u}}})
+		})
+	} else {
+		// One transaction of two round trips, the second with the commit.
+		err = pg.WithBatchTx(r.Context(), s.db, func(tx *pg.BatchTx) error {
+			return store.DeleteAllAllocationsOfConsumerIn(r.Context(), tx.Send, tx.Commit, u)
+		})
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return noneErr
 	}

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request
 			return queryError(qe)
 		}
 		return fmt.Errorf("finding allocation candidates: %w", err)
+	}
+	if s.cfg.Hooks.Candidates != nil && len(res.Requests) > 0 {
+		res = s.orderCandidates(r.Context(), res, q)
 	}
 	body := renderCandidates(res, q, v)
 	setLastModified(w, r, time.Now())
@@ -199,3 +203,59 @@ func writeString(b *bytes.Buffer, s string) {
 	b.WriteString(s)
 	b.WriteByte('"')
 }
+
+// orderCandidates lets the candidates hook reorder or narrow the answer.
+// Summaries keep Placement's order and cover the trees of the requests
+// kept; whatever goes wrong in the hook, Placement's answer stands.
+func (s *Server) orderCandidates(ctx context.Context, res *candidates.Result, q *qs.CandidatesQuery) *candidates.Result {
+	snap := res.Snapshot
+	cq := CandidatesQuery{Query: q, GlobalRequestID: globalRequestID(ctx), Requests: make([]CandidateRequest, len(res.Requests))}
+	for i, ar := range res.Requests {
+		cr := CandidateRequest{Allocations: make(map[string]map[string]int64, len(ar.Allocations))}
+		seen := map[int32]bool{}
+		for _, al := range ar.Allocations {
+			p := snap.Provider(al.Provider)
+			if !seen[p.Root] {
+				seen[p.Root] = true
+				cr.Roots = append(cr.Roots, snap.Provider(p.Root).UUID)
+			}
+			rs := make(map[string]int64, len(al.Resources))
+			for _, r := range al.Resources {
+				rs[snap.ClassName(r.Class)] = r.Amount
+			}
+			cr.Allocations[p.UUID] = rs
+		}
+		cq.Requests[i] = cr
+	}
+	order, keep, err := s.cfg.Hooks.Candidates.OrderCandidates(ctx, cq)
+	if err != nil {
+		s.log.WarnContext(ctx, "allocation candidates hook failed; answering Placement's candidates", "error", err)
+		return res
+	}
+	if !keep {
+		return res
+	}
+	out := &candidates.Result{Snapshot: snap, Requests: make([]candidates.AllocationRequest, 0, len(order))}
+	used := map[int32]bool{}
+	taken := make([]bool, len(res.Requests))
+	for _, i := range order {
+		if i < 0 || i >= len(res.Requests) || taken[i] {
+			continue
+		}
+		taken[i] = true
+		out.Requests = append(out.Requests, res.Requests[i])
+		for _, al := range res.Requests[i].Allocations {
+			used[al.Provider] = true
+			used[snap.Provider(al.Provider).Root] = true
+		}
+	}
+	for _, p := range res.Summaries {
+		if used[snap.Provider(p).Root] {
+			out.Summaries = append(out.Summaries, p)
+		}
+	}
+	return out
+}
+
+// globalRequestID is the caller's valid X-Openstack-Request-Id, if any.
+func globalRequestID(ctx context.Context) string { return openstack.GlobalRequestIDFrom(ctx) }

@@ -118,7 +118,13 @@ func (s *Server) reshape(w http.ResponseWriter, r *http.Request) error {
 	var last error
 	for range max(s.cfg.AllocationConflictRetries, 1) {
 		err := pg.WithTx(ctx, s.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			return reshapeTx(ctx, tx, targets, writes, v)
+			if err := reshapeTx(ctx, tx, targets, writes, v); err != nil {
+				return err
+			}
+			if hook := s.cfg.Hooks.Allocations; hook != nil {
+				return hook.AllocationsWritten(ctx, tx, hookWrite(ctx, writes))
+			}
+			return nil
 		})
 		if err == nil {
 			w.WriteHeader(http.StatusNoContent)

@@ -62,6 +62,8 @@ type Config struct {
 	// TestReset enables POST /_test/reset. Never enable it in production.
 	TestReset bool
 	Logger    *slog.Logger
+	// Hooks connect the coordinator; nil hooks: Placement alone.
+	Hooks Hooks
 }
 
 // Server serves the Placement API.
