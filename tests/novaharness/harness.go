@@ -37,8 +37,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/unisched/unisched/internal/dockertest"
 	"github.com/unisched/unisched/tests/harness"
 )
 
@@ -119,6 +122,18 @@ type Options struct {
 	ExtraNovaConf string
 	// Timeout bounds the whole start (default 10 minutes).
 	Timeout time.Duration
+
+	// Placement is "unisched" (default) or "upstream": Debian's Placement
+	// 8.0.0 under uwsgi (tests/harness.StartUpstream) in its place, for
+	// comparisons; then nothing of unisched runs (no agents, no dockerd).
+	Placement string
+	// NoContainers leaves out the private dockerd and the agents.
+	NoContainers bool
+	// ServeConfig is merged into serve's configuration file (nested maps
+	// by section, e.g. {"nova": {"candidates": "only"}}).
+	ServeConfig map[string]any
+	// LogLevel of serve and the agents (default info).
+	LogLevel string
 }
 
 // stepTimeout bounds each wait for a service: long, because on a shared
@@ -127,7 +142,12 @@ type Options struct {
 // bounded by Options.Timeout anyway).
 const stepTimeout = 8 * time.Minute
 
-type ports struct{ placement, wire, amqp, dist, epmd, glance, neutron, nova int }
+type ports struct {
+	placement, wire, amqp, dist, epmd, glance, neutron, nova int
+	container, proxy                                         int
+	// agent is the first agent's port; compute i's agent listens on agent+i.
+	agent int
+}
 
 // Env is a running environment.
 type Env struct {
@@ -141,10 +161,27 @@ type Env struct {
 	TransportURL, AMQPURL          string
 	RabbitNode                     string
 
-	Unisched *harness.Server
-	Wire     *Wire
+	// Upstream is Debian's Placement when Options.Placement is "upstream".
+	Upstream *harness.Server
+	// Serve is `unisched serve` (StartServe, StopServe, KillServe restart
+	// it on the same database); DBName, DBURL and DB (a pool) its database.
+	Serve         *Process
+	DBName, DBURL string
+	DB            *pgxpool.Pool
+	// ContainerURL is serve's container API (Zun v1, /v1/..., /metrics);
+	// ProxyURL the compute API through serve's Nova proxy (.../v2.1).
+	ContainerURL, ProxyURL string
+	// Daemon is the private dockerd the agents use (DockerHost), Docker a
+	// client of it, Image the busybox image the containers run.
+	Daemon     *dockertest.Daemon
+	DockerHost string
+	Docker     *client.Client
+	Image      string
+
+	Wire *Wire
 	// Processes by name: epmd, rabbitmq, glance-api, nova-api,
-	// nova-conductor, nova-scheduler, nova-compute-<host>.
+	// nova-conductor, nova-scheduler, nova-compute-<host>, unisched-serve,
+	// unisched-agent-<host>.
 	Processes map[string]*Process
 	Computes  []ComputeSpec
 	// ImageID is the 1 KiB raw image "cirros-fake" (never read by the fake
@@ -163,7 +200,7 @@ type Env struct {
 	novaAPIConn, novaCellConn, glanceConn string
 	servers                               []*http.Server
 	tempDir                               bool
-	binDir                                string
+	binDir, bin                           string
 	startedAt                             time.Time
 	http                                  *http.Client
 	mu                                    sync.Mutex
@@ -210,6 +247,17 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if opts.AdminURL == "" {
 		opts.AdminURL = harness.AdminURL()
 	}
+	switch opts.Placement {
+	case "", "unisched":
+		opts.Placement = "unisched"
+	case "upstream":
+		opts.NoContainers = true
+		if err := harness.UpstreamAvailable(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("novaharness: Options.Placement %q: want unisched or upstream", opts.Placement)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	e := &Env{opts: opts, admin: opts.AdminURL, Processes: map[string]*Process{}, Computes: opts.Computes,
@@ -247,6 +295,9 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	e.NeutronURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.neutron)
 	e.NovaURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.nova)
 	e.PlacementWireURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.wire)
+	e.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement)
+	e.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.container)
+	e.ProxyURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.proxy)
 	prefix := "unisched_nova_" + id
 	apiDB, cellDB, cell0DB, glanceDB := prefix+"_api", prefix+"_cell1", prefix+"_cell0", prefix+"_glance"
 	for _, db := range []string{apiDB, cellDB, cell0DB, glanceDB} {
@@ -285,7 +336,18 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if err := e.startStandIns(); err != nil {
 		return nil, err
 	}
-	unisched := async(func() error { return e.startUnisched(ctx, prefix+"_placement") })
+	unisched := async(func() error {
+		if opts.Placement == "upstream" {
+			return e.startUpstream(ctx, prefix+"_placement")
+		}
+		return e.startUnisched(ctx, prefix+"_placement")
+	})
+	docker := async(func() error {
+		if opts.NoContainers {
+			return nil
+		}
+		return e.startDocker(ctx)
+	})
 	rabbit := async(func() error { return e.startRabbit(ctx) })
 	dbs := async(func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB, cell0Conn) })
 	glance := async(func() error { return e.startGlance(ctx, glanceDB) })
@@ -301,7 +363,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 		return e.startComputes()
 	})
-	if err := firstErrors(unisched, rabbit, dbs, glance, controllers, computes); err != nil {
+	if err := firstErrors(unisched, rabbit, dbs, glance, controllers, computes, docker); err != nil {
 		return nil, err
 	}
 	t1 := time.Now()
@@ -309,6 +371,13 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		return nil, err
 	}
 	e.timed("nova services ready (after the last start)", t1)
+	if !opts.NoContainers {
+		// after the computes' providers exist: an agent finding none
+		// would create one of its own under the compute's name
+		if err := e.startAgents(ctx); err != nil {
+			return nil, err
+		}
+	}
 	t2 := time.Now()
 	if err := e.seed(ctx); err != nil {
 		return nil, err
@@ -346,7 +415,17 @@ func (e *Env) pickPorts() error {
 			base = n
 		}
 	}
-	all := []*int{&e.ports.placement, &e.ports.wire, &e.ports.amqp, &e.ports.dist, &e.ports.epmd, &e.ports.glance, &e.ports.neutron, &e.ports.nova}
+	all := []*int{&e.ports.placement, &e.ports.wire, &e.ports.amqp, &e.ports.dist, &e.ports.epmd, &e.ports.glance, &e.ports.neutron, &e.ports.nova,
+		&e.ports.container, &e.ports.proxy}
+	agents := make([]int, len(e.Computes))
+	for i := range agents {
+		all = append(all, &agents[i])
+	}
+	defer func() {
+		if len(agents) > 0 {
+			e.ports.agent = agents[0]
+		}
+	}()
 	for i, p := range all {
 		if base > 0 {
 			*p = base + i
@@ -474,38 +553,18 @@ func (e *Env) run(ctx context.Context, name string, cmd *exec.Cmd) error {
 	return nil
 }
 
-func (e *Env) startUnisched(ctx context.Context, db string) error {
+// startUpstream runs Debian's Placement in unisched's place.
+func (e *Env) startUpstream(ctx context.Context, db string) error {
 	t0 := time.Now()
-	bin := e.opts.UnischedBin
-	if bin == "" {
-		root, err := harness.ModuleRoot()
-		if err != nil {
-			return err
-		}
-		// outside Dir: Dir may be kept as artifacts, the binary need not be
-		tmp, err := os.MkdirTemp("", "novaharness-bin-")
-		if err != nil {
-			return err
-		}
-		e.mu.Lock()
-		e.binDir = tmp
-		e.mu.Unlock()
-		bin = filepath.Join(tmp, "unisched")
-		if err := harness.BuildUnisched(ctx, root, bin); err != nil {
-			return err
-		}
-		e.timed("go build unisched", t0)
-	}
-	s, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: e.ports.placement, DB: db,
-		Dir: filepath.Join(e.Dir, "logs"), Admin: e.admin, Env: e.opts.UnischedEnv})
+	s, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: e.ports.placement, Workers: 4, DB: db,
+		Dir: filepath.Join(e.Dir, "logs", "upstream-placement"), Admin: e.admin})
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
-	e.Unisched = s
-	e.PlacementURL = s.URL
+	e.Upstream = s
 	e.mu.Unlock()
-	e.timed("unisched serve", t0)
+	e.timed("upstream placement", t0)
 	return nil
 }
 
@@ -582,6 +641,7 @@ func (e *Env) waitFor(ctx context.Context, p *Process, timeout time.Duration, re
 	}
 }
 
+// expectStatus GETs url; want 0 accepts any HTTP answer.
 func (e *Env) expectStatus(ctx context.Context, url string, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -594,7 +654,7 @@ func (e *Env) expectStatus(ctx context.Context, url string, want int) error {
 		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode != want {
+	if want != 0 && resp.StatusCode != want {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return nil
@@ -757,7 +817,15 @@ func (e *Env) Close() error {
 			novas = append(novas, n)
 		}
 	}
+	var agents []string
+	for n := range e.Processes {
+		if strings.HasPrefix(n, "unisched-agent-") {
+			agents = append(agents, n)
+		}
+	}
 	stop(novas...)
+	stop(agents...)
+	stop("unisched-serve")
 	stop("glance-api")
 	stop("rabbitmq")
 	stop("epmd")
@@ -767,10 +835,23 @@ func (e *Env) Close() error {
 	if e.Wire != nil {
 		_ = e.Wire.close()
 	}
-	if e.Unisched != nil {
-		if err := e.Unisched.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping unisched: %w", err))
+	if e.Upstream != nil {
+		if err := e.Upstream.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping upstream placement: %w", err))
 		}
+	}
+	if e.DB != nil {
+		e.DB.Close()
+	}
+	if e.Docker != nil {
+		_ = e.Docker.Close()
+	}
+	if e.Daemon != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := e.Daemon.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the private dockerd: %w", err))
+		}
+		cancel()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -799,8 +880,18 @@ func (e *Env) Logs(lines int) string {
 		name := "nova-compute-" + c.Host
 		fmt.Fprintf(&b, "--- %s\n%s\n", name, tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
 	}
-	if e.Unisched != nil {
-		fmt.Fprintf(&b, "--- unisched\n%s\n", tail(e.Unisched.LogPath, lines))
+	for _, name := range []string{"unisched-serve"} {
+		if p := e.Processes[name]; p != nil {
+			fmt.Fprintf(&b, "--- %s\n%s\n", name, p.Log(lines))
+		}
+	}
+	for _, c := range e.Computes {
+		if p := e.Processes["unisched-agent-"+c.Host]; p != nil {
+			fmt.Fprintf(&b, "--- %s\n%s\n", p.Name, p.Log(lines))
+		}
+	}
+	if e.Upstream != nil {
+		fmt.Fprintf(&b, "--- upstream placement\n%s\n", tail(e.Upstream.LogPath, lines))
 	}
 	return b.String()
 }

@@ -17,8 +17,7 @@ import (
 // node with its own name, ports and data, and waits until AMQP answers.
 func (e *Env) startRabbit(ctx context.Context) error {
 	t0 := time.Now()
-	dir, err := e.writeRabbitConf()
-	if err != nil {
+	if _, err := e.writeRabbitConf(); err != nil {
 		return err
 	}
 	logs := filepath.Join(e.Dir, "logs")
@@ -31,6 +30,18 @@ func (e *Env) startRabbit(ctx context.Context) error {
 	if err := e.waitFor(ctx, epmd, time.Minute, func(context.Context) error { return dialTCP(e.ports.epmd) }); err != nil {
 		return err
 	}
+	if err := e.startRabbitNode(ctx); err != nil {
+		return err
+	}
+	e.timed("rabbitmq", t0)
+	return nil
+}
+
+// startRabbitNode starts the RabbitMQ node (its epmd already runs) and
+// waits until AMQP answers.
+func (e *Env) startRabbitNode(ctx context.Context) error {
+	dir := filepath.Join(e.Dir, "rabbitmq")
+	logs := filepath.Join(e.Dir, "logs")
 	cmd := exec.Command("/usr/lib/rabbitmq/bin/rabbitmq-server")
 	cmd.Env = []string{
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
@@ -55,7 +66,6 @@ func (e *Env) startRabbit(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	e.timed("rabbitmq", t0)
 	return nil
 }
 
