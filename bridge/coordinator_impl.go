@@ -49,6 +49,9 @@ type Options struct {
 	// CPUAllocationRatio is the VCPU ratio of the inventory an agent owns
 	// when its registration gives none (4.0); likewise RAM and disk (1.0).
 	CPUAllocationRatio, RAMAllocationRatio, DiskAllocationRatio float64
+	// Notifications writes container notifications (create, delete,
+	// actions) to the outbox for a publisher to put on the bus (notify.go).
+	Notifications bool
 }
 
 func (o *Options) setDefaults() {

@@ -153,7 +153,7 @@ func (c *Coordinator) Create(ctx context.Context, req CreateRequest) (Workload, 
 				return fmt.Errorf("recording the container of workload %s: %w", id, err)
 			}
 		}
-		return nil
+		return c.notifyContainer(ctx, tx, lw, ct, "create", "start", "Creating", "")
 	})
 	if errors.Is(err, ledger.ErrExists) {
 		return Workload{}, conflictf("workload %s already exists", id)
@@ -383,6 +383,9 @@ func (c *Coordinator) fail(ctx context.Context, sreq *scheduler.Request, d *sche
 			return nil
 		}
 		if err := ledger.SetState(ctx, tx, id, ledger.StateError, reason); err != nil {
+			return err
+		}
+		if err := c.notifyContainer(ctx, tx, lw, nil, "create", "error", "Error", reason); err != nil {
 			return err
 		}
 		if d != nil || errors.Is(cause, scheduler.ErrNoValidHost) {

@@ -118,6 +118,9 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 				return nil
 			}
 		}
+		if err := c.notifyReport(ctx, tx, lw, r); err != nil {
+			return err
+		}
 		switch r.Status {
 		case agentproto.StatusDeleted:
 			if err := release(ctx, tx, lw); err != nil {
@@ -186,7 +189,13 @@ func (c *Coordinator) Delete(ctx context.Context, id string, stop, force bool) e
 			if err := release(ctx, tx, lw); err != nil {
 				return err
 			}
+			if err := c.notifyContainer(ctx, tx, lw, ct, "delete", "end", "Deleted", ""); err != nil {
+				return err
+			}
 			return ledger.DeleteWorkload(ctx, tx, id)
+		}
+		if err := c.notifyContainer(ctx, tx, lw, ct, "delete", "start", "Deleting", ""); err != nil {
+			return err
 		}
 		if lw.State != ledger.StateDeleting {
 			if err := ledger.SetState(ctx, tx, id, ledger.StateDeleting, ""); err != nil {
@@ -228,6 +237,9 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, args Action
 		err = agentEvent(ctx, tx, lw.ID, agentproto.Event{Type: agentproto.EventAction, Host: lw.Host, Container: ct,
 			Action: action, Signal: args.Signal, Timeout: args.Timeout})
 		if err != nil {
+			return err
+		}
+		if err := c.notifyContainer(ctx, tx, lw, ct, action, "start", stateStatus(lw.State), ""); err != nil {
 			return err
 		}
 		out, err = c.get(ctx, tx, lw.ID)

@@ -48,6 +48,10 @@ type Config struct {
 	// OnLeader, when set, is called with true when this relay starts
 	// leading and false when it stops (metrics; tests wait on it).
 	OnLeader func(leader bool)
+	// Delivered, when set, is called for every event delivered, once the
+	// outcome is committed, with the time its delivery returned: the
+	// notify lag (written to delivered) is at.Sub(ev.CreatedAt).
+	Delivered func(ev Event, at time.Time)
 }
 
 func (c *Config) setDefaults() {
@@ -332,6 +336,7 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 	// delivered at all (not after its key failed, nor once ctx ended).
 	outcome := make([]error, len(evs))
 	attempted := make([]bool, len(evs))
+	doneAt := make([]time.Time, len(evs))
 	work := make(chan []int)
 	var wg sync.WaitGroup
 	for range min(r.cfg.Parallelism, len(runnable)) {
@@ -348,7 +353,7 @@ func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
 						continue
 					}
 					derr := r.deliver(ctx, evs[i])
-					outcome[i], attempted[i] = derr, true
+					outcome[i], attempted[i], doneAt[i] = derr, true, r.cfg.Now()
 					if derr != nil && !isDiscard(derr) {
 						failed[evs[i].Key] = true
 					}
@@ -400,6 +405,13 @@ feed:
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("committing the outbox claim: %w", err)
+	}
+	if r.cfg.Delivered != nil {
+		for i, ev := range evs {
+			if attempted[i] && outcome[i] == nil {
+				r.cfg.Delivered(ev, doneAt[i])
+			}
+		}
 	}
 	return settled, nil
 }
