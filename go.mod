@@ -15,6 +15,7 @@ require (
 	github.com/knqyf263/go-rpmdb v0.1.1
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/spf13/viper v1.21.0
+	github.com/ulikunitz/xz v0.5.15
 	go.uber.org/goleak v1.3.0
 	k8s.io/utils v0.0.0-20261023123148-ca04ba58ecab
 )
@@ -72,4 +73,5 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.11.0 // indirect
 	modernc.org/sqlite v1.55.0 // indirect
+	pault.ag/go/debian v0.19.0 // indirect
 )

@@ -30,6 +30,10 @@ commands:
   list           list stored images
   show ID        an image's basic information and partitions
   packages ID    an image's installed packages
+  advise ID      compare an image's packages with a fix feed and/or an advisory file
+                 (--feed URL|PATH, --advisories FILE); stores and prints the plan
+  upgrade ID     apply the advised upgrades offline to a copy of the image (--feed URL|PATH,
+                 --out PATH, --docker-host URL); inspects and stores the result
 
 flags (anywhere after the command):
   -f table|json  output format (default table)
@@ -60,6 +64,7 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 	format := fs.String("f", "table", "output format: table or json")
 	workDir := fs.String("work-dir", "", "directory for the raw copy of a qcow2 image")
 	quiet := fs.Bool("q", false, "no progress on stderr")
+	up := upgradeFlags(fs)
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
@@ -67,7 +72,7 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 	if *format != "table" && *format != "json" {
 		return fmt.Errorf("unknown output format %q (table or json)", *format)
 	}
-	want := map[string]int{"inspect": 1, "list": 0, "show": 1, "packages": 1}
+	want := map[string]int{"inspect": 1, "list": 0, "show": 1, "packages": 1, "advise": 1, "upgrade": 1}
 	n, ok := want[sub]
 	if !ok {
 		return fmt.Errorf("unknown images command %q\n\n%s", sub, imagesUsage)
@@ -76,7 +81,7 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 		return fmt.Errorf("images %s takes %d argument(s), got %d\n\n%s", sub, n, len(pos), imagesUsage)
 	}
 	var id int64
-	if sub == "show" || sub == "packages" {
+	if sub == "show" || sub == "packages" || sub == "advise" || sub == "upgrade" {
 		if id, err = strconv.ParseInt(pos[0], 10, 64); err != nil || id <= 0 {
 			return fmt.Errorf("image id %q is not a positive integer (see unisched images list)", pos[0])
 		}
@@ -107,6 +112,10 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 	defer pool.Close()
 
 	switch sub {
+	case "advise":
+		return c.advise(ctx, pool, id, up, *format)
+	case "upgrade":
+		return c.upgrade(ctx, pool, id, up, *format, *workDir, *quiet)
 	case "inspect":
 		opts := inspect.Options{WorkDir: *workDir}
 		if !*quiet {

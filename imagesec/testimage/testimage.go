@@ -36,15 +36,20 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "10"
+const builderVersion = "11"
 
-// BasePackages are unpacked into every test root. They are not a complete
-// dependency closure (nothing runs in the image); they are real packages with
-// real control data, chosen to be small and to cover epochs (zlib1g),
-// binNMU versions (bash) and Source fields that differ from the name.
+// BasePackages are unpacked into every test root: real packages with real
+// control data, chosen to be small and to cover epochs (zlib1g), binNMU
+// versions (bash) and Source fields that differ from the name. With
+// coreutils, dash, debianutils, libc-bin and the libraries below they are
+// the dependency closure of the guest's own dpkg (sh, rm, tar, ldconfig,
+// dpkg-deb, start-stop-daemon), so imagesec/upgrade can run it in a
+// sandbox; apt's own libraries are left out (apt is only listed).
 var BasePackages = []string{
 	"apt", "base-files", "base-passwd", "bash", "dpkg", "gcc-12-base", "libc6",
 	"libgcc-s1", "tar", "zlib1g", "liblzma5", "libzstd1", "libbz2-1.0",
+	"coreutils", "dash", "debianutils", "libacl1", "libattr1", "libc-bin",
+	"libgmp10", "libmd0", "libpcre2-8-0", "libselinux1",
 }
 
 // Package is one package put into the image, as its .deb declares it.
@@ -83,6 +88,9 @@ type Images struct {
 	OSVersionID      string    `json:"os_version_id"`  // os-release VERSION_ID
 	DebianVersion    string    `json:"debian_version"` // /etc/debian_version
 	Kernel           string    `json:"kernel"`         // /lib/modules/<Kernel>; "" without a kernel package
+	// Feed is the test fix feed for advise and upgrade (paths made
+	// absolute by load).
+	Feed Feed `json:"feed"`
 }
 
 // Tools are the programs Build needs, with the Debian package providing each
@@ -238,7 +246,7 @@ func load(dir string) (*Images, error) {
 		return nil, err
 	}
 	im.Dir = dir
-	for _, p := range []*string{&im.RawGPT, &im.RawMBR, &im.RawLogical, &im.QcowGPT, &im.QcowMBR, &im.WholeFS, &im.NoPkgDB, &im.Blank, &im.XFS, &im.Truncate, &im.RPM} {
+	for _, p := range []*string{&im.RawGPT, &im.RawMBR, &im.RawLogical, &im.QcowGPT, &im.QcowMBR, &im.WholeFS, &im.NoPkgDB, &im.Blank, &im.XFS, &im.Truncate, &im.RPM, &im.Feed.Dir, &im.Feed.Advisories, &im.Feed.BadPostinst} {
 		if *p == "" {
 			continue
 		}
@@ -340,7 +348,11 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 		if _, err := output(ctx, "", "dpkg-deb", "-x", deb, root); err != nil {
 			return nil, err
 		}
-		writeStatus(&status, control)
+		conffiles, err := writeInfo(ctx, deb, root, f)
+		if err != nil {
+			return nil, fmt.Errorf("dpkg database entry of %s: %w", filepath.Base(deb), err)
+		}
+		writeStatus(&status, control, conffiles)
 		if f["Package"] == "base-files" {
 			// The no-package-database image: base-files alone, as
 			// unpacked, with no dpkg status.
@@ -354,7 +366,7 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 	if err := mergeUsr(root); err != nil {
 		return nil, fmt.Errorf("merging /usr: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
+	if err := dpkgDirs(root); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), status.Bytes(), 0o644); err != nil {
@@ -521,6 +533,12 @@ func build(ctx context.Context, tmp, arch string, names []string, resolved map[s
 	}
 	im.Truncate = "truncated.qcow2"
 
+	feed, err := buildFeed(ctx, tmp, out, files, im.Packages)
+	if err != nil {
+		return nil, fmt.Errorf("building the fix feed: %w", err)
+	}
+	im.Feed = *feed
+
 	b, err := json.MarshalIndent(im, "", "  ")
 	if err != nil {
 		return nil, err
@@ -673,7 +691,7 @@ func moveInto(from, to string) error {
 // writeStatus appends the dpkg status paragraph of an unpacked package: its
 // control fields with "Status: install ok installed" after Package, as dpkg
 // writes them (Description and other multi-line fields kept as they are).
-func writeStatus(w *bytes.Buffer, control string) {
+func writeStatus(w *bytes.Buffer, control, conffiles string) {
 	sc := bufio.NewScanner(strings.NewReader(strings.TrimRight(control, "\n")))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -683,6 +701,7 @@ func writeStatus(w *bytes.Buffer, control string) {
 			w.WriteString("Status: install ok installed\n")
 		}
 	}
+	w.WriteString(conffiles)
 	w.WriteString("\n")
 }
 

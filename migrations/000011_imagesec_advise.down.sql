@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS imagesec_upgrades;
+DROP TABLE IF EXISTS imagesec_advice;
