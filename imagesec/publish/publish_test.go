@@ -32,7 +32,6 @@ func qcow2(t *testing.T, size string) string {
 	return p
 }
 
-
 // TestPublish publishes patched images of a parent in a real Glance and
 // checks the new images, their properties, the hidden parent, the
 // lineage and family resolution; bad requests create nothing.
@@ -131,8 +130,8 @@ func TestPublish(t *testing.T) {
 	}
 	for k, want := range map[string]string{
 		"unisched_parent_image": parent.ID, "unisched_family": parent.ID,
-		"unisched_fixes":        "bash 5.2.15-2+b2->5.2.15-2+b3, libc6 2.36-9+deb12u7->2.36-9+deb12u9",
-		"unisched_advisories":   "DSA-5001-1, DSA-5002-1", "unisched_patched_at": "2026-11-27T05:00:00Z",
+		"unisched_fixes":      "bash 5.2.15-2+b2->5.2.15-2+b3, libc6 2.36-9+deb12u7->2.36-9+deb12u9",
+		"unisched_advisories": "DSA-5001-1, DSA-5002-1", "unisched_patched_at": "2026-11-27T05:00:00Z",
 		"hw_disk_bus": "virtio", "os_distro": "debian", "owner_note": "",
 	} {
 		if got := prop(k); got != want {
