@@ -2,16 +2,20 @@ package zunext
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/bridgetest"
+	"github.com/unisched/unisched/bridge/ledger"
 )
 
 func TestContainerView(t *testing.T) {
-	h, svc := newTestHandler(t)
+	h, tb := newTestHandler(t)
 	body := `{"name": "web", "image": "busybox", "command": ["sleep", "60"], "memory": 256, "cpu": 2,
 		"environment": {"A": "b"}, "labels": {"n": "1"}, "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 3},
 		"healthcheck": {"cmd": "true", "interval": 3}, "hostname": "box", "workdir": "/tmp", "auto_remove": true,
@@ -31,7 +35,10 @@ func TestContainerView(t *testing.T) {
 		"auto_remove": true, "image_pull_policy": "always", "runtime": "runc", "interactive": true, "tty": false,
 		"image_driver": "docker", "privileged": false, "registry_id": nil, "entrypoint": nil, "project_id": "admin",
 		"user_id": "admin", "status_detail": nil, "disk": 0.0, "auto_heal": nil,
-		"created_at": "2026-01-02 03:04:06+00:00",
+		"created_at": pyTime(tb.get(t, id).CreatedAt),
+	}
+	if at, _ := c["created_at"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?\+00:00$`).MatchString(at) {
+		t.Errorf("created_at %q is not Python's str(datetime)", at)
 	}
 	for k, v := range want {
 		if got, ok := c[k]; !ok || !jsonEqual(got, v) {
@@ -51,32 +58,46 @@ func TestContainerView(t *testing.T) {
 	if !strings.Contains(string(res.body), `"cpu":2.0`) {
 		t.Errorf("cpu is not rendered as a Python float: %s", res.body)
 	}
-	if !svc.last.Container.Running || svc.last.Container.Tty || !svc.last.Container.Interactive ||
-		svc.last.Container.RestartPolicy.MaximumRetryCount != 3 || svc.last.MemoryMB != 256 || svc.last.CPU != 2 {
-		t.Errorf("create request %+v / %+v", svc.last, svc.last.Container)
+	// what the coordinator stored and claimed, and told host1's agent
+	w := tb.get(t, id)
+	if w.Container == nil || !w.Container.Running || w.Container.Tty || !w.Container.Interactive ||
+		w.Container.RestartPolicy != (agentproto.RestartPolicy{Name: "on-failure", MaximumRetryCount: 3}) ||
+		w.Container.MemoryMB != 256 || w.Container.CPU != 2 || w.Container.Hostname != "box" || w.Container.Workdir != "/tmp" {
+		t.Errorf("stored container %+v", w.Container)
+	}
+	if w.Host != "host1" || w.State != ledger.StateClaimed || w.Resources.MemoryMB != 256 || w.Resources.VCPU != 2 {
+		t.Errorf("stored workload %+v", w.Workload)
+	}
+	if evs := tb.events(t, agentproto.EventCreate); len(evs) != 1 || evs[0].Host != "host1" || evs[0].Container.WorkloadID != id {
+		t.Errorf("create events %+v", evs)
 	}
 
 	// the agent's reports drive the status
-	svc.setRuntime(id, agentproto.StatusRunning, "")
+	tb.report(t, id, agentproto.StatusRunning, "", nil)
 	c = do(t, h, apiCall{method: "GET", path: "/v1/containers/" + id, version: latest}).json(t)
 	if c["status"] != "Running" || c["task_state"] != nil {
 		t.Errorf("running: %v %v", c["status"], c["task_state"])
 	}
-	do(t, h, apiCall{method: "POST", path: "/v1/containers/" + id + "/stop", version: latest})
+	if res := do(t, h, apiCall{method: "POST", path: "/v1/containers/" + id + "/stop", version: latest}); res.status != 202 {
+		t.Fatalf("stop: %d %s", res.status, res.body)
+	}
 	c = do(t, h, apiCall{method: "GET", path: "/v1/containers/" + id, version: latest}).json(t)
 	if c["status"] != "Running" || c["task_state"] != "container_stopping" {
 		t.Errorf("stopping: %v %v", c["status"], c["task_state"])
 	}
 	// a container that ended by itself: Stopped with Docker's detail, no task
-	do(t, h, apiCall{method: "POST", path: "/v1/containers/" + id + "/start", version: latest})
-	svc.setRuntime(id, agentproto.StatusStopped, "")
+	tb.report(t, id, agentproto.StatusStopped, "", nil)
+	if res := do(t, h, apiCall{method: "POST", path: "/v1/containers/" + id + "/start", version: latest}); res.status != 202 {
+		t.Fatalf("start: %d %s", res.status, res.body)
+	}
+	tb.report(t, id, agentproto.StatusRunning, "", nil)
 	code := 3
-	svc.workloads[id].Runtime.ExitCode = &code
+	tb.report(t, id, agentproto.StatusStopped, "", &code)
 	c = do(t, h, apiCall{method: "GET", path: "/v1/containers/" + id, version: latest}).json(t)
 	if c["status"] != "Stopped" || c["task_state"] != nil || c["status_detail"] != "Exited(3)" {
 		t.Errorf("exited: %v %v %v", c["status"], c["task_state"], c["status_detail"])
 	}
-	svc.setRuntime(id, agentproto.StatusError, "image busybox not found")
+	tb.report(t, id, agentproto.StatusError, "image busybox not found", nil)
 	c = do(t, h, apiCall{method: "GET", path: "/v1/containers/web", version: latest}).json(t)
 	if c["status"] != "Error" || c["status_reason"] != "image busybox not found" {
 		t.Errorf("error: %v %v", c["status"], c["status_reason"])
@@ -88,8 +109,14 @@ func TestContainerView(t *testing.T) {
 		t.Fatalf("no valid host: %d %s", res.status, res.body)
 	}
 	c = res.json(t)
-	if c["status"] != "Error" || c["status_reason"] != "There are not enough hosts available." || c["host"] != nil {
+	if reason, _ := c["status_reason"].(string); c["status"] != "Error" || !strings.HasPrefix(reason, "There are not enough hosts available.") || c["host"] != nil {
 		t.Errorf("no valid host view: %v", c)
+	}
+	if w := tb.get(t, c["uuid"].(string)); w.State != ledger.StateError || w.Host != "" {
+		t.Errorf("unplaced workload %+v", w.Workload)
+	}
+	if held := tb.allocations(t, c["uuid"].(string)); len(held) != 0 {
+		t.Errorf("the unplaced container holds %v", held)
 	}
 
 	// a member does not see the admin-only fields; tty follows interactive
@@ -189,11 +216,11 @@ func TestProjectIsolation(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	h, svc := newTestHandler(t)
+	h, tb := newTestHandler(t)
 	newC := func(status string) string {
 		id := create(t, h, "demo:demo", `{"image": "busybox"}`)["uuid"].(string)
 		if status != "" {
-			svc.setRuntime(id, status, "")
+			tb.report(t, id, status, "", nil)
 		}
 		return id
 	}
@@ -229,16 +256,38 @@ func TestDelete(t *testing.T) {
 			}
 		}
 	}
-	want := []string{running + " stop=true force=false", stopped + " stop=false force=false", creating + " stop=false force=true"}
-	if strings.Join(svc.deletes, "|") != strings.Join(want, "|") {
-		t.Errorf("deletes %v, want %v", svc.deletes, want)
+	// the deletes that were accepted, and only those, reached host1's
+	// agent with their flags; the claims stay until the agent reports the
+	// containers gone
+	var deletes []string
+	for _, ev := range tb.events(t, agentproto.EventDelete) {
+		deletes = append(deletes, fmt.Sprintf("%s %s stop=%v force=%v", ev.Container.WorkloadID, ev.Host, ev.Stop, ev.Force))
+	}
+	want := []string{running + " host1 stop=true force=false", stopped + " host1 stop=false force=false", creating + " host1 stop=false force=true"}
+	if strings.Join(deletes, "|") != strings.Join(want, "|") {
+		t.Errorf("delete events %v, want %v", deletes, want)
+	}
+	for _, id := range []string{creating, running, stopped} {
+		if w := tb.get(t, id); w.State != ledger.StateDeleting || len(tb.allocations(t, id)) == 0 {
+			t.Errorf("%s after its delete: state %s, allocations %v", id, w.State, tb.allocations(t, id))
+		}
+	}
+	tb.report(t, stopped, agentproto.StatusDeleted, "", nil)
+	if res := do(t, h, apiCall{method: "GET", path: "/v1/containers/" + stopped, token: "demo:demo", version: latest}); res.status != 404 {
+		t.Errorf("after the agent removed it: %d %s", res.status, res.body)
+	}
+	if held := tb.allocations(t, stopped); len(held) != 0 {
+		t.Errorf("a removed container still holds %v", held)
 	}
 }
 
 func TestActions(t *testing.T) {
-	h, svc := newTestHandler(t)
+	h, tb := newTestHandler(t)
 	id := create(t, h, "demo:demo", `{"name": "c1", "image": "busybox"}`)["uuid"].(string)
-	svc.setRuntime(id, agentproto.StatusRunning, "")
+	tb.report(t, id, agentproto.StatusRunning, "", nil)
+	// half of host1's memory goes to another project's container, so that
+	// a resize to 8000 MB cannot fit
+	create(t, h, "admin:admin", `{"image": "busybox", "memory": 4096}`)
 	base := "/v1/containers/" + id
 	tests := []struct {
 		name, method, path, version, body string
@@ -279,13 +328,36 @@ func TestActions(t *testing.T) {
 			}
 		}
 	}
+	// what reached host1's agent: the accepted actions with their
+	// arguments, the renames and the resizes, nothing of the refusals
+	var actions []string
+	for _, ev := range tb.events(t, agentproto.EventAction) {
+		actions = append(actions, fmt.Sprintf("%s %s %s %d", ev.Container.WorkloadID, ev.Action, ev.Signal, ev.Timeout))
+	}
 	want := []string{id + " stop  5", id + " reboot  0", id + " pause  0", id + " kill SIGTERM 0", id + " kill SIGKILL 0"}
-	if strings.Join(svc.actions, "|") != strings.Join(want, "|") {
-		t.Errorf("actions %q, want %q", svc.actions, want)
+	if strings.Join(actions, "|") != strings.Join(want, "|") {
+		t.Errorf("action events %q, want %q", actions, want)
+	}
+	var renames, updates []string
+	for _, ev := range tb.events(t, agentproto.EventRename) {
+		renames = append(renames, ev.Container.Name)
+	}
+	for _, ev := range tb.events(t, agentproto.EventUpdate) {
+		updates = append(updates, fmt.Sprintf("%g/%d", ev.Container.CPU, ev.Container.MemoryMB))
+	}
+	if strings.Join(renames, ",") != "c2,c3" || strings.Join(updates, ",") != "0.5/1024,0.5/2048" {
+		t.Errorf("rename events %v, update events %v", renames, updates)
 	}
 	c := do(t, h, apiCall{method: "GET", path: base, token: "demo:demo", version: latest}).json(t)
 	if c["name"] != "c3" || c["memory"] != "2048" || c["cpu"] != 0.5 {
 		t.Errorf("after rename and resizes: %v %v %v", c["name"], c["memory"], c["cpu"])
+	}
+	// the claim follows the resizes; the refused one changed nothing
+	if got := tb.allocations(t, id); got["MEMORY_MB"] != 2048 || got["VCPU"] != 1 {
+		t.Errorf("allocations after the resizes %v", got)
+	}
+	if w := tb.get(t, id); w.Container.Running {
+		t.Errorf("the last action was a kill, the container is still wanted running")
 	}
 	// a container still creating cannot be updated
 	id2 := create(t, h, "demo:demo", `{"image": "busybox"}`)["uuid"].(string)
@@ -296,12 +368,12 @@ func TestActions(t *testing.T) {
 }
 
 func TestListPagingAndFilters(t *testing.T) {
-	h, svc := newTestHandler(t)
+	h, tb := newTestHandler(t)
 	var ids []string
 	for _, n := range []string{"b", "a", "c"} {
 		ids = append(ids, create(t, h, "demo:demo", `{"name": "`+n+`1", "image": "busybox"}`)["uuid"].(string))
 	}
-	svc.setRuntime(ids[1], agentproto.StatusRunning, "")
+	tb.report(t, ids[1], agentproto.StatusRunning, "", nil)
 	list := func(q string) (int, []string, any) {
 		res := do(t, h, apiCall{method: "GET", path: "/v1/containers" + q, token: "demo:demo", version: latest})
 		if res.status != 200 {
@@ -347,11 +419,12 @@ func TestListPagingAndFilters(t *testing.T) {
 	}
 }
 
-// TestSynchronousCalls runs logs, execute, stats and top against a fake
-// agent speaking agentproto's routes.
+// TestSynchronousCalls runs logs, execute, stats and top against a
+// stand-in agent speaking agentproto's routes (the agent's side is not
+// under test here), registered with the coordinator as host1's agent.
 func TestSynchronousCalls(t *testing.T) {
-	h, svc := newTestHandler(t)
-	id := create(t, h, "demo:demo", `{"image": "busybox"}`)["uuid"].(string)
+	h, tb := newTestHandler(t)
+	var id string // set before the agent is called
 	var seen []string
 	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.Method+" "+r.URL.RequestURI())
@@ -373,7 +446,11 @@ func TestSynchronousCalls(t *testing.T) {
 		}
 	}))
 	defer agent.Close()
-	svc.agents["host1"] = agent.URL
+	// host1's agent registers again with the URL it listens on
+	reg := bridgetest.TwoCells("host1")
+	reg.AgentURL = agent.URL
+	bridgetest.Register(t, tb.c, reg)
+	id = create(t, h, "demo:demo", `{"image": "busybox"}`)["uuid"].(string)
 	base := "/v1/containers/" + id
 
 	// logs are allowed while creating? No: Creating is not in Zun's list
@@ -381,7 +458,7 @@ func TestSynchronousCalls(t *testing.T) {
 	if res.status != 409 {
 		t.Errorf("logs while creating: %d %s", res.status, res.body)
 	}
-	svc.setRuntime(id, agentproto.StatusRunning, "")
+	tb.report(t, id, agentproto.StatusRunning, "", nil)
 	res = do(t, h, apiCall{method: "GET", path: base + "/logs?stdout=True&tail=10&since=2026-01-02+03:04:05,5", token: "demo:demo", version: latest})
 	if res.status != 200 || string(res.body) != "\"hello\\n\"\n" {
 		t.Errorf("logs: %d %q", res.status, res.body)
@@ -411,10 +488,14 @@ func TestSynchronousCalls(t *testing.T) {
 	if strings.Join(seen, "|") != strings.Join(wantSeen, "|") {
 		t.Errorf("agent saw %q\nwant %q", seen, wantSeen)
 	}
-	// the agent does not know the container; then the agent is gone
-	svc.mu.Lock()
-	svc.workloads[id].ID = id
-	svc.mu.Unlock()
+	// the agent does not know the container: its 404 is the API's
+	other := create(t, h, "demo:demo", `{"image": "busybox"}`)["uuid"].(string)
+	tb.report(t, other, agentproto.StatusRunning, "", nil)
+	res = do(t, h, apiCall{method: "GET", path: "/v1/containers/" + other + "/stats", token: "demo:demo", version: latest})
+	if res.status != 404 || res.errorOf(t)["detail"] != "no such container" {
+		t.Errorf("container unknown to the agent: %d %s", res.status, res.body)
+	}
+	// then the agent is gone
 	agent.Close()
 	res = do(t, h, apiCall{method: "GET", path: base + "/stats", token: "demo:demo", version: latest})
 	if res.status != 503 {

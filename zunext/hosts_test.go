@@ -1,41 +1,60 @@
 package zunext
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/utils/cpuset"
-
-	"github.com/unisched/unisched/bridge"
+	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/ledger"
 )
 
+// TestHostsAndServices shows registered hosts as Zun's compute nodes and
+// their agents as zun-compute services: topology from the registration,
+// usage from Placement's allocations of the containers placed there, up or
+// down by the agents' heartbeats.
 func TestHostsAndServices(t *testing.T) {
-	h, svc := newTestHandler(t)
-	now := svc.clock
-	svc.hosts = []bridge.HostInfo{
-		{Host: ledger.Host{Name: "host2", ProviderUUID: "22222222-2222-2222-2222-222222222222", HeartbeatAt: now.Add(-10 * time.Minute),
-			CreatedAt: now.Add(-time.Hour), Topology: ledger.Topology{Cells: []ledger.Cell{{ID: 0, CPUs: cpuset.New(0, 1), MemoryMB: 2048}},
-				SharedCPUs: cpuset.New(0, 1)}},
-			Resources: map[string]bridge.HostResource{"MEMORY_MB": {Total: 2048}, "VCPU": {Total: 2, AllocationRatio: 4}}},
-		{Host: ledger.Host{Name: "host1", ProviderUUID: "11111111-1111-1111-1111-111111111111", HeartbeatAt: now.Add(-5 * time.Second),
-			CreatedAt: now.Add(-2 * time.Hour), AvailabilityZone: "az1",
-			Topology: ledger.Topology{Cells: []ledger.Cell{{ID: 0, CPUs: cpuset.New(0, 1, 2, 3), MemoryMB: 4096}},
-				SharedCPUs: cpuset.New(0, 1), DedicatedCPUs: cpuset.New(2, 3)}},
-			Resources: map[string]bridge.HostResource{"MEMORY_MB": {Total: 4096, Used: 768}, "VCPU": {Total: 2, Used: 1},
-				"PCPU": {Total: 2, Used: 2}, "DISK_GB": {Total: 100, Used: 10}},
-			Workloads: 3, OS: "Debian GNU/Linux 12", KernelVersion: "6.1.0", Architecture: "x86_64"},
+	tb := newBareTestbed(t)
+	h, ctx := tb.h, context.Background()
+	host1 := bridgetest.Register(t, tb.c, agentproto.Registration{Host: "host1", AgentURL: "http://127.0.0.1:1", AvailabilityZone: "az1",
+		Cells: []agentproto.Cell{{ID: 0, CPUs: "0-3", MemoryMB: 4096}}, DedicatedCPUs: "2,3", SharedCPUs: "0,1", DiskGB: 100,
+		OS: "Debian GNU/Linux 12", KernelVersion: "6.1.0", Architecture: "x86_64"})
+	// three containers on it: VCPU 1, PCPU 2, 768 MB and 10 GB in use
+	for _, body := range []string{
+		`{"image": "busybox", "cpu": 1, "memory": 256, "disk": 10}`,
+		`{"image": "busybox", "cpu": 1, "memory": 256, "cpu_policy": "dedicated"}`,
+		`{"image": "busybox", "cpu": 1, "memory": 256, "cpu_policy": "dedicated"}`,
+	} {
+		if c := create(t, h, "demo:demo", body); c["status"] != "Creating" {
+			t.Fatalf("%s: %v %v", body, c["status"], c["status_reason"])
+		}
 	}
+	// a second host, without dedicated CPUs, whose agent stopped
+	// heartbeating ten minutes ago
+	host2 := bridgetest.Register(t, tb.c, agentproto.Registration{Host: "host2", AgentURL: "http://127.0.0.1:1",
+		Cells: []agentproto.Cell{{ID: 0, CPUs: "0-1", MemoryMB: 2048}}, SharedCPUs: "0,1"})
+	hosts, err := tb.c.ListHosts(ctx)
+	if err != nil || len(hosts) != 2 || hosts[0].Name != "host1" {
+		t.Fatalf("hosts %+v (%v)", hosts, err)
+	}
+	now := hosts[0].HeartbeatAt.Add(5 * time.Second)
+	tb.now = func() time.Time { return now }
+	if err := ledger.Heartbeat(ctx, tb.pool, "host2", now.Add(-10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
 	res := do(t, h, apiCall{method: "GET", path: "/v1/hosts/", version: latest})
 	if res.status != 200 {
 		t.Fatalf("hosts: %d %s", res.status, res.body)
 	}
-	hosts := res.json(t)["hosts"].([]any)
-	if len(hosts) != 2 || hosts[0].(map[string]any)["hostname"] != "host1" {
-		t.Fatalf("hosts %v", hosts)
+	views := res.json(t)["hosts"].([]any)
+	if len(views) != 2 || views[0].(map[string]any)["hostname"] != "host1" {
+		t.Fatalf("hosts %v", views)
 	}
-	h1 := hosts[0].(map[string]any)
-	want := map[string]any{"uuid": "11111111-1111-1111-1111-111111111111", "mem_total": 4096.0, "mem_used": 768.0,
+	h1 := views[0].(map[string]any)
+	want := map[string]any{"uuid": host1.ProviderUUID, "mem_total": 4096.0, "mem_used": 768.0,
 		"cpus": 4.0, "cpu_used": 3.0, "disk_total": 100.0, "disk_used": 10.0, "total_containers": 3.0,
 		"os": "Debian GNU/Linux 12", "kernel_version": "6.1.0", "architecture": "x86_64", "enable_cpu_pinning": true,
 		"os_type": "linux"}
@@ -44,10 +63,11 @@ func TestHostsAndServices(t *testing.T) {
 			t.Errorf("host1 %s = %v, want %v", k, h1[k], v)
 		}
 	}
-	if h2 := hosts[1].(map[string]any); h2["os"] != nil || h2["enable_cpu_pinning"] != false || h2["cpus"] != 2.0 {
+	if h2 := views[1].(map[string]any); h2["os"] != nil || h2["enable_cpu_pinning"] != false || h2["cpus"] != 2.0 ||
+		h2["mem_total"] != 2048.0 || h2["total_containers"] != 0.0 {
 		t.Errorf("host2 %v", h2)
 	}
-	for _, ident := range []string{"host2", "22222222-2222-2222-2222-222222222222", "22222222222222222222222222222222"} {
+	for _, ident := range []string{"host2", host2.ProviderUUID, strings.ReplaceAll(host2.ProviderUUID, "-", "")} {
 		res = do(t, h, apiCall{method: "GET", path: "/v1/hosts/" + ident, version: latest})
 		if res.status != 200 || res.json(t)["hostname"] != "host2" {
 			t.Errorf("host %s: %d %s", ident, res.status, res.body)
@@ -58,7 +78,7 @@ func TestHostsAndServices(t *testing.T) {
 		t.Errorf("unknown host: %d %s", res.status, res.body)
 	}
 	res = do(t, h, apiCall{method: "GET", path: "/v1/hosts?limit=1", version: latest})
-	if m := res.json(t); len(m["hosts"].([]any)) != 1 || m["next"] != "http://zun.test/v1/hosts?sort_key=hostname&sort_dir=asc&limit=1&marker=11111111-1111-1111-1111-111111111111" {
+	if m := res.json(t); len(m["hosts"].([]any)) != 1 || m["next"] != "http://zun.test/v1/hosts?sort_key=hostname&sort_dir=asc&limit=1&marker="+host1.ProviderUUID {
 		t.Errorf("hosts page: %s", res.body)
 	}
 
@@ -71,20 +91,27 @@ func TestHostsAndServices(t *testing.T) {
 		t.Errorf("services carry no next: %v", m)
 	}
 	services := m["services"].([]any)
+	if len(services) != 2 {
+		t.Fatalf("services %v", services)
+	}
 	s1, s2 := services[0].(map[string]any), services[1].(map[string]any)
 	if s1["host"] != "host1" || s1["state"] != "up" || s1["binary"] != "zun-compute" || s1["id"] != 1.0 || s1["availability_zone"] != "az1" ||
-		s1["last_seen_up"] != now.Add(-5*time.Second).Format("2006-01-02T15:04:05.000000") {
+		s1["last_seen_up"] != now.Add(-5*time.Second).UTC().Format("2006-01-02T15:04:05.000000") {
 		t.Errorf("service 1 %v", s1)
 	}
-	if s2["host"] != "host2" || s2["state"] != "down" || s2["availability_zone"] != "nova" {
+	if s2["host"] != "host2" || s2["state"] != "down" || s2["availability_zone"] != "nova" || s2["id"] != 2.0 {
 		t.Errorf("service 2 %v", s2)
 	}
 }
 
 func TestZonesAndUnofferedResources(t *testing.T) {
-	h, svc := newTestHandler(t)
-	svc.hosts = []bridge.HostInfo{{Host: ledger.Host{Name: "a", AvailabilityZone: "az2"}}, {Host: ledger.Host{Name: "b"}},
-		{Host: ledger.Host{Name: "c", AvailabilityZone: "az2"}}}
+	tb := newBareTestbed(t)
+	h := tb.h
+	for name, az := range map[string]string{"a": "az2", "b": "", "c": "az2"} {
+		reg := bridgetest.TwoCells(name)
+		reg.AvailabilityZone = az
+		bridgetest.Register(t, tb.c, reg)
+	}
 	res := do(t, h, apiCall{method: "GET", path: "/v1/availability_zones", token: "demo:demo", version: latest})
 	if res.status != 200 || !jsonEqual(res.json(t)["availability_zones"], []map[string]string{{"availability_zone": "az2"}, {"availability_zone": "nova"}}) {
 		t.Errorf("zones: %d %s", res.status, res.body)

@@ -5,13 +5,17 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/unisched/unisched/bridge/bridgetest"
+	"github.com/unisched/unisched/bridge/ledger"
 )
 
 // TestCreateValidation covers every create field: Zun's schema errors
 // (exact wording where clients see it), its version and policy checks,
 // and the refusals of what this deployment cannot honour.
 func TestCreateValidation(t *testing.T) {
-	h, svc := newTestHandler(t)
+	h, tb := newTestHandler(t)
+	bridgetest.Register(t, tb.c, bridgetest.TwoCells("host2"))
 	const member = "demo:demo"
 	tests := []struct {
 		name    string
@@ -23,6 +27,7 @@ func TestCreateValidation(t *testing.T) {
 		code    string // "" to skip
 		detail  string // prefix of the detail; "" to skip
 		suffix  string // suffix of the detail; "" to skip
+		host    string // where a created container is placed; "" for host1
 	}{
 		{name: "minimal", body: `{"image": "busybox"}`, status: 202},
 		{name: "all accepted fields", body: `{"name": "web-1", "image": "busybox:latest", "command": ["sleep", "60"],
@@ -159,7 +164,12 @@ func TestCreateValidation(t *testing.T) {
 		{name: "host before 1.39", version: "container 1.38", body: `{"image": "busybox", "host": "host2"}`, status: 400, detail: "Additional properties are not allowed ('host' was unexpected)"},
 		{name: "host member", token: member, body: `{"image": "busybox", "host": "host2"}`, status: 403, detail: "Policy doesn't allow container:create:requested_destination to be performed."},
 		{name: "host pattern", body: `{"image": "busybox", "host": "a/b"}`, status: 400, detail: "Invalid input for field 'host'."},
-		{name: "host admin", body: `{"image": "busybox", "host": "host2"}`, status: 202},
+		{name: "host admin", body: `{"image": "busybox", "host": "host2"}`, status: 202, host: "host2"},
+		// what the database cannot store
+		{name: "workdir with NUL", body: `{"image": "busybox", "workdir": "/tmp\u0000"}`, status: 400, code: "container.invalid-value",
+			detail: "Invalid input for field 'workdir'. The value contains a NUL character."},
+		{name: "label with NUL", body: `{"image": "busybox", "labels": {"a": "\u0000"}}`, status: 400, detail: "Invalid input for field 'a'."},
+		{name: "command item with NUL", body: `{"image": "busybox", "command": ["sh", "\u0000"]}`, status: 400, detail: "Invalid input for field 'command'."},
 		// query
 		{name: "run query", query: "?run=maybe", body: `{"image": "busybox"}`, status: 400,
 			detail: "Invalid input for query parameters 'run'. Value: 'maybe'. 'maybe' is not one of [True, 'True', 'TRUE', 'true', '1', "},
@@ -172,12 +182,24 @@ func TestCreateValidation(t *testing.T) {
 			if v == "" {
 				v = latest
 			}
+			before := tb.rows(t)
 			res := do(t, h, apiCall{method: "POST", path: "/v1/containers" + tc.query, token: tc.token, version: v, body: tc.body})
 			if res.status != tc.status {
 				t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.body)
 			}
 			if tc.status < 300 {
+				// created, claimed on a host (the one asked for), and
+				// its agent told
+				w := tb.get(t, res.json(t)["uuid"].(string))
+				if after := tb.rows(t); w.State != ledger.StateClaimed || (tc.host != "" && w.Host != tc.host) || w.Host == "" ||
+					len(tb.allocations(t, w.ID)) == 0 || after[0] != before[0]+1 || after[2] != before[2]+1 {
+					t.Errorf("stored state %s on %q, allocations %v; workloads, allocations, events %v, were %v",
+						w.State, w.Host, tb.allocations(t, w.ID), after, before)
+				}
 				return
+			}
+			if after := tb.rows(t); after != before {
+				t.Errorf("a refused create reached the coordinator: workloads, allocations, events %v, were %v", after, before)
 			}
 			e := res.errorOf(t)
 			if tc.code != "" && e["code"] != tc.code {
@@ -192,7 +214,6 @@ func TestCreateValidation(t *testing.T) {
 			}
 		})
 	}
-	_ = svc
 }
 
 // TestCreateNeverServerError sends odd values for every field: the
