@@ -6,32 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
-	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// realCoordinator is the coordinator on a fresh PostgreSQL database with
-// the default scheduler configuration and one registered host.
-func realCoordinator(t *testing.T) *bridge.Coordinator {
-	t.Helper()
-	c, _ := bridgetest.Coordinator(t)
-	reg := bridgetest.TwoCells("host1")
-	reg.OS, reg.KernelVersion, reg.Architecture = "Debian GNU/Linux 12", "6.1.0", "x86_64"
-	bridgetest.Register(t, c, reg)
-	return c
-}
-
 // TestOverCoordinator drives the container life cycle through the API
 // over the real coordinator: create (claim), the agent's reports, an
 // action, a resize, delete with stop, and a create no host can take.
 func TestOverCoordinator(t *testing.T) {
-	c := realCoordinator(t)
-	ctx := context.Background()
-	h := NewHandler(c, Options{})
+	h, tb := newTestHandler(t)
+	c, ctx := tb.c, context.Background()
 
 	res := do(t, h, apiCall{method: "POST", path: "/v1/containers?run=true", token: "alice:demo", version: latest,
 		body: `{"name": "web", "image": "busybox", "command": ["sleep", "600"], "cpu": 1.5, "memory": 256,
