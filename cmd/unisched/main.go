@@ -34,12 +34,14 @@ var Version = "dev"
 const usage = `usage: unisched <command> [--config FILE]
 
 commands:
-  serve     run the Placement API and the container API (Zun, /v1/workloads, agents)
+  serve     run the Placement API, the container API (Zun, /v1/workloads, agents)
+            and, with nova_proxy.listen set, the Nova API proxy
   migrate   apply database migrations (migrate down reverts them all)
   version   print the version
 
 Configuration: etc/unisched.yaml keys, each overridable as UNISCHED_<SECTION>_<KEY>
-(e.g. UNISCHED_DATABASE_URL, UNISCHED_PLACEMENT_LISTEN, UNISCHED_CONTAINER_API_LISTEN).
+(e.g. UNISCHED_DATABASE_URL, UNISCHED_PLACEMENT_LISTEN, UNISCHED_CONTAINER_API_LISTEN,
+UNISCHED_NOVA_PROXY_LISTEN).
 `
 
 func main() {
@@ -192,6 +194,16 @@ func runServe(ctx context.Context, args []string) error {
 		parts = newBridge(pool, engine, log)
 		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen,
 			handler: containerHandler(parts, pool, cfg, log)})
+	}
+	if cfg.NovaProxy.Enabled() {
+		proxy, err := newNovaProxy(cfg.NovaProxy, pool, log) // cmd/unisched/novaproxy.go
+		if err != nil {
+			return err
+		}
+		defer proxy.Close()
+		servers = append(servers, &namedServer{name: "Nova API proxy", addr: cfg.NovaProxy.Listen, handler: proxy})
+		trimmer := startIntentTrimmer(ctx, pool, cfg.NovaProxy.IntentRetention, log)
+		defer trimmer.Stop()
 	}
 	for _, s := range servers {
 		if err := s.listen(); err != nil {

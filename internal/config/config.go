@@ -28,6 +28,8 @@ type Config struct {
 	Nova Nova `mapstructure:"nova"`
 	// Notifications are the container notifications serve publishes.
 	Notifications Notifications `mapstructure:"notifications"`
+	// NovaProxy is serve's Nova API proxy listener (novaproxy.go).
+	NovaProxy NovaProxy `mapstructure:"nova_proxy"`
 }
 
 // ContainerAPI configures the container API listener.
