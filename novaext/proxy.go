@@ -32,7 +32,8 @@ import (
 // Config is what a Proxy needs.
 type Config struct {
 	// Upstream is nova-api's base URL (scheme, host, and the path prefix
-	// it is served under, if any), e.g. http://127.0.0.1:8774.
+	// it is served under, if any), e.g. http://127.0.0.1:8774; a trailing
+	// version (the catalog's http://127.0.0.1:8774/v2.1) is dropped.
 	Upstream string
 	// DB is where intents are recorded (bridge/ledger).
 	DB pg.DBTX
@@ -73,7 +74,16 @@ func New(cfg Config) (*Proxy, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("nova proxy upstream %q: want http(s)://host[:port][/path]", cfg.Upstream)
 	}
+	// nova-api's catalog endpoint names a version (http://host:8774/v2.1);
+	// clients put the version in every path themselves, and the proxy
+	// serves the root's version list too, so the base is what precedes it.
 	u.Path = strings.TrimRight(u.Path, "/")
+	for _, v := range []string{"/v2.1", "/v2"} {
+		if rest, ok := strings.CutSuffix(u.Path, v); ok {
+			u.Path = rest
+			break
+		}
+	}
 	u.RawPath = ""
 	if cfg.DB == nil {
 		return nil, errors.New("nova proxy: no database")

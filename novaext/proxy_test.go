@@ -137,7 +137,13 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	return setupOn(t, pgtest.Pool(t))
+}
+
+// setupOn is a fresh upstream and proxy over an existing database (one
+// database per test function: creating one takes seconds here).
+func setupOn(t *testing.T, pool *pgxpool.Pool) *env {
+	t.Helper()
 	up := newUpstream(t, pool)
 	return &env{ctx: context.Background(), pool: pool, up: up, proxy: newProxy(t, pool, up.srv.URL)}
 }
@@ -277,9 +283,11 @@ func TestCreateRecordsIntent(t *testing.T) {
 			header:   http.Header{"X-Auth-Token": {"carol:p"}},
 			wantUser: "carol", wantProject: "p", wantImage: "img-4", wantMin: 1, wantMax: 1, wantFlavorID: "42"},
 	}
+	pool := pgtest.Pool(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := setup(t)
+			e := setupOn(t, pool)
+			before := e.intents(t)
 			resp, body := e.do(t, "POST", c.path, c.header, c.body)
 			if resp.StatusCode != 202 || !strings.Contains(string(body), `"server"`) {
 				t.Fatalf("status %d body %s", resp.StatusCode, body)
@@ -340,8 +348,8 @@ func TestCreateRecordsIntent(t *testing.T) {
 				f.ExtraSpecs["hw:cpu_policy"] != "dedicated" || f.Name != "m1.pinned" {
 				t.Errorf("flavor %+v", f)
 			}
-			if e.intents(t) != 1 {
-				t.Errorf("%d intents", e.intents(t))
+			if n := e.intents(t) - before; n != 1 {
+				t.Errorf("%d intents recorded", n)
 			}
 		})
 	}
@@ -388,6 +396,7 @@ func TestCreateBadBodies(t *testing.T) {
 }
 
 func TestFlavorLookupFailures(t *testing.T) {
+	pool := pgtest.Pool(t)
 	for _, c := range []struct {
 		name   string
 		status int
@@ -398,7 +407,7 @@ func TestFlavorLookupFailures(t *testing.T) {
 		{"forbidden", http.StatusForbidden, "42"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := setup(t)
+			e := setupOn(t, pool)
 			e.up.flavorStatus = c.status
 			resp, _ := e.do(t, "POST", "/v2.1/servers", http.Header{"X-Auth-Token": {"a:b"}},
 				`{"server": {"name": "x", "flavorRef": "`+c.flavor+`", "imageRef": "i"}}`)
@@ -414,7 +423,7 @@ func TestFlavorLookupFailures(t *testing.T) {
 	}
 
 	t.Run("nova-api before 2.61", func(t *testing.T) {
-		e := setup(t)
+		e := setupOn(t, pool)
 		e.up.flavors["7"] = `{"id": "7", "name": "old", "vcpus": 1, "ram": 512, "disk": 1, "swap": 256}`
 		e.up.handle = func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/os-extra_specs") {
@@ -610,5 +619,44 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := novaext.New(novaext.Config{Upstream: "http://x"}); err == nil {
 		t.Error("no database accepted")
+	}
+}
+
+// The upstream may be given as the catalog's versioned endpoint, or with
+// a path prefix nova-api is served under: the client's paths land under
+// the prefix once, creates and flavor lookups included, and version
+// documents that name the prefix point at the proxy's root.
+func TestUpstreamPaths(t *testing.T) {
+	pool := pgtest.Pool(t)
+	up := newUpstream(t, pool)
+	up.handle = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"version": {"links": [{"rel": "self", "href": "http://%s%s"}]}}`, r.Host, r.URL.Path)
+	}
+	for _, c := range []struct{ upstream, prefix string }{
+		{up.srv.URL + "/v2.1/", ""},
+		{up.srv.URL + "/v2", ""},
+		{up.srv.URL + "/compute", "/compute"},
+		{up.srv.URL + "/compute/v2.1", "/compute"},
+	} {
+		t.Run(c.upstream, func(t *testing.T) {
+			proxy := newProxy(t, pool, c.upstream)
+			e := &env{ctx: context.Background(), pool: pool, up: up, proxy: proxy}
+			host := strings.TrimPrefix(proxy.URL, "http://")
+			_, body := e.do(t, "GET", "/v2.1/", nil, "")
+			if want := fmt.Sprintf(`{"version": {"links": [{"rel": "self", "href": "http://%s/v2.1/"}]}}`, host); string(body) != want {
+				t.Errorf("version document %s, want %s", body, want)
+			}
+			resp, _ := e.do(t, "POST", "/v2.1/servers", http.Header{"X-Auth-Token": {"a:b"}}, `{"server": {"name": "x", "flavorRef": "42"}}`)
+			creates := up.requests("POST", "/servers")
+			lookups := up.requests("GET", "/flavors/42")
+			if resp.StatusCode != 202 || creates[len(creates)-1].Path != c.prefix+"/v2.1/servers" || lookups[len(lookups)-1].Path != c.prefix+"/v2.1/flavors/42" {
+				t.Errorf("status %d, create at %s, lookup at %s", resp.StatusCode, creates[len(creates)-1].Path, lookups[len(lookups)-1].Path)
+			}
+			in, err := ledger.IntentByRequestID(e.ctx, pool, resp.Header.Get("X-Openstack-Request-Id"))
+			if err != nil || in.Flavor == nil {
+				t.Errorf("intent %+v (%v)", in, err)
+			}
+		})
 	}
 }
