@@ -172,6 +172,37 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 	return hostCPUsEvent(ctx, tx, host)
 }
 
+// RecordNovaAllocations records the consumers of one Placement write (see
+// RecordVMAllocations), each in a savepoint of tx: what the ledger cannot
+// record is logged and rolled back alone, and Placement's write stands,
+// as Placement is authoritative for VMs. A retryable database error
+// (deadlock, serialization) is returned so that the whole write runs
+// again.
+func (c *Coordinator) RecordNovaAllocations(ctx context.Context, tx pgx.Tx, requestID string, as []VMAllocations) error {
+	for _, a := range as {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("recording VM %s: %w", a.ConsumerUUID, err)
+		}
+		err = c.RecordVMAllocations(ctx, sp, requestID, a)
+		if err == nil {
+			if err := sp.Commit(ctx); err != nil {
+				return fmt.Errorf("recording VM %s: %w", a.ConsumerUUID, err)
+			}
+			continue
+		}
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if pg.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		c.opts.Logger.ErrorContext(ctx, "the ledger could not record a VM's allocations; Placement's write stands",
+			"vm", a.ConsumerUUID, "request", requestID, "error", err)
+	}
+	return nil
+}
+
 // ledgerHostOf finds the ledger host a consumer's allocations are on and
 // sums what they take there; "" when none of them is on a ledger host.
 func ledgerHostOf(ctx context.Context, db pg.DBTX, allocs map[string]map[string]int64) (string, scheduler.Resources, error) {

@@ -553,25 +553,25 @@ func (s *Server) claim(ctx context.Context, writes []consumerWrite, v openstack.
 // claimOnce is one attempt of a claim without hook, pipelined.
 func (s *Server) claimOnce(ctx context.Context, writes []consumerWrite, v openstack.Version) error {
 	return pg.WithBatchTx(ctx, s.db, func(tx *pg.BatchTx) error {
-			c := &claimTx{writes: writes}
-			r := store.ClaimRead{LockProviders: true}
-			c.readConsumers(&r)
-			c.readProviders(&r)
-			c.readUsage(&r)
-			if err := store.ReadClaim(ctx, tx.Send, r, &c.st); err != nil {
-				return err
-			}
-			if err := c.checkConsumers(ctx, tx.DB, v); err != nil {
-				return err
-			}
-			if err := c.checkProviders(); err != nil {
-				return err
-			}
-			w, err := c.plan()
-			if err != nil {
-				return err
-			}
-			return writeClaim(ctx, tx.Commit, w)
+		c := &claimTx{writes: writes}
+		r := store.ClaimRead{LockProviders: true}
+		c.readConsumers(&r)
+		c.readProviders(&r)
+		c.readUsage(&r)
+		if err := store.ReadClaim(ctx, tx.Send, r, &c.st); err != nil {
+			return err
+		}
+		if err := c.checkConsumers(ctx, tx.DB, v); err != nil {
+			return err
+		}
+		if err := c.checkProviders(); err != nil {
+			return err
+		}
+		w, err := c.plan()
+		if err != nil {
+			return err
+		}
+		return writeClaim(ctx, tx.Commit, w)
 	})
 }
 

@@ -31,7 +31,10 @@ type Decision struct {
 	Stats        StatsRecord
 	Filters      []FilterRecord
 	Error        string
-	CreatedAt    time.Time
+	// Rejected names each host left out and why, when the caller keeps
+	// them (Nova's candidates: a handful of hosts, asked about later).
+	Rejected  []RejectedRecord
+	CreatedAt time.Time
 }
 
 // PlacementRecord is the chosen cells and CPUs, with CPU sets in Linux's
@@ -65,6 +68,21 @@ type StatsRecord struct {
 	Candidates int `json:"candidates"`
 	Avoided    int `json:"avoided"`
 	Scored     int `json:"scored"`
+}
+
+// statsJSON is the stats column: the counts and, when kept, the hosts
+// left out.
+type statsJSON struct {
+	StatsRecord
+	Rejected []RejectedRecord `json:"rejected,omitempty"`
+}
+
+// RejectedRecord is one host a decision left out: the first filter that
+// rejected it and its reason.
+type RejectedRecord struct {
+	Host   string `json:"host"`
+	Filter string `json:"filter"`
+	Reason string `json:"reason"`
 }
 
 // FilterRecord is one filter's verdict counts and reasons.
@@ -143,7 +161,7 @@ func RecordDecision(ctx context.Context, db pg.DBTX, d *Decision) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	stats, err := json.Marshal(d.Stats)
+	stats, err := json.Marshal(statsJSON{StatsRecord: d.Stats, Rejected: d.Rejected})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -180,14 +198,16 @@ func scanDecision(row pgx.CollectableRow) (Decision, error) {
 			return d, fmt.Errorf("decision %d placement: %w", d.ID, err)
 		}
 	}
+	var st statsJSON
 	for _, f := range []struct {
 		raw []byte
 		dst any
-	}{{alternates, &d.Alternates}, {stats, &d.Stats}, {filters, &d.Filters}} {
+	}{{alternates, &d.Alternates}, {stats, &st}, {filters, &d.Filters}} {
 		if err := json.Unmarshal(f.raw, f.dst); err != nil {
 			return d, fmt.Errorf("decision %d: %w", d.ID, err)
 		}
 	}
+	d.Stats, d.Rejected = st.StatsRecord, st.Rejected
 	if len(d.Alternates) == 0 {
 		d.Alternates = nil
 	}
