@@ -21,15 +21,20 @@ import (
 // container API calls and the deliverer its outbox relay posts events
 // with.
 type bridgeParts struct {
-	svc       bridge.Service
+	svc bridge.Service
+	// coord is svc itself, for what only the coordinator offers (Nova's
+	// Placement hooks).
+	coord     *bridge.Coordinator
 	deliverer outbox.Deliverer
 }
 
 // newBridge builds the coordinator over the pool and the engine, and the
 // deliverer that posts its outbox events to the hosts' agents.
 func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, log *slog.Logger) bridgeParts {
+	coord := bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator")})
 	return bridgeParts{
-		svc:       bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator")}),
+		svc:       coord,
+		coord:     coord,
 		deliverer: bridge.NewAgentDeliverer(pool, bridge.AgentDelivererOptions{}),
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/unisched/unisched/bridge"
+	"github.com/unisched/unisched/bridge/novahook"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"github.com/unisched/unisched/internal/config"
@@ -172,7 +174,20 @@ func runServe(ctx context.Context, args []string) error {
 	if cfg.Test.Reset {
 		log.Warn("test reset endpoint enabled: POST /_test/reset empties the database")
 	}
+	// The coordinator is built before Placement: Nova's candidates and
+	// claims go through it (nova.candidates) when the container side runs.
+	var parts bridgeParts
+	var hooks placement.Hooks
+	if cfg.ContainerAPI.Enabled() {
+		mode, err := bridge.ParseCandidatesMode(cfg.Nova.Candidates)
+		if err != nil {
+			return err
+		}
+		parts = newBridge(pool, engine, log)
+		hooks = novahook.New(parts.coord, mode)
+	}
 	api := placement.New(placement.Config{
+		Hooks:                       hooks,
 		Pool:                        pool,
 		Settings:                    settings,
 		IncompleteConsumerProjectID: cfg.Placement.IncompleteConsumerProjectID,
@@ -189,9 +204,7 @@ func runServe(ctx context.Context, args []string) error {
 	// runs unless container_api.listen is off: then serve is placement
 	// alone, as the Placement conformance and benchmark harnesses run it.
 	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
-	var parts bridgeParts
 	if cfg.ContainerAPI.Enabled() {
-		parts = newBridge(pool, engine, log)
 		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen,
 			handler: containerHandler(parts, pool, cfg, log)})
 	}

@@ -23,7 +23,11 @@ type Nova struct {
 	Endpoint string `mapstructure:"endpoint"`
 	Token    string `mapstructure:"token"`
 	// Timeout bounds one call to Nova.
-	Timeout       time.Duration     `mapstructure:"timeout"`
+	Timeout time.Duration `mapstructure:"timeout"`
+	// Candidates is what the bridge does to Nova's allocation candidates
+	// on its ledger's hosts: first (its choice first), only (its choice
+	// alone) or off (Placement's answer).
+	Candidates    string            `mapstructure:"candidates"`
 	Notifications NovaNotifications `mapstructure:"notifications"`
 }
 
@@ -73,6 +77,7 @@ var novaDefaults = map[string]any{
 	"nova.endpoint":                "",
 	"nova.token":                   "admin:admin",
 	"nova.timeout":                 30 * time.Second,
+	"nova.candidates":              "first",
 	"nova.notifications.url":       "",
 	"nova.notifications.exchange":  "nova",
 	"nova.notifications.queue":     "unisched-notifications",
