@@ -39,6 +39,9 @@ type Config struct {
 	// workload (ledger.LatestDecision over serve's pool): the "why this
 	// host" of GET /v1/workloads/{id}. nil leaves decisions out.
 	LatestDecision func(ctx context.Context, workloadID string) (ledger.Decision, error)
+	// Reconciliation reads stored reconciliation runs for GET
+	// /v1/reconciliation (reconciliation.go); nil: that route is a 404.
+	Reconciliation Reconciliation
 	// MaxBodyBytes bounds request bodies (1 MiB when 0).
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -85,7 +88,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.
 
 // Owns reports whether the path is one of this handler's.
 func Owns(path string) bool {
-	return path == "/v1/workloads" || strings.HasPrefix(path, "/v1/workloads/") || strings.HasPrefix(path, "/v1/agents/")
+	return path == "/v1/workloads" || strings.HasPrefix(path, "/v1/workloads/") || strings.HasPrefix(path, "/v1/agents/") ||
+		path == "/v1/reconciliation"
 }
 
 // Mount returns the container API listener's handler: the native and
@@ -134,6 +138,7 @@ func (h *Handler) router() http.Handler {
 		{"/v1/agents/{host}", []route{{method: "PUT", handler: h.registerAgent, admin: true}}},
 		{"/v1/agents/{host}/reports", []route{{method: "POST", handler: h.agentReport, admin: true}}},
 		{"/v1/agents/{host}/desired", []route{{method: "GET", handler: h.agentDesired, admin: true}}},
+		{"/v1/reconciliation", []route{{method: "GET", handler: h.getReconciliation, admin: true}}},
 	}
 	for _, p := range table {
 		m.Handle(p.path, h.dispatch(p.routes))

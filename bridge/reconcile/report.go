@@ -53,3 +53,9 @@ func Load(ctx context.Context, db pg.DBTX, id int64) (*Report, error) {
 	rep.Total = len(rep.Divergences)
 	return rep, nil
 }
+
+// Reports reads the stored runs of a database (GET /v1/reconciliation).
+type Reports struct{ DB pg.DBTX }
+
+// Report is Load.
+func (s Reports) Report(ctx context.Context, run int64) (*Report, error) { return Load(ctx, s.DB, run) }

@@ -12,6 +12,7 @@ import (
 	bridgeapi "github.com/unisched/unisched/bridge/api"
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/outbox"
+	"github.com/unisched/unisched/bridge/reconcile"
 	"github.com/unisched/unisched/bridge/scheduler"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/zunext"
@@ -54,6 +55,7 @@ func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config,
 		LatestDecision: func(ctx context.Context, id string) (ledger.Decision, error) {
 			return ledger.LatestDecision(ctx, pool, id)
 		},
+		Reconciliation: reconcile.Reports{DB: pool},
 	})
 	return bridgeapi.Mount(native, zunAPI(parts.svc, log))
 }

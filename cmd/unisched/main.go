@@ -39,6 +39,7 @@ commands:
   serve     run the Placement API, the container API (Zun, /v1/workloads, agents)
             and, with nova_proxy.listen set, the Nova API proxy
   migrate   apply database migrations (migrate down reverts them all)
+  reconcile run one reconciliation and print its report (--dry-run repairs nothing)
   version   print the version
 
 Configuration: etc/unisched.yaml keys, each overridable as UNISCHED_<SECTION>_<KEY>
@@ -62,6 +63,8 @@ func main() {
 		err = runMigrate(args)
 	case "agent":
 		err = runAgent(ctx, args) // cmd/unisched/agent.go
+	case "reconcile":
+		err = runReconcile(ctx, args) // cmd/unisched/reconcile.go
 	case "images":
 		err = runImages(ctx, args) // cmd/unisched/images.go
 	case "version":
@@ -229,6 +232,11 @@ func runServe(ctx context.Context, args []string) error {
 		if relay, err = startRelay(ctx, pool, parts, cfg.ContainerAPI.RelayParallelism, log); err != nil {
 			closeAll(servers)
 			return err
+		}
+	}
+	if parts.svc != nil {
+		if rec := startReconciler(ctx, pool, cfg, parts.svc, log); rec != nil { // cmd/unisched/reconcile.go
+			defer rec.Stop()
 		}
 	}
 	errc := make(chan error, len(servers))

@@ -30,6 +30,8 @@ type Config struct {
 	Notifications Notifications `mapstructure:"notifications"`
 	// NovaProxy is serve's Nova API proxy listener (novaproxy.go).
 	NovaProxy NovaProxy `mapstructure:"nova_proxy"`
+	// Reconcile is the periodic reconciliation (reconcile.go).
+	Reconcile Reconcile `mapstructure:"reconcile"`
 }
 
 // ContainerAPI configures the container API listener.
