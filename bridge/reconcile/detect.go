@@ -18,7 +18,7 @@ import (
 // Placement consumer types (the bridge's own and Nova's).
 const (
 	consumerContainer = "CONTAINER"
-	consumerMigration = "MIGRATION"
+	consumerInstance  = "INSTANCE"
 )
 
 // resentMarker is the status reason of a container whose delete the
@@ -147,7 +147,8 @@ func (s *snapshot) onHost(c *consumer) (host, provider string) {
 }
 
 // migrating reports whether any Nova server is being moved: its migration
-// consumer then legitimately holds the source host's allocation.
+// consumer (typed MIGRATION, or untyped by an older Nova) then
+// legitimately holds the source host's allocation without being a server.
 func migrating(servers map[string]Server) bool {
 	for _, s := range servers {
 		st, ts := strings.ToUpper(s.Status), strings.ToLower(s.TaskState)
@@ -175,6 +176,7 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 		return d
 	}
 	var out []Divergence
+	moving := migrating(servers)
 	inLedger := map[string]bool{}
 	for _, w := range s.workloads {
 		inLedger[w.ID] = true
@@ -214,7 +216,13 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 			continue
 		}
 		if w.Kind == scheduler.KindVM && servers != nil {
-			if _, ok := servers[w.ID]; !ok {
+			// A VM workload may be a migration's consumer (the ledger
+			// follows Nova's allocations, and Nova moves the source
+			// host's to a migration uuid), which no server has: while a
+			// server is moving, only consumers typed INSTANCE are taken
+			// for orphans.
+			migration := c != nil && c.ctype != consumerInstance
+			if _, ok := servers[w.ID]; !ok && !(migration && moving) {
 				d := base
 				d.Kind, d.Action = KindLedgerOrphan, ActionReleaseDelete
 				d.Detail = fmt.Sprintf("VM in state %s on host %s has no Nova server", w.State, w.Host)
@@ -248,7 +256,9 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 		d.Kind, d.ProviderUUID = KindAllocationMismatch, prov
 		var diffs []string
 		for _, r := range c.roots {
-			if r != prov {
+			// Another ledger host's tree; a sharing provider (a
+			// non-host root: shared storage) is not the ledger's.
+			if _, ledgerHost := s.hostOf[r]; ledgerHost && r != prov {
 				diffs = append(diffs, fmt.Sprintf("allocation on provider %s (host %q), the ledger has it on %s", r, s.hostOf[r], w.Host))
 			}
 		}
@@ -269,7 +279,6 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 			out = append(out, skip(d, "reported only: the agent's convergence creates it"))
 		}
 	}
-	moving := migrating(servers)
 	for _, c := range s.consumers {
 		if inLedger[c.uuid] {
 			continue
@@ -299,7 +308,7 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 		case c.ctype == consumerContainer:
 		case servers == nil:
 			d = skip(d, novaUnknown)
-		case c.ctype == consumerMigration && moving:
+		case c.ctype != consumerInstance && moving:
 			d = skip(d, "a Nova server is being moved: its migration consumers are left alone")
 		}
 		out = append(out, d)

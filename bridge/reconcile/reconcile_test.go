@@ -10,12 +10,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"k8s.io/utils/cpuset"
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
 	"github.com/unisched/unisched/bridge/bridgetest"
-	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/reconcile"
 	"github.com/unisched/unisched/bridge/scheduler"
@@ -247,8 +245,9 @@ func TestDivergences(t *testing.T) {
 				id := f.claim(bridge.ConsumerTypeInstance, 1, 512)
 				srv.list = []reconcile.Server{{ID: id, Host: "h1", Status: "ACTIVE"}}
 				return id, func() {
-					if !f.workloadExists(id) {
-						t.Error("missing VM not recorded")
+					w, err := f.c.Get(f.ctx, id)
+					if err != nil || w.Kind != scheduler.KindVM || w.Host != "h1" || w.Resources.MemoryMB != 512 {
+						t.Errorf("missing VM recorded as %+v (%v)", w, err)
 					}
 				}
 			}},
@@ -277,7 +276,7 @@ func TestDivergences(t *testing.T) {
 				cfg.Servers = srv
 			}
 			if tc.createVM {
-				cfg.CreateVM = func(ctx context.Context, id string) error { return f.recordVM(id) }
+				cfg.CreateVM = f.c.VMMoved
 			}
 			r := f.reconciler(cfg)
 			if rep := f.run(r); rep.Total != 0 {
@@ -309,19 +308,6 @@ func TestDivergences(t *testing.T) {
 			}
 		})
 	}
-}
-
-// recordVM stands in for the coordinator's VM claim: a VM workload on h1
-// holding what its allocation says.
-func (f *fixture) recordVM(id string) error {
-	return pg.WithTx(f.ctx, f.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		w := ledger.Workload{ID: id, Kind: scheduler.KindVM, ProjectID: "p1", UserID: "u1", State: ledger.StateActive,
-			CPUPolicy: scheduler.CPUShared, Resources: scheduler.Resources{VCPU: 1, MemoryMB: 512}}
-		if err := ledger.CreateWorkload(f.ctx, tx, &w); err != nil {
-			return err
-		}
-		return ledger.Assign(f.ctx, tx, id, "h1", []ledger.CellAssignment{{Cell: 0, MemoryMB: 512, CPUs: cpuset.New()}})
-	})
 }
 
 // TestStuckDeletingReaped: a delete sent again and still unconfirmed a
@@ -484,5 +470,64 @@ func TestLoadNotFound(t *testing.T) {
 	}
 	if _, err := reconcile.Load(f.ctx, f.pool, 42); !errors.Is(err, reconcile.ErrNotFound) {
 		t.Fatalf("unknown run: %v", err)
+	}
+}
+
+// TestMigrationConsumers: while a Nova server is being resized, the
+// migration's consumer holds the source host's allocation without being a
+// server; it is neither an orphan nor a leak until the move is over.
+func TestMigrationConsumers(t *testing.T) {
+	f := setup(t)
+	server := f.claim(bridge.ConsumerTypeInstance, 1, 512)
+	recorded := f.claim("MIGRATION", 1, 512) // the ledger followed it
+	if err := f.c.VMMoved(f.ctx, server); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.VMMoved(f.ctx, recorded); err != nil {
+		t.Fatal(err)
+	}
+	unrecorded := f.claim("MIGRATION", 1, 256) // the ledger did not
+	f.age()
+	srv := &novaServers{list: []reconcile.Server{{ID: server, Host: "h1", Status: "VERIFY_RESIZE"}}}
+	r := f.reconciler(reconcile.Config{Servers: srv})
+	rep := f.run(r)
+	if rep.Total != 1 || rep.Divergences[0].ConsumerUUID != unrecorded || rep.Divergences[0].Result != reconcile.ResultSkipped {
+		t.Fatalf("during the resize: %+v", rep.Divergences)
+	}
+	if !f.workloadExists(recorded) || f.allocations(unrecorded) == 0 {
+		t.Fatal("a migration's allocation was touched during the resize")
+	}
+	srv.list[0].Status = "ACTIVE" // confirmed, but the migration's allocations stayed
+	rep = f.run(r)
+	if rep.Total != 2 || rep.Repaired != 2 || rep.Counts[reconcile.KindLedgerOrphan] != 1 || rep.Counts[reconcile.KindAllocationLeak] != 1 {
+		t.Fatalf("after the resize: %+v", rep.Divergences)
+	}
+	if f.workloadExists(recorded) || f.allocations(recorded) != 0 || f.allocations(unrecorded) != 0 || !f.workloadExists(server) {
+		t.Fatal("the migration's leftovers were not cleaned, or the server's VM went with them")
+	}
+	if rep := f.run(r); rep.Total != 0 {
+		t.Fatalf("third run: %+v", rep.Divergences)
+	}
+}
+
+// TestStartRunsAtOnce: the periodic reconciler runs when it starts, then
+// every interval, and Stop waits for it.
+func TestStartRunsAtOnce(t *testing.T) {
+	f := setup(t)
+	r := f.reconciler(reconcile.Config{Interval: 200 * time.Millisecond})
+	if err := r.Start(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for f.scalar(`SELECT count(*) FROM bridge_reconcile_runs WHERE finished_at IS NOT NULL`) < 2 {
+		if time.Now().After(deadline) {
+			r.Stop()
+			t.Fatal("fewer than two runs in 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.Stop()
+	if err := r.Start(f.ctx); err == nil {
+		t.Error("a stopped reconciler started again")
 	}
 }
