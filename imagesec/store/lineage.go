@@ -102,3 +102,24 @@ func ListLineage(ctx context.Context, db pg.DBTX, family string) ([]*Lineage, er
 	}
 	return out, nil
 }
+
+// UpgradeByResult returns the upgrade that produced image resultID;
+// ErrNotFound when that image is no upgrade's result.
+func UpgradeByResult(ctx context.Context, db pg.DBTX, resultID int64) (*Upgrade, error) {
+	var u Upgrade
+	var applied []byte
+	err := db.QueryRow(ctx, `
+SELECT id, image_id, coalesce(result_image_id, 0), path, status, applied, error, feed, started_at, finished_at
+FROM imagesec_upgrades WHERE result_image_id = $1 AND status = $2 ORDER BY id DESC LIMIT 1`, resultID, UpgradeDone).Scan(
+		&u.ID, &u.ImageID, &u.ResultImageID, &u.Path, &u.Status, &applied, &u.Error, &u.Feed, &u.StartedAt, &u.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("image %d is not the result of an upgrade: %w", resultID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the upgrade that made image %d: %w", resultID, err)
+	}
+	if err := json.Unmarshal(applied, &u.Applied); err != nil {
+		return nil, fmt.Errorf("decoding the upgrade that made image %d: %w", resultID, err)
+	}
+	return &u, nil
+}
