@@ -180,7 +180,7 @@ func (r *Runner) Submit(ctx context.Context, kind string, imageID int64, params 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadJob, err)
 	}
-	if params == nil {
+	if params == nil || string(raw) == "null" {
 		raw = []byte("{}")
 	}
 	if err := r.check(ctx, kind, imageID, raw); err != nil {

@@ -208,8 +208,13 @@ func runServe(ctx context.Context, args []string) error {
 	// alone, as the Placement conformance and benchmark harnesses run it.
 	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
 	if cfg.ContainerAPI.Enabled() {
-		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen,
-			handler: containerHandler(parts, pool, cfg, log)})
+		// imagesec's /v1/images and its job runner share the listener
+		runner, handler, err := startImagesec(ctx, pool, cfg, log, containerHandler(parts, pool, cfg, log))
+		if err != nil {
+			return err
+		}
+		defer runner.Stop()
+		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen, handler: handler})
 	}
 	if cfg.NovaProxy.Enabled() {
 		proxy, err := newNovaProxy(cfg.NovaProxy, pool, log) // cmd/unisched/novaproxy.go

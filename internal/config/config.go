@@ -32,6 +32,8 @@ type Config struct {
 	NovaProxy NovaProxy `mapstructure:"nova_proxy"`
 	// Reconcile is the periodic reconciliation (reconcile.go).
 	Reconcile Reconcile `mapstructure:"reconcile"`
+	// Imagesec is the image security server (imagesec.go).
+	Imagesec Imagesec `mapstructure:"imagesec"`
 }
 
 // ContainerAPI configures the container API listener.

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/unisched/unisched/imagesec"
+	imagesapi "github.com/unisched/unisched/imagesec/api"
+	"github.com/unisched/unisched/imagesec/collect"
+	"github.com/unisched/unisched/internal/config"
+)
+
+// glanceClient returns a function that builds the Glance client on first
+// use (a Keystone that is down when serve starts is retried at the next
+// job); nil when no Glance is configured.
+func glanceClient(g config.GlanceClient) func(ctx context.Context) (*gophercloud.ServiceClient, error) {
+	if !g.Configured() {
+		return nil
+	}
+	var mu sync.Mutex
+	var client *gophercloud.ServiceClient
+	return func(ctx context.Context) (*gophercloud.ServiceClient, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if client != nil {
+			return client, nil
+		}
+		c, err := collect.NewClient(ctx, collect.Auth{Endpoint: g.Endpoint, Token: g.Token, AuthURL: g.AuthURL,
+			Username: g.Username, Password: g.Password, UserDomainName: g.UserDomainName, ProjectName: g.ProjectName,
+			ProjectDomainName: g.ProjectDomainName, Region: g.RegionName, Interface: g.Interface, Timeout: g.Timeout})
+		if err != nil {
+			return nil, err
+		}
+		client = c
+		return c, nil
+	}
+}
+
+// newImagesecRunner is the job runner of imagesec's configuration.
+func newImagesecRunner(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger) *imagesec.Runner {
+	ic := cfg.Imagesec
+	return imagesec.NewRunner(imagesec.RunnerConfig{DB: pool, Glance: glanceClient(ic.Glance), WorkDir: ic.WorkDir,
+		DiskFormats: ic.DiskFormats, Parallelism: ic.JobParallelism, Upgrade: imagesecUpgrade(cfg),
+		Logger: log.With("component", "imagesec")})
+}
+
+// startImagesec starts the job runner (and the periodic collection when
+// imagesec.collect_interval is set) and returns the /v1/images handler
+// mounted in front of next. Stop the runner when serve ends.
+func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, next http.Handler) (*imagesec.Runner, http.Handler, error) {
+	r := newImagesecRunner(pool, cfg, log)
+	if err := r.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	r.StartPeriodicCollect(cfg.Imagesec.CollectInterval)
+	h := imagesapi.New(imagesapi.Config{DB: pool, Runner: r, MaxBodyBytes: cfg.ContainerAPI.MaxBodyBytes, Logger: log})
+	return r, imagesapi.Mount(h, next), nil
+}
+
+// imagesecUpgrade is the offline upgrade stage for upgrade jobs; nil
+// until it is wired (the runner then refuses upgrade jobs).
+func imagesecUpgrade(*config.Config) imagesec.UpgradeFunc { return nil }

@@ -1,0 +1,331 @@
+// Package api is imagesec's HTTP surface on the container API listener,
+// under /v1/images: the inventory (images, their packages and advice) and
+// the long jobs (collect, upgrade, publish), which answer 202 with the job
+// to follow at /v1/images/jobs/{id}. Errors use the OpenStack body of
+// internal/openstack, as the rest of the listener does.
+//
+//	GET  /v1/images                 {"images": [...]}
+//	GET  /v1/images/{id}            {"image": {...}}
+//	GET  /v1/images/{id}/packages   {"packages": [...]}
+//	GET  /v1/images/{id}/advice     {"advice": {...}}
+//	POST /v1/images/collect         202 {"job": {...}}
+//	POST /v1/images/{id}/upgrade    202 {"job": {...}}   body: the upgrade's options (optional)
+//	POST /v1/images/{id}/publish    202 {"job": {...}}   body: imagesec.PublishParams (optional)
+//	GET  /v1/images/jobs            {"jobs": [...]}      ?limit=N (default 50)
+//	GET  /v1/images/jobs/{id}       {"job": {...}}
+//
+// Reads need any authenticated caller; actions need the admin role.
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/unisched/unisched/imagesec"
+	"github.com/unisched/unisched/imagesec/collect"
+	"github.com/unisched/unisched/imagesec/store"
+	"github.com/unisched/unisched/internal/openstack"
+)
+
+// Config is what the handlers need.
+type Config struct {
+	DB     collect.DB
+	Runner *imagesec.Runner
+	// Auth authenticates every request (openstack.NoAuth2{} when nil).
+	Auth         openstack.Authenticator
+	MaxBodyBytes int64 // 1 MiB when 0
+	Logger       *slog.Logger
+}
+
+// Handler serves /v1/images.
+type Handler struct {
+	cfg     Config
+	handler http.Handler
+}
+
+const codeUndefined = "unisched.undefined_code"
+
+type formatter struct{}
+
+func (formatter) IncludeCode(*http.Request) bool { return true }
+func (formatter) DefaultCode() string            { return codeUndefined }
+
+// New builds the handler.
+func New(cfg Config) *Handler {
+	if cfg.Auth == nil {
+		cfg.Auth = openstack.NoAuth2{}
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg}
+	var inner http.Handler = h.router()
+	inner = openstack.Authenticate(cfg.Auth, nil, inner)
+	inner = openstack.WithErrorFormatter(formatter{}, inner)
+	inner = openstack.Recover(inner)
+	h.handler = openstack.RequestID(inner)
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
+
+// Owns reports whether the path is one of this handler's.
+func Owns(path string) bool { return path == "/v1/images" || strings.HasPrefix(path, "/v1/images/") }
+
+// Mount sends /v1/images... to images and everything else to next.
+func Mount(images http.Handler, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Owns(r.URL.Path) {
+			images.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type route struct {
+	method string
+	fn     func(w http.ResponseWriter, r *http.Request) error
+	admin  bool
+}
+
+func (h *Handler) router() http.Handler {
+	m := mux.NewRouter()
+	for _, p := range []struct {
+		path   string
+		routes []route
+	}{
+		{"/v1/images", []route{{method: "GET", fn: h.list}}},
+		{"/v1/images/collect", []route{{method: "POST", fn: h.collect, admin: true}}},
+		{"/v1/images/jobs", []route{{method: "GET", fn: h.listJobs}}},
+		{"/v1/images/jobs/{job}", []route{{method: "GET", fn: h.getJob}}},
+		{"/v1/images/{id}", []route{{method: "GET", fn: h.show}}},
+		{"/v1/images/{id}/packages", []route{{method: "GET", fn: h.packages}}},
+		{"/v1/images/{id}/advice", []route{{method: "GET", fn: h.advice}}},
+		{"/v1/images/{id}/upgrade", []route{{method: "POST", fn: h.upgrade, admin: true}}},
+		{"/v1/images/{id}/publish", []route{{method: "POST", fn: h.publish, admin: true}}},
+	} {
+		ms := make([]openstack.Method, 0, len(p.routes))
+		for _, rt := range p.routes {
+			ms = append(ms, openstack.Method{Name: rt.method, Serve: func(w http.ResponseWriter, r *http.Request) error {
+				if rt.admin && !isAdmin(r) {
+					return openstack.Errorf(http.StatusForbidden, "", "Only administrators may call %s %s.", r.Method, r.URL.Path)
+				}
+				return rt.fn(w, r)
+			}})
+		}
+		m.Handle(p.path, openstack.Dispatch(ms))
+	}
+	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		openstack.WriteError(w, r, &openstack.Error{Status: http.StatusNotFound, Detail: "The resource could not be found."})
+	})
+	return m
+}
+
+func isAdmin(r *http.Request) bool {
+	c := openstack.CredentialsFrom(r.Context())
+	return c != nil && c.HasRole("admin")
+}
+
+func notFound(format string, args ...any) *openstack.Error {
+	return openstack.Errorf(http.StatusNotFound, "", format, args...)
+}
+
+func badRequest(format string, args ...any) *openstack.Error {
+	return openstack.Errorf(http.StatusBadRequest, "", format, args...)
+}
+
+// id parses a positive integer path parameter.
+func id(r *http.Request, name, what string) (int64, error) {
+	v := mux.Vars(r)[name]
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, notFound("%s %s not found.", what, v)
+	}
+	return n, nil
+}
+
+// storeError maps the store's and the runner's errors onto statuses;
+// anything else is ours (a 500, logged with what was being done).
+func storeError(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrJobNotFound):
+		return notFound("%s", err.Error())
+	case errors.Is(err, imagesec.ErrBadJob):
+		return badRequest("%s", err.Error())
+	case errors.Is(err, imagesec.ErrNoGlance):
+		return openstack.Errorf(http.StatusConflict, "", "%s", err.Error())
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+	list, err := store.ListImages(r.Context(), h.cfg.DB)
+	if err != nil {
+		return storeError(err, "listing images")
+	}
+	if list == nil {
+		list = []store.Image{}
+	}
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"images": list})
+	return nil
+}
+
+func (h *Handler) show(w http.ResponseWriter, r *http.Request) error {
+	n, err := id(r, "id", "Image")
+	if err != nil {
+		return err
+	}
+	d, err := store.GetImage(r.Context(), h.cfg.DB, n)
+	if err != nil {
+		return storeError(err, "reading an image")
+	}
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"image": d})
+	return nil
+}
+
+func (h *Handler) packages(w http.ResponseWriter, r *http.Request) error {
+	n, err := id(r, "id", "Image")
+	if err != nil {
+		return err
+	}
+	pkgs, err := store.ListPackages(r.Context(), h.cfg.DB, n)
+	if err != nil {
+		return storeError(err, "listing packages")
+	}
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"packages": pkgs})
+	return nil
+}
+
+func (h *Handler) advice(w http.ResponseWriter, r *http.Request) error {
+	n, err := id(r, "id", "Image")
+	if err != nil {
+		return err
+	}
+	a, err := store.GetAdvice(r.Context(), h.cfg.DB, n)
+	if err != nil {
+		return storeError(err, "reading advice")
+	}
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"advice": a})
+	return nil
+}
+
+// body reads an optional JSON object body: empty is nil.
+func (h *Handler) body(r *http.Request) (json.RawMessage, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &openstack.Error{Status: http.StatusRequestEntityTooLarge,
+				Detail: fmt.Sprintf("Request body larger than %d bytes.", h.cfg.MaxBodyBytes)}
+		}
+		return nil, badRequest("Malformed JSON: %v", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	if strings.TrimSpace(mt) != "application/json" {
+		if mt == "" {
+			mt = "None"
+		}
+		return nil, &openstack.Error{Status: http.StatusUnsupportedMediaType,
+			Detail: "The media type " + mt + " is not supported, use application/json"}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return nil, badRequest("Malformed JSON: the body must be a JSON object: %v", err)
+	}
+	return b, nil
+}
+
+func (h *Handler) submit(w http.ResponseWriter, r *http.Request, kind string, image int64, params any) error {
+	if h.cfg.Runner == nil {
+		return openstack.Errorf(http.StatusServiceUnavailable, "", "Image jobs are not running in this server.")
+	}
+	j, err := h.cfg.Runner.Submit(r.Context(), kind, image, params)
+	if err != nil {
+		return storeError(err, "submitting a "+kind+" job")
+	}
+	w.Header().Set("Location", "/v1/images/jobs/"+strconv.FormatInt(j.ID, 10))
+	openstack.WriteJSON(w, http.StatusAccepted, map[string]any{"job": j})
+	return nil
+}
+
+func (h *Handler) collect(w http.ResponseWriter, r *http.Request) error {
+	b, err := h.body(r)
+	if err != nil {
+		return err
+	}
+	return h.submit(w, r, store.JobCollect, 0, b)
+}
+
+func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request) error {
+	n, err := id(r, "id", "Image")
+	if err != nil {
+		return err
+	}
+	b, err := h.body(r)
+	if err != nil {
+		return err
+	}
+	return h.submit(w, r, store.JobUpgrade, n, b)
+}
+
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
+	n, err := id(r, "id", "Image")
+	if err != nil {
+		return err
+	}
+	b, err := h.body(r)
+	if err != nil {
+		return err
+	}
+	return h.submit(w, r, store.JobPublish, n, b)
+}
+
+func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("Invalid limit %q: an integer from 1 to 1000.", v)
+		}
+		limit = n
+	}
+	jobs, err := store.ListJobs(r.Context(), h.cfg.DB, limit)
+	if err != nil {
+		return storeError(err, "listing jobs")
+	}
+	if jobs == nil {
+		jobs = []*store.Job{}
+	}
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+	return nil
+}
+
+func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) error {
+	n, err := id(r, "job", "Job")
+	if err != nil {
+		return err
+	}
+	j, err := store.GetJob(r.Context(), h.cfg.DB, n)
+	if err != nil {
+		return storeError(err, "reading a job")
+	}
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"job": j})
+	return nil
+}

@@ -1,0 +1,178 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/unisched/unisched/imagesec"
+	"github.com/unisched/unisched/imagesec/api"
+	"github.com/unisched/unisched/imagesec/collect"
+	"github.com/unisched/unisched/imagesec/inspect"
+	"github.com/unisched/unisched/imagesec/testimage"
+	"github.com/unisched/unisched/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path, token, ctype, body string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	rp := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	_ = json.Unmarshal(b, &rp.body)
+	return rp
+}
+
+// errCode is the OpenStack error body's first code, "" when the body is not one.
+func errCode(r reply) string {
+	errs, _ := r.body["errors"].([]any)
+	if len(errs) != 1 {
+		return ""
+	}
+	e, _ := errs[0].(map[string]any)
+	if e["request_id"] == nil || int(e["status"].(float64)) != r.status {
+		return ""
+	}
+	code, _ := e["code"].(string)
+	return code
+}
+
+// TestImagesAPI serves /v1/images over a real database and a job runner
+// whose Glance does not answer: reads, the job a POST starts (202, then
+// failed with the reason) and the refusals, each in the OpenStack error
+// body.
+func TestImagesAPI(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Pool(t)
+	im := testimage.ForTest(t)
+	dead, err := collect.NewClient(ctx, collect.Auth{Endpoint: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := imagesec.NewRunner(imagesec.RunnerConfig{DB: db, WorkDir: t.TempDir(),
+		Glance: func(context.Context) (*gophercloud.ServiceClient, error) { return dead, nil }})
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	srv := httptest.NewServer(api.Mount(api.New(api.Config{DB: db, Runner: r}), next))
+	defer srv.Close()
+	const admin, member = "admin", "user:project"
+
+	if rp := do(t, srv, "GET", "/v1/images", member, "", ""); rp.status != 200 || rp.raw != `{"images": []}`+"\n" && !strings.Contains(rp.raw, `"images":[]`) {
+		t.Errorf("empty list: %d %s", rp.status, rp.raw)
+	}
+	d, err := imagesec.InspectFile(ctx, db, im.QcowMBR, inspect.Options{WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := "/v1/images/" + strconv.FormatInt(d.ID, 10)
+	if rp := do(t, srv, "GET", "/v1/images", member, "", ""); rp.status != 200 || len(rp.body["images"].([]any)) != 1 {
+		t.Errorf("list: %d %s", rp.status, rp.raw)
+	}
+	rp := do(t, srv, "GET", idp, member, "", "")
+	if img, _ := rp.body["image"].(map[string]any); rp.status != 200 || img["info"].(map[string]any)["os"].(map[string]any)["version"] != im.OSVersionID {
+		t.Errorf("show: %d %s", rp.status, rp.raw)
+	}
+	if rp := do(t, srv, "GET", idp+"/packages", member, "", ""); rp.status != 200 || len(rp.body["packages"].([]any)) != len(im.Packages) {
+		t.Errorf("packages: %d %.300s", rp.status, rp.raw)
+	}
+	if rp := do(t, srv, "GET", idp+"/advice", member, "", ""); rp.status != 200 || rp.body["advice"] == nil {
+		t.Errorf("advice: %d %s", rp.status, rp.raw)
+	}
+
+	// a publish job: 202, then failed with why
+	rp = do(t, srv, "POST", idp+"/publish", admin, "application/json", `{"file": "`+im.QcowMBR+`", "parent_glance_id": "0b5ad2c5-4f2f-4c47-9d1c-5ad4c1a1b2c3"}`)
+	job, _ := rp.body["job"].(map[string]any)
+	if rp.status != 202 || job == nil || job["state"] != "queued" || job["kind"] != "publish" || !strings.HasPrefix(rp.header.Get("Location"), "/v1/images/jobs/") {
+		t.Fatalf("publish: %d %s", rp.status, rp.raw)
+	}
+	jp := rp.header.Get("Location")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rp = do(t, srv, "GET", jp, member, "", "")
+		job, _ = rp.body["job"].(map[string]any)
+		if rp.status != 200 || job == nil || job["state"] == "failed" || job["state"] == "succeeded" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if job == nil || job["state"] != "failed" || !strings.Contains(job["error"].(string), "reading parent image") {
+		t.Errorf("publish job against a dead glance: %s", rp.raw)
+	}
+	if rp := do(t, srv, "GET", "/v1/images/jobs?limit=10", member, "", ""); rp.status != 200 || len(rp.body["jobs"].([]any)) != 1 {
+		t.Errorf("jobs: %d %s", rp.status, rp.raw)
+	}
+
+	for _, tc := range []struct {
+		method, path, token, ctype, body string
+		status                           int
+		detail                           string
+	}{
+		{"GET", "/v1/images/999", member, "", "", 404, "image 999: image not found"},
+		{"GET", "/v1/images/abc", member, "", "", 404, "Image abc not found."},
+		{"GET", "/v1/images/999/packages", member, "", "", 404, "image not found"},
+		{"GET", "/v1/images/jobs/77", member, "", "", 404, "job 77: job not found"},
+		{"GET", "/v1/images/jobs?limit=0", member, "", "", 400, "Invalid limit"},
+		{"GET", "/v1/images/nothing/here", member, "", "", 404, "could not be found"},
+		{"PUT", "/v1/images", member, "", "", 405, ""},
+		{"GET", "/v1/images", "", "", "", 401, ""},
+		{"POST", "/v1/images/collect", member, "", "", 403, "Only administrators"},
+		{"POST", idp + "/upgrade", admin, "", "", 400, "offline upgrade is not available"},
+		{"POST", "/v1/images/999/upgrade", admin, "", "", 400, "offline upgrade is not available"},
+		{"POST", idp + "/publish", admin, "", "", 400, "is not the result of an upgrade"},
+		{"POST", idp + "/publish", admin, "application/json", "[1]", 400, "must be a JSON object"},
+		{"POST", idp + "/publish", admin, "application/json", "{", 400, "Malformed JSON"},
+		{"POST", idp + "/publish", admin, "text/plain", "{}", 415, "text/plain is not supported"},
+		{"POST", idp + "/publish", admin, "application/json", `{"colour": 1}`, 400, "unknown field"},
+		{"POST", "/v1/images/collect", admin, "application/json", `{"keep_files": "yes"}`, 400, "invalid job"},
+	} {
+		rp := do(t, srv, tc.method, tc.path, tc.token, tc.ctype, tc.body)
+		if rp.status != tc.status || !strings.Contains(rp.raw, tc.detail) {
+			t.Errorf("%s %s: %d %s; want %d with %q", tc.method, tc.path, rp.status, rp.raw, tc.status, tc.detail)
+		}
+		if tc.status != 401 && errCode(rp) != "unisched.undefined_code" && tc.status != 405 {
+			t.Errorf("%s %s: not an OpenStack error body: %s", tc.method, tc.path, rp.raw)
+		}
+	}
+	if rp := do(t, srv, "GET", "/v1/workloads", member, "", ""); rp.status != http.StatusTeapot {
+		t.Errorf("other paths not passed on: %d", rp.status)
+	}
+	// a server without Glance: collect is a conflict
+	noGlance := imagesec.NewRunner(imagesec.RunnerConfig{DB: db})
+	_ = noGlance.Start(ctx)
+	defer noGlance.Stop()
+	srv2 := httptest.NewServer(api.New(api.Config{DB: db, Runner: noGlance}))
+	defer srv2.Close()
+	if rp := do(t, srv2, "POST", "/v1/images/collect", admin, "", ""); rp.status != 409 || !strings.Contains(rp.raw, "glance is not configured") {
+		t.Errorf("collect without glance: %d %s", rp.status, rp.raw)
+	}
+}
