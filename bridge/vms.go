@@ -154,7 +154,7 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 		}
 	}
 	sreq := vmRequest(requestID, id, lw.ProjectID, policy, res)
-	prefer, err := decidedCells(ctx, tx, requestID, host)
+	prefer, decided, err := decidedCells(ctx, tx, requestID, host)
 	if err != nil {
 		return err
 	}
@@ -168,6 +168,11 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 	}
 	if err := ledger.Assign(ctx, tx, id, host, cells); err != nil {
 		return err
+	}
+	if decided {
+		if err := ledger.LinkDecision(ctx, tx, requestID, host, id); err != nil {
+			return err
+		}
 	}
 	return hostCPUsEvent(ctx, tx, host)
 }
@@ -269,27 +274,30 @@ func assignmentFits(a ledger.Assignment, res scheduler.Resources, policy schedul
 }
 
 // decidedCells returns the cells the decision for this request chose on
-// host, nil when there is none.
-func decidedCells(ctx context.Context, db pg.DBTX, requestID, host string) ([]int, error) {
+// host (nil when it chose none: a shared VM), and whether there is one.
+func decidedCells(ctx context.Context, db pg.DBTX, requestID, host string) ([]int, bool, error) {
 	if requestID == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	ds, err := ledger.DecisionsForRequest(ctx, db, requestID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for i := len(ds) - 1; i >= 0; i-- {
 		d := ds[i]
-		if d.Host != host || d.Placement == nil || len(d.Placement.Cells) == 0 {
+		if d.Host != host {
 			continue
+		}
+		if d.Placement == nil || len(d.Placement.Cells) == 0 {
+			return nil, true, nil
 		}
 		cells := make([]int, 0, len(d.Placement.Cells))
 		for _, c := range d.Placement.Cells {
 			cells = append(cells, c.Cell)
 		}
-		return cells, nil
+		return cells, true, nil
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // hostState is one ledger host as the scheduler sees it, without the

@@ -247,6 +247,16 @@ func listDecisions(ctx context.Context, db pg.DBTX, where string, args ...any) (
 	return ds, nil
 }
 
+// LinkDecision names the workload of the decisions taken for a request on
+// a host before it had one (Nova's candidates query knows no instance
+// uuid; its claim does), so that LatestDecision finds them. Decisions
+// already naming a workload are left alone.
+func LinkDecision(ctx context.Context, db pg.DBTX, requestID, host, workloadID string) error {
+	_, err := db.Exec(ctx, `UPDATE bridge_decisions SET workload_id = $3::uuid
+WHERE request_id = $1 AND host = $2 AND workload_id IS NULL`, requestID, host, workloadID)
+	return interpretError(err, fmt.Sprintf("linking the decision of request %s to workload %s", requestID, workloadID))
+}
+
 // TrimDecisions deletes the log entries older than before and says how many.
 func TrimDecisions(ctx context.Context, db pg.DBTX, before time.Time) (int64, error) {
 	tag, err := db.Exec(ctx, deleteDecisionsBefore, before)

@@ -416,6 +416,9 @@ func TestNovaBootClaimAndDelete(t *testing.T) {
 	if len(a.Cells) != 1 || a.Cells[0].Cell != cell || a.Pinned().Size() != 2 || a.Cells[0].MemoryMB != 1024 {
 		t.Fatalf("assignment %+v, want cell %d", a, cell)
 	}
+	if d, err := ledger.LatestDecision(e.ctx, e.pool, vm); err != nil || d.RequestID != reqID || d.Host != "h1" {
+		t.Fatalf("decision not linked to the VM: %+v %v", d, err)
+	}
 	var events int
 	if err := e.pool.QueryRow(e.ctx, `SELECT count(*) FROM bridge_outbox WHERE key = 'host:h1'`).Scan(&events); err != nil || events == 0 {
 		t.Fatalf("no host event (%v)", err)
@@ -438,6 +441,21 @@ func TestNovaBootClaimAndDelete(t *testing.T) {
 	}
 	if st, _ := e.do("DELETE", "/allocations/"+vm, "", "", ""); st != 404 {
 		t.Fatalf("second delete: %d", st)
+	}
+	// PUT with no allocations releases too.
+	vm2 := uuid.NewString()
+	if st, b := e.do("PUT", "/allocations/"+vm2, "1.36", "", claimBody(e.rp["h1"], 1, 256)); st != 204 {
+		t.Fatalf("claim 2: %d %s", st, b)
+	}
+	if _, err := ledger.GetWorkload(e.ctx, e.pool, vm2); err != nil {
+		t.Fatal(err)
+	}
+	empty := `{"allocations": {}, "project_id": "p1", "user_id": "u1", "consumer_generation": 1}`
+	if st, b := e.do("PUT", "/allocations/"+vm2, "1.36", "", empty); st != 204 {
+		t.Fatalf("empty put: %d %s", st, b)
+	}
+	if _, err := ledger.GetWorkload(e.ctx, e.pool, vm2); err == nil {
+		t.Fatal("VM kept after an empty PUT")
 	}
 	// POST /allocations: a migration moves the allocation to another consumer.
 	mig := uuid.NewString()
