@@ -4,11 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/imagesec"
+	"github.com/unisched/unisched/imagesec/upgrade"
 )
 
 // upgradeOpts are the flags of `images advise` and `images upgrade`.
@@ -23,7 +29,7 @@ func upgradeFlags(fs *flag.FlagSet) upgradeOpts {
 		out:          fs.String("out", "", "upgrade: the upgraded image's path (default: beside the original, name.upgraded-<time>.ext)"),
 		dockerHost:   fs.String("docker-host", "", "upgrade: the Docker daemon running the sandbox (default $DOCKER_HOST, then unix:///var/run/docker.sock)"),
 		cacheDir:     fs.String("cache-dir", "", "upgrade: the .deb download cache (default <user cache dir>/unisched/debs)"),
-		sandboxImage: fs.String("sandbox-image", "", "upgrade: the sandbox's helper image (default unisched/busybox:latest, imported from Debian's busybox-static when missing)"),
+		sandboxImage: fs.String("sandbox-image", "", "upgrade: the sandbox's helper image (default unisched/upgrade-sandbox:<hash>, imported from the host's busybox-static when missing)"),
 	}
 }
 
@@ -58,5 +64,88 @@ func (c imagesCLI) advise(ctx context.Context, pool *pgxpool.Pool, id int64, o u
 }
 
 func (c imagesCLI) upgrade(ctx context.Context, pool *pgxpool.Pool, id int64, o upgradeOpts, format, workDir string, quiet bool) error {
-	return fmt.Errorf("images upgrade: not available yet")
+	host := *o.dockerHost
+	if host == "" {
+		host = os.Getenv("DOCKER_HOST")
+	}
+	if host == "" {
+		host = "unix:///var/run/docker.sock"
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("docker client for %s: %w", host, err)
+	}
+	defer cli.Close()
+	img := *o.sandboxImage
+	if img == "" {
+		// The default helper is the host's static busybox, imported
+		// (no registry is needed).
+		if img, err = upgrade.EnsureImage(ctx, cli, upgrade.Busybox); err != nil {
+			return fmt.Errorf("the sandbox image on %s: %w", host, err)
+		}
+	}
+	dir := *o.cacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("no --cache-dir and no user cache dir: %w", err)
+		}
+		dir = filepath.Join(base, "unisched", "debs")
+	}
+	cache, err := upgrade.NewCache(dir)
+	if err != nil {
+		return err
+	}
+	opts := imagesec.UpgradeOptions{Feed: *o.feed, Advisories: *o.advisories, Out: *o.out,
+		Upgrade: upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache, WorkDir: workDir}}
+	if !quiet {
+		opts.Upgrade.Progress = upgradeProgress(c.stderr)
+	}
+	start := time.Now()
+	res, err := imagesec.UpgradeImage(ctx, pool, id, opts)
+	if err != nil {
+		return dbHint(err)
+	}
+	if !quiet {
+		fmt.Fprintf(c.stderr, "upgraded image %d in %v: image %d at %s\n", id, time.Since(start).Round(time.Millisecond), res.Image.ID, res.Record.Path)
+	}
+	if format == "json" {
+		return c.json(res)
+	}
+	tw := c.table("PACKAGE", "ARCH", "FROM", "TO", "ADVISORIES")
+	for _, u := range res.Upgrade.Applied {
+		ids := make([]string, len(u.Advisories))
+		for i, a := range u.Advisories {
+			ids[i] = a.ID
+		}
+		row(tw, u.Name, u.Architecture, u.From, u.To, strings.Join(ids, ","))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "\nnew image %d: %s (%s)\n", res.Image.ID, res.Record.Path, res.Image.Checksum)
+	for _, u := range res.Upgrade.Skipped {
+		fmt.Fprintf(c.stdout, "not applied (no feed offers it): %s %s -> %s\n", u.Name, u.From, u.To)
+	}
+	return nil
+}
+
+// upgradeProgress prints one line per stage, and download bytes every
+// quarter.
+func upgradeProgress(w io.Writer) func(upgrade.Event) {
+	last := ""
+	lastQuarter := -1
+	return func(e upgrade.Event) {
+		if e.Stage == last && e.Total > 0 {
+			q := int(4 * e.Bytes / e.Total)
+			if q == lastQuarter {
+				return
+			}
+			lastQuarter = q
+			fmt.Fprintf(w, "upgrade [%d/%d] %s: %s of %s (%s)\n", e.Step, e.Steps, e.Stage, humanBytes(e.Bytes), humanBytes(e.Total), e.Message)
+			return
+		}
+		last, lastQuarter = e.Stage, -1
+		fmt.Fprintf(w, "upgrade [%d/%d] %s\n", e.Step, e.Steps, e.Message)
+	}
 }

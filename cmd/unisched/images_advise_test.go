@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unisched/unisched/imagesec/advise"
 	"github.com/unisched/unisched/imagesec/testimage"
+	"github.com/unisched/unisched/internal/dockertest"
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
@@ -57,5 +61,64 @@ func TestImagesAdviseCLI(t *testing.T) {
 	var plan advise.Plan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil || len(plan.Upgrades) != len(im.Feed.Fixes) {
 		t.Errorf("advise -f json: %v\n%s", err, out)
+	}
+}
+
+// TestImagesUpgradeCLI runs `unisched images upgrade` on a real image
+// against a private dockerd, then lists the new image.
+func TestImagesUpgradeCLI(t *testing.T) {
+	im := testimage.ForTest(t)
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_CONFIG", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := dockertest.StartDaemon(ctx, dockertest.Options{})
+	if err != nil {
+		if errors.Is(err, dockertest.ErrUnavailable) {
+			dockertest.Unavailable(t, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("stopping dockerd: %v", err)
+		}
+	})
+	run := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := imagesCLI{stdout: &out, stderr: &errOut}.run(context.Background(), args)
+		return out.String(), errOut.String(), err
+	}
+	if _, progress, err := run("inspect", im.QcowMBR, "-q"); err != nil {
+		t.Fatalf("inspect: %v\n%s", err, progress)
+	}
+	out := filepath.Join(t.TempDir(), "fixed.qcow2")
+	common := []string{"--docker-host", d.Host, "--cache-dir", t.TempDir(), "--work-dir", t.TempDir()}
+	if _, _, err := run(append([]string{"upgrade", "1", "--feed", im.Feed.BadPostinst, "--out", out}, common...)...); err == nil ||
+		!strings.Contains(err.Error(), "this postinst fails") {
+		t.Errorf("upgrade with a failing postinst: %v", err)
+	}
+	stdout, progress, err := run(append([]string{"upgrade", "1", "--feed", im.Feed.Dir, "--out", out}, common...)...)
+	if err != nil {
+		t.Fatalf("upgrade: %v\n%s", err, progress)
+	}
+	for _, want := range []string{"upgrade [1/9] inspect", "upgrade [5/9] dpkg", "upgrade [9/9] verify", "upgraded image 1 in "} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
+		}
+	}
+	for _, f := range im.Feed.Fixes {
+		if !strings.Contains(strings.Join(strings.Fields(stdout), " "), f.Name+" "+f.Architecture+" "+f.From+" "+f.To) {
+			t.Errorf("upgrade output lacks %s:\n%s", f.Name, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "new image 2: "+out) {
+		t.Errorf("upgrade output:\n%s", stdout)
+	}
+	list, _, err := run("list")
+	if err != nil || !strings.Contains(list, "fixed.qcow2") {
+		t.Errorf("list after upgrade: %v\n%s", err, list)
 	}
 }

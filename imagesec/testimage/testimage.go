@@ -36,20 +36,20 @@ import (
 
 // builderVersion changes whenever the layout of the built images changes, so
 // that stale caches are not reused.
-const builderVersion = "11"
+const builderVersion = "12"
 
 // BasePackages are unpacked into every test root: real packages with real
 // control data, chosen to be small and to cover epochs (zlib1g), binNMU
 // versions (bash) and Source fields that differ from the name. With
-// coreutils, dash, debianutils, libc-bin and the libraries below they are
+// coreutils, dash, debianutils, diffutils, libc-bin and the libraries below they are
 // the dependency closure of the guest's own dpkg (sh, rm, tar, ldconfig,
-// dpkg-deb, start-stop-daemon), so imagesec/upgrade can run it in a
+// diff, dpkg-deb, start-stop-daemon), so imagesec/upgrade can run it in a
 // sandbox; apt's own libraries are left out (apt is only listed).
 var BasePackages = []string{
 	"apt", "base-files", "base-passwd", "bash", "dpkg", "gcc-12-base", "libc6",
 	"libgcc-s1", "tar", "zlib1g", "liblzma5", "libzstd1", "libbz2-1.0",
 	"coreutils", "dash", "debianutils", "libacl1", "libattr1", "libc-bin",
-	"libgmp10", "libmd0", "libpcre2-8-0", "libselinux1",
+	"libgmp10", "libmd0", "libpcre2-8-0", "libselinux1", "diffutils",
 }
 
 // Package is one package put into the image, as its .deb declares it.
