@@ -158,6 +158,15 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 	if err != nil {
 		return err
 	}
+	if len(prefer) > 1 {
+		// The decision spread the guest over several cells (the flavor's
+		// hw:numa_nodes, from the intent): so does the claim.
+		spread := *sreq
+		spread.NUMA = scheduler.NUMANeeds{Cells: len(prefer)}
+		if spread.Validate() == nil {
+			sreq = &spread
+		}
+	}
 	cells, exact, err := c.fitVM(ctx, tx, host, id, sreq, prefer)
 	if err != nil {
 		return err

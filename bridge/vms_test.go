@@ -400,3 +400,27 @@ func TestVMClaimsConcurrent(t *testing.T) {
 		t.Fatalf("%d VMs span cells", got)
 	}
 }
+
+// A decision over two cells (a flavor with hw:numa_nodes=2) gives the
+// claim one pCPU and half the memory in each.
+func TestVMClaimFollowsDecidedSpread(t *testing.T) {
+	f := setup(t)
+	rp := f.register(bridgetest.TwoCells("h1")).ProviderUUID
+	req := "req-" + uuid.NewString()
+	rec := ledger.Decision{RequestID: req, Kind: scheduler.KindVM, Host: "h1", ProviderUUID: rp,
+		Placement: &ledger.PlacementRecord{Dedicated: true, Cells: []ledger.CellRecord{{Cell: 0, MemoryMB: 512}, {Cell: 1, MemoryMB: 512}}}}
+	if err := ledger.RecordDecision(f.ctx, f.pool, &rec); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	if err := f.vmClaim(id, rp, req, 2, 0, 1024); err != nil {
+		t.Fatal(err)
+	}
+	a := f.assignment(id)
+	if len(a.Cells) != 2 || a.Cells[0].CPUs.Size() != 1 || a.Cells[1].CPUs.Size() != 1 || a.Cells[0].MemoryMB != 512 {
+		t.Fatalf("assignment %+v, want one pCPU and 512 MB in each cell", a)
+	}
+	if d, err := ledger.LatestDecision(f.ctx, f.pool, id); err != nil || d.RequestID != req {
+		t.Fatalf("decision not linked: %+v %v", d, err)
+	}
+}

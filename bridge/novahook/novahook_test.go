@@ -549,3 +549,35 @@ func TestConcurrentNovaClaims(t *testing.T) {
 		t.Fatalf("ok %d, Placement PCPU %d, ledger pins %d, VMs %d, VMs across cells %d; want 8 16 16 8 0", ok, used, pins, vms, dup)
 	}
 }
+
+// The proxy's intent gives the flavor's NUMA spread: the candidates query
+// (under nova-api's id, an alias of the intent) is scheduled over two
+// cells, and the claim that follows takes one pCPU in each.
+func TestIntentNUMASpread(t *testing.T) {
+	e := newEnv(t, bridge.CandidatesFirst)
+	e.ledgerHost("h1")
+	clientID, novaID := "req-"+uuid.NewString(), "req-"+uuid.NewString()
+	in := ledger.Intent{RequestID: clientID, ProjectID: "p1", UserID: "u1", FlavorRef: "f",
+		Flavor: &ledger.IntentFlavor{ID: "f", VCPUs: 2, RAMMB: 1024, ExtraSpecs: map[string]string{"hw:cpu_policy": "dedicated", "hw:numa_nodes": "2"}}}
+	if err := ledger.RecordIntent(e.ctx, e.pool, &in); err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.AliasIntent(e.ctx, e.pool, clientID, novaID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.candidates("resources=PCPU:2,MEMORY_MB:1024", novaID); len(got) != 1 || got[0] != "h1" {
+		t.Fatalf("candidates %v", got)
+	}
+	ds, err := ledger.DecisionsForRequest(e.ctx, e.pool, novaID)
+	if err != nil || len(ds) != 1 || ds[0].Placement == nil || len(ds[0].Placement.Cells) != 2 {
+		t.Fatalf("decision %+v %v: want two cells", ds, err)
+	}
+	vm := uuid.NewString()
+	if st, b := e.do("PUT", "/allocations/"+vm, "1.36", novaID, claimBody(e.rp["h1"], 2, 1024)); st != 204 {
+		t.Fatalf("claim: %d %s", st, b)
+	}
+	a, _ := ledger.GetAssignment(e.ctx, e.pool, vm)
+	if len(a.Cells) != 2 || a.Pinned().Size() != 2 {
+		t.Fatalf("assignment %+v, want two cells", a)
+	}
+}
