@@ -96,16 +96,18 @@ func (p *Proxy) prepareCreate(r *http.Request, route createRoute) *http.Request 
 	in.RequestID = id
 	in.UserID, in.ProjectID = identity(r, route)
 
+	// each step has its own bound: a lookup that used all of its time
+	// still leaves the intent (without the flavor) its own
+	lookupCtx, cancel := context.WithTimeout(r.Context(), p.timeout)
+	f, err := p.lookupFlavor(lookupCtx, r, route, id, in.FlavorRef)
+	cancel()
+	if err != nil {
+		p.log.Info("nova proxy: flavor lookup failed, intent recorded without it",
+			"request_id", id, "flavor", in.FlavorRef, "error", err)
+	}
+	in.Flavor = f
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
-	if in.FlavorRef != "" {
-		f, err := p.lookupFlavor(ctx, r, route, id, in.FlavorRef)
-		if err != nil {
-			p.log.Info("nova proxy: flavor lookup failed, intent recorded without it",
-				"request_id", id, "flavor", in.FlavorRef, "error", err)
-		}
-		in.Flavor = f
-	}
 	if err := ledger.RecordIntent(ctx, p.db, in); err != nil {
 		p.log.Warn("nova proxy: intent not recorded, forwarding anyway", "request_id", id, "error", err)
 		return r
@@ -257,5 +259,7 @@ func (p *Proxy) finishCreate(ctx context.Context, c *pendingCreate, status int, 
 	}
 	if err := ledger.AnswerIntent(ctx, p.db, c.requestID, status); err != nil {
 		p.log.Warn("nova proxy: answer not recorded", "request_id", c.requestID, "status", status, "error", err)
+		return
 	}
+	p.log.Info("nova proxy: server create", "request_id", c.requestID, "nova_request_ids", aliases, "status", status)
 }

@@ -422,6 +422,40 @@ func TestFlavorLookupFailures(t *testing.T) {
 		})
 	}
 
+	t.Run("lookup slower than its bound", func(t *testing.T) {
+		up := newUpstream(t, pool)
+		release := make(chan struct{})
+		defer close(release)
+		inner := up.srv.Config.Handler
+		up.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/flavors/") {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+		p, err := novaext.New(novaext.Config{Upstream: up.srv.URL, DB: pool, LookupTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := httptest.NewServer(p)
+		defer func() { proxy.Close(); p.Close() }()
+		e := &env{ctx: context.Background(), pool: pool, up: up, proxy: proxy}
+		start := time.Now()
+		resp, _ := e.do(t, "POST", "/v2.1/servers", http.Header{"X-Auth-Token": {"a:b"}}, `{"server": {"name": "slow", "flavorRef": "42"}}`)
+		if took := time.Since(start); resp.StatusCode != 202 || took > 3*time.Second {
+			t.Fatalf("status %d after %v", resp.StatusCode, took)
+		}
+		s := up.requests("POST", "/servers")[0]
+		in, err := ledger.IntentByRequestID(e.ctx, pool, resp.Header.Get("X-Openstack-Request-Id"))
+		if err != nil || !s.IntentAtArrival || in.Flavor != nil || in.ServerName != "slow" {
+			t.Errorf("intent %+v (%v, at arrival %v)", in, err, s.IntentAtArrival)
+		}
+	})
+
 	t.Run("nova-api before 2.61", func(t *testing.T) {
 		e := setupOn(t, pool)
 		e.up.flavors["7"] = `{"id": "7", "name": "old", "vcpus": 1, "ram": 512, "disk": 1, "swap": 256}`
