@@ -218,7 +218,10 @@ func IntentByRequestID(ctx context.Context, db pg.DBTX, id string) (Intent, erro
 // younger than IntentInFlightWindow), it looks again every few
 // milliseconds, for at most timeout. It returns ErrNotFound at once when
 // nothing is in flight (the request did not come through the proxy), and
-// when timeout passes; ctx's error when ctx ends first.
+// when timeout passes; ctx's error when ctx ends first. Call it with the
+// pool, outside a transaction: a transaction's snapshot (repeatable read
+// or above) would never see the alias arrive, and holding one open while
+// waiting would keep a connection from the others.
 func AwaitIntent(ctx context.Context, db pg.DBTX, id string, timeout time.Duration) (Intent, error) {
 	deadline := time.Now().Add(timeout)
 	var timer *time.Timer
