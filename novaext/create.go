@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -247,12 +248,9 @@ func (p *Proxy) answerCreate(ctx context.Context, c *pendingCreate, resp *http.R
 func (p *Proxy) finishCreate(ctx context.Context, c *pendingCreate, status int, aliases []string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
-	seen := map[string]bool{}
+	slices.Sort(aliases)
+	aliases = slices.Compact(aliases)
 	for _, a := range aliases {
-		if seen[a] {
-			continue
-		}
-		seen[a] = true
 		if err := ledger.AliasIntent(ctx, p.db, c.requestID, a); err != nil {
 			p.log.Warn("nova proxy: alias not recorded", "request_id", c.requestID, "alias", a, "error", err)
 		}
