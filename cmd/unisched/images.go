@@ -34,6 +34,12 @@ commands:
                  (--feed URL|PATH, --advisories FILE); stores and prints the plan
   upgrade ID     apply the advised upgrades offline to a copy of the image (--feed URL|PATH,
                  --out PATH, --docker-host URL); inspects and stores the result
+  collect        collect from Glance (imagesec.glance.*): new or changed images downloaded,
+                 inspected and stored (--keep-files keeps the downloads)
+  publish ID     upload an upgraded image to Glance as a new image of its parent's family
+                 (--name, --family, --hide-parent; or --file PATH --parent GLANCE_ID)
+  jobs [ID]      image jobs of every process (collect, inspect, upgrade, publish);
+                 --watch follows job ID until it ends
 
 flags (anywhere after the command):
   -f table|json  output format (default table)
@@ -58,6 +64,9 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 		return nil
 	}
 	sub := args[0]
+	if sub == "collect" || sub == "publish" || sub == "jobs" {
+		return c.pipeline(ctx, sub, args[1:]) // images_jobs.go
+	}
 	fs := flag.NewFlagSet("images "+sub, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	cfgPath := fs.String("config", os.Getenv("UNISCHED_CONFIG"), "configuration file (YAML)")
