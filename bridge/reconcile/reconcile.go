@@ -114,12 +114,6 @@ type Servers interface {
 	ListServers(ctx context.Context) ([]Server, error)
 }
 
-// Counter receives how many divergences of each kind a run found (the
-// metric unisched_reconcile_divergences_total{kind}).
-type Counter interface {
-	Add(kind string, n int)
-}
-
 // Config tunes a Reconciler. Zero fields take the defaults in parentheses.
 type Config struct {
 	Logger *slog.Logger
@@ -143,8 +137,8 @@ type Config struct {
 	// allocations (the coordinator's VM claim); nil leaves missing VMs
 	// reported but not repaired.
 	CreateVM func(ctx context.Context, id string) error
-	// Counter, when set, is told each run's counts.
-	Counter Counter
+	// Metrics, when set, exports each run's counts (NewMetrics).
+	Metrics *Metrics
 	// LockKey is the advisory lock (DefaultLockKey).
 	LockKey int64
 	// Leader names this reconciler in stored runs (host name and pid).

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/agentproto"
@@ -529,5 +530,64 @@ func TestStartRunsAtOnce(t *testing.T) {
 	r.Stop()
 	if err := r.Start(f.ctx); err == nil {
 		t.Error("a stopped reconciler started again")
+	}
+}
+
+// TestMetrics: a run's counts reach the registry.
+func TestMetrics(t *testing.T) {
+	f := setup(t)
+	reg := prometheus.NewRegistry()
+	m, err := reconcile.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reconcile.NewMetrics(reg); err == nil {
+		t.Error("the metrics registered twice on one registry")
+	}
+	f.claim(bridge.ConsumerTypeContainer, 1, 128)
+	f.age()
+	r := f.reconciler(reconcile.Config{Metrics: m})
+	f.run(r)
+	f.run(r)
+	want := map[string]float64{
+		`unisched_reconcile_divergences_total{kind="allocation_leak"}`:               1,
+		`unisched_reconcile_divergences_total{kind="ledger_orphan"}`:                 0,
+		`unisched_reconcile_repairs_total{kind="allocation_leak",result="repaired"}`: 1,
+		`unisched_reconcile_last_run_divergences{kind="allocation_leak"}`:            0,
+		`unisched_reconcile_runs_total`:                                              2,
+	}
+	got := map[string]float64{}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			name := fam.GetName()
+			if len(m.GetLabel()) > 0 {
+				name += "{"
+				for i, l := range m.GetLabel() {
+					if i > 0 {
+						name += ","
+					}
+					name += l.GetName() + `="` + l.GetValue() + `"`
+				}
+				name += "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if got["unisched_reconcile_last_run_timestamp_seconds"] < float64(time.Now().Add(-time.Hour).Unix()) {
+		t.Errorf("last run timestamp %v", got["unisched_reconcile_last_run_timestamp_seconds"])
 	}
 }

@@ -161,13 +161,7 @@ func (r *Reconciler) run(ctx context.Context, dry bool) (*Report, error) {
 	if err := r.store(ctx, rep); err != nil {
 		return nil, err
 	}
-	if r.cfg.Counter != nil {
-		for k, n := range rep.Counts {
-			if n > 0 {
-				r.cfg.Counter.Add(k, n)
-			}
-		}
-	}
+	r.cfg.Metrics.observe(rep)
 	log.Info("reconcile: run finished", "run", rep.RunID, "dry_run", dry, "divergences", rep.Total,
 		"repaired", rep.Repaired, "failed", rep.Failed, "errors", len(rep.Errors))
 	return rep, nil
