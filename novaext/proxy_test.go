@@ -694,3 +694,45 @@ func TestUpstreamPaths(t *testing.T) {
 		})
 	}
 }
+
+// Nova's scheduler can ask for candidates, with nova-api's local id, before
+// nova-api's 202 has come back through the proxy (44 ms before, in a run
+// against real Nova): a waiter started while the create is in flight finds
+// the intent once the proxy aliases the id.
+func TestSchedulerAheadOfTheAnswer(t *testing.T) {
+	pool := pgtest.Pool(t)
+	e := setupOn(t, pool)
+	type found struct {
+		in  ledger.Intent
+		err error
+	}
+	waiter := make(chan found, 1)
+	local := "req-" + uuid.NewString()
+	inner := e.up.srv.Config.Handler
+	e.up.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" && r.URL.Path == "/v2.1/servers" {
+			go func() {
+				in, err := ledger.AwaitIntent(context.Background(), pool, local, 10*time.Second)
+				waiter <- found{in, err}
+			}()
+			time.Sleep(200 * time.Millisecond) // the cast to the conductor, the scheduler's query
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("X-Openstack-Request-Id", local)
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	resp, _ := e.do(t, "POST", "/v2.1/servers", http.Header{"X-Auth-Token": {"a:b"}}, `{"server": {"name": "raced", "flavorRef": "42"}}`)
+	if resp.StatusCode != 202 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	select {
+	case f := <-waiter:
+		if f.err != nil || f.in.ServerName != "raced" || f.in.Flavor == nil || f.in.Flavor.ExtraSpecs["hw:cpu_policy"] != "dedicated" {
+			t.Errorf("waiter got %+v (%v)", f.in, f.err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the waiter never returned")
+	}
+}
