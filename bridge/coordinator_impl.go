@@ -129,6 +129,9 @@ func (c *Coordinator) get(ctx context.Context, db pg.DBTX, id string) (Workload,
 
 // List returns workloads, oldest first.
 func (c *Coordinator) List(ctx context.Context, f ListFilter) ([]Workload, error) {
+	if badString(f.Host) != "" || badString(f.ProjectID) != "" || badString(string(f.Kind)) != "" {
+		return []Workload{}, nil // nothing stored can match, and PostgreSQL refuses the query
+	}
 	ws, err := ledger.ListWorkloads(ctx, c.pool, ledger.WorkloadFilter{Host: f.Host, ProjectID: f.ProjectID, Kind: f.Kind})
 	if err != nil {
 		return nil, err

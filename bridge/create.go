@@ -91,6 +91,9 @@ func (c *Coordinator) Create(ctx context.Context, req CreateRequest) (Workload, 
 	if req.CPUPolicy == "" {
 		req.CPUPolicy = scheduler.CPUShared
 	}
+	if err := checkCreateStrings(&req); err != nil {
+		return Workload{}, err
+	}
 	if req.Kind != scheduler.KindContainer && req.Kind != scheduler.KindVM {
 		return Workload{}, invalidf("kind %q is neither %q nor %q", req.Kind, scheduler.KindContainer, scheduler.KindVM)
 	}

@@ -116,6 +116,22 @@ func (c *Coordinator) RegisterHost(ctx context.Context, reg agentproto.Registrat
 	if reg.Host == "" || len(reg.Host) > 200 {
 		return agentproto.RegistrationResult{}, invalidf("host name %q must be 1 to 200 characters", reg.Host)
 	}
+	var sc strChecker
+	sc.str("host", reg.Host)
+	sc.str("agent_url", reg.AgentURL)
+	sc.str("availability_zone", reg.AvailabilityZone)
+	sc.str("dedicated_cpus", reg.DedicatedCPUs)
+	sc.str("shared_cpus", reg.SharedCPUs)
+	sc.str("os", reg.OS)
+	sc.str("kernel_version", reg.KernelVersion)
+	sc.str("architecture", reg.Architecture)
+	for _, cell := range reg.Cells {
+		sc.str("cells.cpus", cell.CPUs)
+		sc.strs("cells.siblings", cell.Siblings)
+	}
+	if err := sc.result(); err != nil {
+		return agentproto.RegistrationResult{}, err
+	}
 	if reg.AgentURL != "" {
 		u, err := url.Parse(reg.AgentURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

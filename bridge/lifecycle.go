@@ -83,6 +83,15 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 	if !isUUID(r.WorkloadID) {
 		return invalidf("workload id %q is not a uuid", r.WorkloadID)
 	}
+	var sc strChecker
+	sc.str("host", host)
+	sc.str("container_id", r.ContainerID)
+	if err := sc.result(); err != nil {
+		return err
+	}
+	// The reason is Docker's words: kept readable rather than the report
+	// lost for a byte PostgreSQL cannot store.
+	r.Reason = storableText(r.Reason)
 	id := strings.ToLower(r.WorkloadID)
 	return pg.WithTx(ctx, c.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		lw, err := lockWorkload(ctx, tx, id)
@@ -222,6 +231,9 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, args Action
 	if args.Timeout < 0 {
 		return Workload{}, invalidf("timeout %d must not be negative", args.Timeout)
 	}
+	if r := badString(args.Signal); r != "" {
+		return Workload{}, &NULError{Field: "signal", Reason: r}
+	}
 	var out Workload
 	err := pg.WithTx(ctx, c.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		lw, ct, err := lockContainer(ctx, tx, id, action)
@@ -272,6 +284,9 @@ func lockContainer(ctx context.Context, tx pgx.Tx, id, what string) (ledger.Work
 func (c *Coordinator) Rename(ctx context.Context, id, name string) (Workload, error) {
 	if len(name) > 255 {
 		return Workload{}, invalidf("name is at most 255 characters")
+	}
+	if r := badString(name); r != "" {
+		return Workload{}, &NULError{Field: "name", Reason: r}
 	}
 	var out Workload
 	err := pg.WithTx(ctx, c.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
