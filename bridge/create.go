@@ -91,7 +91,7 @@ func (c *Coordinator) Create(ctx context.Context, req CreateRequest) (Workload, 
 	if req.CPUPolicy == "" {
 		req.CPUPolicy = scheduler.CPUShared
 	}
-	if err := checkCreateStrings(&req); err != nil {
+	if err := CheckCreateStrings(&req); err != nil {
 		return Workload{}, err
 	}
 	if req.Kind != scheduler.KindContainer && req.Kind != scheduler.KindVM {

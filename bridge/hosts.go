@@ -226,6 +226,9 @@ func (c *Coordinator) register(ctx context.Context, reg agentproto.Registration,
 // it should have now (a shared container follows the host's free shared
 // pool), and the pool itself.
 func (c *Coordinator) Desired(ctx context.Context, host string) (agentproto.Desired, error) {
+	if badString(host) != "" {
+		return agentproto.Desired{}, fmt.Errorf("host %q: %w", host, ErrNotFound)
+	}
 	out := agentproto.Desired{Host: host, Containers: []agentproto.Container{}}
 	err := pg.WithTx(ctx, c.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var u string
@@ -268,6 +271,9 @@ func (c *Coordinator) AgentURL(ctx context.Context, host string) (string, error)
 }
 
 func agentURL(ctx context.Context, db pg.DBTX, host string) (string, error) {
+	if badString(host) != "" {
+		return "", fmt.Errorf("host %q: %w", host, ErrNotFound)
+	}
 	var u string
 	err := db.QueryRow(ctx, sqlHostAgent, host).Scan(&u)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -33,19 +33,20 @@ func (e *NULError) Error() string {
 // Unwrap makes a NULError an ErrInvalid.
 func (e *NULError) Unwrap() error { return ErrInvalid }
 
+// NULError reasons.
 const (
-	reasonNUL      = "contains a NUL character"
-	reasonUTF8     = "is not valid UTF-8"
-	reasonSurrogat = "contains a lone UTF-16 surrogate escape"
+	ReasonNUL       = "contains a NUL character"
+	ReasonUTF8      = "is not valid UTF-8"
+	ReasonSurrogate = "contains a lone UTF-16 surrogate escape"
 )
 
 // badString says why PostgreSQL would refuse s as text ("" when it takes it).
 func badString(s string) string {
 	switch {
 	case strings.IndexByte(s, 0) >= 0:
-		return reasonNUL
+		return ReasonNUL
 	case !utf8.ValidString(s):
-		return reasonUTF8
+		return ReasonUTF8
 	}
 	return ""
 }
@@ -83,10 +84,12 @@ func (c *strChecker) result() error {
 	return c.err
 }
 
-// checkCreateStrings refuses a create holding a string PostgreSQL cannot
+// CheckCreateStrings refuses a create holding a string PostgreSQL cannot
 // store, anywhere: the named fields first, then the container, then the
 // API's spec (which repeats much of the container in the API's words).
-func checkCreateStrings(req *CreateRequest) error {
+// Create runs it; an API creating several workloads per request runs it
+// on all of them first, so that a refusal leaves none created.
+func CheckCreateStrings(req *CreateRequest) error {
 	var c strChecker
 	c.str("id", req.ID)
 	c.str("name", req.Name)
@@ -146,15 +149,15 @@ func checkJSONStrings(field string, doc []byte) error {
 	}
 	if r := badEscapes(doc); r == "" {
 		return nil
-	} else if r == reasonSurrogat {
+	} else if r == ReasonSurrogate {
 		return &NULError{Field: field, Reason: r}
 	}
 	// A NUL: find where, for the message.
 	path, err := nulPath(doc)
 	if err != nil || path == "" {
-		return &NULError{Field: field, Reason: reasonNUL}
+		return &NULError{Field: field, Reason: ReasonNUL}
 	}
-	return &NULError{Field: field + "." + path, Reason: reasonNUL}
+	return &NULError{Field: field + "." + path, Reason: ReasonNUL}
 }
 
 // badEscapes scans the \u escapes of valid JSON (a backslash only occurs
@@ -170,22 +173,22 @@ func badEscapes(doc []byte) string {
 		}
 		v, err := strconv.ParseUint(string(doc[i+2:i+6]), 16, 16)
 		if err != nil {
-			return reasonSurrogat // not reachable for valid JSON
+			return ReasonSurrogate // not reachable for valid JSON
 		}
 		i += 5
 		switch {
 		case v == 0:
-			return reasonNUL
+			return ReasonNUL
 		case v >= 0xDC00 && v <= 0xDFFF:
-			return reasonSurrogat
+			return ReasonSurrogate
 		case v >= 0xD800 && v <= 0xDBFF:
 			j := i + 1
 			if j+6 > len(doc) || doc[j] != '\\' || doc[j+1] != 'u' {
-				return reasonSurrogat
+				return ReasonSurrogate
 			}
 			lo, err := strconv.ParseUint(string(doc[j+2:j+6]), 16, 16)
 			if err != nil || lo < 0xDC00 || lo > 0xDFFF {
-				return reasonSurrogat
+				return ReasonSurrogate
 			}
 			i = j + 5
 		}

@@ -422,9 +422,6 @@ func (h *handler) createContainer(w http.ResponseWriter, r *http.Request) error 
 	if err := authorize(r, "container:create", ""); err != nil {
 		return err
 	}
-	if field, ok := nulField("", doc); ok {
-		return errInvalid("Invalid input for field '%s'. The value contains a NUL character.", field)
-	}
 	body := doc.(*jsonschema.Object)
 	run := false
 	if s, ok := q.get("run"); ok {
@@ -450,41 +447,13 @@ func (h *handler) createContainer(w http.ResponseWriter, r *http.Request) error 
 			}
 		}
 	case errors.Is(err, bridge.ErrInvalid):
-		return errInvalid("%s", bridgeDetail(err, bridge.ErrInvalid))
+		return invalidFromBridge(err)
 	default:
 		return err
 	}
 	w.Header().Set("Location", buildURL(hostURL(r), "containers", created.ID, false))
 	writeJSON(w, http.StatusAccepted, containerView(r, created))
 	return nil
-}
-
-// nulField finds a string (value or key) holding a NUL character: the
-// schemas let one through where Zun's do (workdir, command, ...), but
-// PostgreSQL stores none in text or jsonb, so it is refused as bad input
-// rather than failing the create in the database.
-func nulField(name string, v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return name, strings.ContainsRune(v, 0)
-	case *jsonschema.Object:
-		for _, k := range v.Keys() {
-			if strings.ContainsRune(k, 0) {
-				return k, true
-			}
-			val, _ := v.Get(k)
-			if f, ok := nulField(k, val); ok {
-				return f, true
-			}
-		}
-	case []any:
-		for _, e := range v {
-			if f, ok := nulField(name, e); ok {
-				return f, true
-			}
-		}
-	}
-	return "", false
 }
 
 // readBody decodes a JSON request body keeping key order, as the schema

@@ -154,7 +154,7 @@ func (h *handler) mapError(r *http.Request, err error) *apiError {
 	case errors.Is(err, bridge.ErrNotFound):
 		return errContainerNotFound(r.PathValue("ident"))
 	case errors.Is(err, bridge.ErrInvalid):
-		return errInvalid("%s", bridgeDetail(err, bridge.ErrInvalid))
+		return invalidFromBridge(err)
 	case errors.Is(err, bridge.ErrConflict):
 		return errConflict("%s", bridgeDetail(err, bridge.ErrConflict))
 	}
@@ -170,6 +170,32 @@ func (h *handler) mapError(r *http.Request, err error) *apiError {
 }
 
 var _ = slog.Default
+
+// invalidFromBridge is the coordinator's ErrInvalid as Zun's invalid-value.
+// A string the database cannot store (a NUL character: Zun's schemas let
+// one through in workdir, command, environment, labels ...) names the
+// field as the client spelled it: the last element of the coordinator's
+// path ("container.environment.K" -> 'K', "container.command" ->
+// 'command', "spec.healthcheck.test.1" -> 'test'), which for the container's fields and the spec's is the Zun
+// field or key that held it.
+func invalidFromBridge(err error) *apiError {
+	var ne *bridge.NULError
+	if !errors.As(err, &ne) {
+		return errInvalid("%s", bridgeDetail(err, bridge.ErrInvalid))
+	}
+	parts := strings.Split(ne.Field, ".")
+	field := parts[len(parts)-1]
+	for i := len(parts) - 1; i > 0 && strings.Trim(parts[i], "0123456789") == ""; i-- {
+		field = parts[i-1] // an array's index: the array's name
+	}
+	if strings.HasPrefix(ne.Field, "spec.healthcheck.test") {
+		field = "cmd" // Zun's name of what Docker calls test
+	}
+	if ne.Reason == bridge.ReasonNUL {
+		return errInvalid("Invalid input for field '%s'. The value contains a NUL character.", field)
+	}
+	return errInvalid("Invalid input for field '%s'. The value %s.", field, ne.Reason)
+}
 
 // bridgeDetail is the coordinator's message without its sentinel's
 // prefix ("invalid request: cpu ..." -> "cpu ...").

@@ -19,6 +19,11 @@ func FuzzBodies(f *testing.F) {
 		`{"workload_id": "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10", "status": "Running", "exit_code": null, "observed_at": "2026-01-01T00:00:00Z"}`,
 		`{"workloads": [{"kind": "container", "cpu": 1e-300, "memory_mb": 6.0, "image": "x", "numa": {"cells": 1.0}}]}`,
 		`{"agent_url": "http://a", "cells": [{"id": 0, "cpus": "0-99999999", "memory_mb": 1}], "dedicated_cpus": "", "shared_cpus": ""}`,
+		// PostgreSQL stores no NUL character in text or jsonb
+		`{"workloads": [{"kind": "container", "cpu": 1, "memory_mb": 64, "image": "x", "workdir": "/\u0000", "environment": {"A": "\u0000"}}]}`,
+		`{"workloads": [{"kind": "vm", "cpu": 1, "memory_mb": 64, "flavor": "\ud800"}]}`,
+		`{"agent_url": "http://a", "cells": [{"id": 0, "cpus": "0-3", "memory_mb": 1}], "dedicated_cpus": "", "shared_cpus": "", "os": "\u0000"}`,
+		`{"workload_id": "5d9f5f0e-8a55-4b8e-9a6b-3f1d2b8a7c10", "status": "Running", "container_id": "\u0000", "reason": "\u0000"}`,
 	} {
 		f.Add(seed)
 	}

@@ -121,6 +121,9 @@ func (h *Handler) createWorkloads(w http.ResponseWriter, r *http.Request) error 
 			req.Container.ProjectID = projectID
 		}
 		req.Spec = raw
+		if err := bridge.CheckCreateStrings(&req); err != nil {
+			return prefixDetail(serviceError(err, "checking workloads"), fmt.Sprintf("workloads[%d]: ", i))
+		}
 		reqs[i] = req
 	}
 
