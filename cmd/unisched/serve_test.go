@@ -58,6 +58,25 @@ func send(t *testing.T, method, url, token, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// sendMV sends a Placement request as admin at a microversion.
+func sendMV(t *testing.T, method, url, mv, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", "admin")
+	req.Header.Set("OpenStack-API-Version", "placement "+mv)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 func waitFor(t *testing.T, url string, done <-chan error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -116,8 +135,9 @@ func TestServeBothListeners(t *testing.T) {
 	defer agent.Close()
 	reg := `{"agent_url": "` + agent.URL + `", "cells": [{"id": 0, "cpus": "0-3", "memory_mb": 4096}],
 		"dedicated_cpus": "0-1", "shared_cpus": "2-3", "disk_gb": 10}`
-	if code, body := send(t, "PUT", "http://"+testContainerAddr+"/v1/agents/h1", "admin", reg); code != 200 || !strings.Contains(body, "provider_uuid") {
-		t.Fatalf("registration: %d %s", code, body)
+	code, regBody := send(t, "PUT", "http://"+testContainerAddr+"/v1/agents/h1", "admin", reg)
+	if code != 200 || !strings.Contains(regBody, "provider_uuid") {
+		t.Fatalf("registration: %d %s", code, regBody)
 	}
 	code, body := send(t, "POST", "http://"+testContainerAddr+"/v1/workloads", "alice:projA",
 		`{"workloads": [{"kind": "container", "name": "c1", "cpu_policy": "dedicated", "cpu": 1, "memory_mb": 64, "image": "busybox"}]}`)
@@ -131,6 +151,24 @@ func TestServeBothListeners(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("the relay delivered no event")
+	}
+
+	// Nova's claim on the agent's host is recorded as a VM by the hooks
+	// serve wires into Placement (nova.candidates first by default).
+	var regResult struct {
+		ProviderUUID string `json:"provider_uuid"`
+	}
+	if err := json.Unmarshal([]byte(regBody), &regResult); err != nil || regResult.ProviderUUID == "" {
+		t.Fatalf("provider of h1 in %s: %v", regBody, err)
+	}
+	rp := regResult.ProviderUUID
+	vm := "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+	claim := `{"allocations": {"` + rp + `": {"resources": {"PCPU": 1, "MEMORY_MB": 64}}}, "project_id": "p1", "user_id": "u1", "consumer_generation": null}`
+	if code, body := sendMV(t, "PUT", "http://"+testPlacementAddr+"/allocations/"+vm, "1.36", claim); code != 204 {
+		t.Fatalf("Nova's claim: %d %s", code, body)
+	}
+	if code, body := get(t, "http://"+testContainerAddr+"/v1/workloads/"+vm, "admin:p1"); code != 200 || !strings.Contains(body, `"kind":"vm"`) {
+		t.Errorf("the VM in the ledger: %d %s", code, body)
 	}
 
 	// placement's routes are not on the container listener
@@ -196,6 +234,19 @@ func TestServeContainerAPIOff(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An unknown nova.candidates mode stops serve at start.
+func TestServeBadCandidatesMode(t *testing.T) {
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_PLACEMENT_LISTEN", testPlacementAddr)
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", testContainerAddr)
+	t.Setenv("UNISCHED_NOVA_CANDIDATES", "sometimes")
+	t.Setenv("UNISCHED_LOG_LEVEL", "error")
+	err := runServe(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "nova.candidates") {
+		t.Fatalf("serve with nova.candidates sometimes: %v", err)
 	}
 }
 
