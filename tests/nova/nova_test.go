@@ -94,9 +94,15 @@ func checkWire(t *testing.T, since time.Time) {
 // openstack runs the real CLI against nova-api; stdout or a failure.
 func openstack(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return openstackVia(t, env.NovaURL, args...)
+}
+
+// openstackVia runs the real CLI against another compute endpoint.
+func openstackVia(t *testing.T, endpoint string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd, err := env.CLI(ctx, args...)
+	cmd, err := env.CLIVia(ctx, endpoint, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +121,14 @@ type server = novaharness.Server
 // seconds) and Nova's own, created to launched_at.
 func boot(t *testing.T, name, flavor string) server {
 	t.Helper()
+	return bootVia(t, env.NovaURL, name, flavor)
+}
+
+// bootVia is boot through another compute endpoint (env.ProxyURL).
+func bootVia(t *testing.T, endpoint, name, flavor string) server {
+	t.Helper()
 	t0 := time.Now()
-	out, err := openstack(t, "server", "create", "--image", "cirros-fake", "--flavor", flavor, "--nic", "none", "--wait", "-f", "json", name)
+	out, err := openstackVia(t, endpoint, "server", "create", "--image", "cirros-fake", "--flavor", flavor, "--nic", "none", "--wait", "-f", "json", name)
 	took := time.Since(t0)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, env.Logs(20))

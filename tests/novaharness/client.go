@@ -103,8 +103,10 @@ func (e *Env) Placement(ctx context.Context, method, path string, body, out any)
 
 // CLIArgs are the arguments that point the real `openstack` CLI at
 // nova-api without Keystone (keystoneauth's admin_token plugin).
-func (e *Env) CLIArgs() []string {
-	return []string{"--os-auth-type", "admin_token", "--os-endpoint", e.NovaURL, "--os-token", AdminToken,
+func (e *Env) CLIArgs() []string { return e.cliArgs(e.NovaURL) }
+
+func (e *Env) cliArgs(endpoint string) []string {
+	return []string{"--os-auth-type", "admin_token", "--os-endpoint", endpoint, "--os-token", AdminToken,
 		"--os-compute-api-version", NovaVersion}
 }
 
@@ -418,11 +420,17 @@ func (e *Env) DeleteServer(ctx context.Context, id string) (time.Duration, error
 // run on /usr/bin/python3 with a clean environment) aimed at nova-api as
 // the admin, through keystoneauth's admin_token plugin (no Keystone).
 func (e *Env) CLI(ctx context.Context, args ...string) (*exec.Cmd, error) {
+	return e.CLIVia(ctx, e.NovaURL, args...)
+}
+
+// CLIVia is CLI aimed at another compute endpoint (ProxyURL: through
+// serve's Nova proxy).
+func (e *Env) CLIVia(ctx context.Context, endpoint string, args ...string) (*exec.Cmd, error) {
 	const bin = "/usr/bin/openstack"
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("the openstack CLI is not installed (apt-get install python3-openstackclient): %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", append(append([]string{bin}, e.CLIArgs()...), args...)...)
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", append(append([]string{bin}, e.cliArgs(endpoint)...), args...)...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + e.Dir, "LANG=C.UTF-8"}
 	return cmd, nil
 }

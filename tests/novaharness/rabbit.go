@@ -96,6 +96,13 @@ func (e *Env) queueConsumers(queues []string) (map[string]int, error) {
 	return out, nil
 }
 
+// QueueConsumers is how many consumers a queue has (0 when it does not
+// exist).
+func (e *Env) QueueConsumers(queue string) (int, error) {
+	m, err := e.queueConsumers([]string{queue})
+	return m[queue], err
+}
+
 // Notification is one of Nova's versioned notifications, out of its
 // oslo.messaging envelope.
 type Notification struct {
