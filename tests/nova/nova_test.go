@@ -59,7 +59,7 @@ func start(t *testing.T) *novaharness.Env {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 		defer cancel()
-		env, envErr = novaharness.Start(ctx, novaharness.Options{Dir: dir, Computes: computes(), ExtraNovaConf: capacityConf})
+		env, envErr = novaharness.Start(ctx, novaharness.Options{Dir: dir, Computes: computes(), ExtraNovaConf: capacityConf, OwnPostgres: true})
 		if envErr != nil {
 			return
 		}

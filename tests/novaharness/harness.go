@@ -134,6 +134,10 @@ type Options struct {
 	ServeConfig map[string]any
 	// LogLevel of serve and the agents (default info).
 	LogLevel string
+	// OwnPostgres runs a PostgreSQL cluster of the environment's own for
+	// all its databases (Env.Postgres, RestartPostgres) instead of using
+	// AdminURL's.
+	OwnPostgres bool
 }
 
 // stepTimeout bounds each wait for a service: long, because on a shared
@@ -144,7 +148,7 @@ const stepTimeout = 8 * time.Minute
 
 type ports struct {
 	placement, wire, amqp, dist, epmd, glance, neutron, nova int
-	container, proxy                                         int
+	container, proxy, pg                                     int
 	// agent is the first agent's port; compute i's agent listens on agent+i.
 	agent int
 }
@@ -177,6 +181,9 @@ type Env struct {
 	DockerHost string
 	Docker     *client.Client
 	Image      string
+
+	// Postgres is the environment's own cluster (Options.OwnPostgres).
+	Postgres *Postgres
 
 	Wire *Wire
 	// Processes by name: epmd, rabbitmq, glance-api, nova-api,
@@ -261,7 +268,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	e := &Env{opts: opts, admin: opts.AdminURL, Processes: map[string]*Process{}, Computes: opts.Computes,
-		startedAt: time.Now(), http: &http.Client{Timeout: 60 * time.Second}}
+		startedAt: time.Now(), http: &http.Client{Timeout: 5 * time.Minute}}
 	defer func() {
 		if err != nil {
 			_ = e.Close()
@@ -284,6 +291,15 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 	if err := e.pickPorts(); err != nil {
 		return nil, err
+	}
+	if opts.OwnPostgres {
+		t0 := time.Now()
+		pgc, err := startPostgres(ctx, e.ports.pg, filepath.Join(e.Dir, "logs"))
+		if err != nil {
+			return nil, err
+		}
+		e.Postgres, e.admin = pgc, pgc.AdminURL
+		e.timed("own postgresql", t0)
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -416,7 +432,7 @@ func (e *Env) pickPorts() error {
 		}
 	}
 	all := []*int{&e.ports.placement, &e.ports.wire, &e.ports.amqp, &e.ports.dist, &e.ports.epmd, &e.ports.glance, &e.ports.neutron, &e.ports.nova,
-		&e.ports.container, &e.ports.proxy}
+		&e.ports.container, &e.ports.proxy, &e.ports.pg}
 	agents := make([]int, len(e.Computes))
 	for i := range agents {
 		all = append(all, &agents[i])
@@ -855,6 +871,12 @@ func (e *Env) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if e.Postgres != nil {
+		e.dbs = nil // they go with the cluster
+		if err := e.Postgres.close(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the own postgresql: %w", err))
+		}
+	}
 	for _, db := range e.dbs {
 		if err := harness.DropDatabase(ctx, e.admin, db); err != nil {
 			errs = append(errs, err)

@@ -35,7 +35,10 @@ func startProcess(name, logPath string, cmd *exec.Cmd) (*Process, error) {
 	// Own group, so that the whole service can be waited for and, as a last
 	// resort, killed without touching anything else; and if the test binary
 	// dies, the service gets SIGTERM.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pdeathsig = true, syscall.SIGTERM
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

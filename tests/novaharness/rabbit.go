@@ -169,3 +169,33 @@ func (e *Env) Notifications(priority string) ([]Notification, error) {
 		}
 	}
 }
+
+// WaitRPC waits until the conductor, the scheduler and every compute
+// consume their RPC queues again (after StartRabbit: oslo.messaging
+// reconnects with a backoff and declares its queues anew).
+func (e *Env) WaitRPC(ctx context.Context, timeout time.Duration) error {
+	queues := []string{"conductor", "scheduler"}
+	for _, c := range e.Computes {
+		queues = append(queues, "compute."+c.Host)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := e.queueConsumers(queues)
+		if err == nil {
+			missing := ""
+			for _, q := range queues {
+				if got[q] == 0 {
+					missing += " " + q
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+			err = fmt.Errorf("no consumer on%s", missing)
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("nova's rpc consumers not back after %s: %w", timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
