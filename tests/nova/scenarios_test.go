@@ -202,16 +202,33 @@ func deleteAll(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(servers)+len(cs))
+	// 8 at a time, a 5xx retried: cleaning up is not the load under test
+	slots := make(chan struct{}, 8)
+	retry := func(fn func() error) error {
+		var err error
+		for range 3 {
+			slots <- struct{}{}
+			err = fn()
+			<-slots
+			var api *novaharness.APIError
+			if err == nil || !(errors.As(err, &api) && api.Status >= 500 || containers.StatusOf(err) >= 500) {
+				return err
+			}
+			time.Sleep(2 * time.Second)
+		}
+		return err
+	}
 	for id := range servers {
 		wg.Go(func() {
-			if _, err := env.DeleteServer(ctx, id); err != nil {
+			if err := retry(func() error { _, err := env.DeleteServer(ctx, id); return err }); err != nil {
 				errs <- err
 			}
 		})
 	}
 	for _, c := range cs {
 		wg.Go(func() {
-			if err := zun().Delete(ctx, c.UUID, "force=true"); err != nil && containers.StatusOf(err) != http.StatusNotFound {
+			err := retry(func() error { return zun().Delete(ctx, c.UUID, "force=true") })
+			if err != nil && containers.StatusOf(err) != http.StatusNotFound {
 				errs <- err
 				return
 			}

@@ -97,7 +97,9 @@ func (e *Env) writeNovaConf() error {
 	e.defaultNova(&c, ControllerHost, filepath.Join(dir, "state"))
 	c.raw(fmt.Sprintf("enabled_apis = osapi_compute\nosapi_compute_listen = 127.0.0.1\nosapi_compute_listen_port = %d\nosapi_compute_workers = 1\n", e.ports.nova))
 	c.section("api", "auth_strategy", "noauth2")
-	pool := []string{"max_pool_size", "5", "max_overflow", "10"}
+	// a burst of 40 API calls must not wait out the pool (30 s): room to
+	// overflow, connections closed again when idle
+	pool := []string{"max_pool_size", "5", "max_overflow", "35"}
 	c.section("api_database", append([]string{"connection", e.novaAPIConn}, pool...)...)
 	c.section("database", append([]string{"connection", e.novaCellConn}, pool...)...)
 	c.section("conductor", "workers", "1")
