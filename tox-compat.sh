@@ -19,8 +19,9 @@
 #   conformance  the upstream Placement gabbi suite via tests/conformance/run.sh
 #   nova         tests/nova: real Nova (Zed, Debian's packages, started by
 #                tests/novaharness: RabbitMQ, Glance, api, conductor, scheduler,
-#                2 fake computes) with unisched as its Placement; without the
-#                packages (tests/novaharness/install.sh) the tests fail
+#                2 fake computes) with unisched as its Placement, its agents
+#                on a private dockerd and its own PostgreSQL cluster (root);
+#                without the packages (tests/novaharness/install.sh) the tests fail
 #   fuzz         every Fuzz target in the repository, FUZZTIME each (default 10s)
 #   all          pep8 py3 functional containers cover cli conformance nova fuzz
 #   bench        scripts/bench.sh: unisched vs upstream Placement, writes docs/benchmarks.md
@@ -228,7 +229,7 @@ step_cli() {
 # everything it needs on free ports and stops it by pid).
 step_nova() {
   need_db || return 1
-  GO_TEST_FLAGS="$GO_TEST_FLAGS -timeout 20m" go_test nova ./tests/nova/...
+  GO_TEST_FLAGS="$GO_TEST_FLAGS -timeout 30m" go_test nova ./tests/nova/...
 }
 
 step_conformance() {
