@@ -186,9 +186,28 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 			base.ConsumerUUID = w.ID
 			base.seenGeneration = c.generation
 		}
+		// A VM workload may be a migration's consumer (the ledger follows
+		// Nova's allocations, and Nova moves the source host's to a
+		// migration uuid), which no server has: while a server is moving,
+		// only consumers typed INSTANCE are taken for orphans.
+		migration := c != nil && c.ctype != consumerInstance
+		_, hasServer := servers[w.ID]
+		noServer := w.Kind == scheduler.KindVM && servers != nil && !hasServer && !(migration && moving)
 		if w.Host == "" {
+			if !old(w.CreatedAt) || (c != nil && !old(c.updated)) {
+				continue
+			}
+			if noServer && old(w.UpdatedAt) {
+				// A VM in error (or never placed) that Nova no longer has:
+				// nothing will ever delete it but us.
+				d := base
+				d.Kind, d.Action = KindLedgerOrphan, ActionReleaseDelete
+				d.Detail = fmt.Sprintf("VM in state %s holds no host and has no Nova server", w.State)
+				out = append(out, d)
+				continue
+			}
 			// Holds nothing by the ledger: an allocation left is a leak.
-			if c == nil || !old(c.updated) || !old(w.CreatedAt) {
+			if c == nil {
 				continue
 			}
 			host, prov := s.onHost(c)
@@ -200,6 +219,8 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 				switch srv, ok := servers[w.ID]; {
 				case servers == nil:
 					d = skip(d, novaUnknown)
+				case migration && moving:
+					d = skip(d, "a Nova server is being moved: its migration consumers are left alone")
 				case ok:
 					d.Kind, d.ServerID = KindAllocationMismatch, srv.ID
 					d = skip(d, fmt.Sprintf("Nova server %s (%s) still holds the allocation the ledger released", srv.ID, srv.Status))
@@ -215,20 +236,12 @@ func detect(s *snapshot, servers map[string]Server, novaConfigured bool, grace t
 		if !old(w.CreatedAt) || (c != nil && !old(c.updated)) {
 			continue
 		}
-		if w.Kind == scheduler.KindVM && servers != nil {
-			// A VM workload may be a migration's consumer (the ledger
-			// follows Nova's allocations, and Nova moves the source
-			// host's to a migration uuid), which no server has: while a
-			// server is moving, only consumers typed INSTANCE are taken
-			// for orphans.
-			migration := c != nil && c.ctype != consumerInstance
-			if _, ok := servers[w.ID]; !ok && !(migration && moving) {
-				d := base
-				d.Kind, d.Action = KindLedgerOrphan, ActionReleaseDelete
-				d.Detail = fmt.Sprintf("VM in state %s on host %s has no Nova server", w.State, w.Host)
-				out = append(out, d)
-				continue
-			}
+		if noServer {
+			d := base
+			d.Kind, d.Action = KindLedgerOrphan, ActionReleaseDelete
+			d.Detail = fmt.Sprintf("VM in state %s on host %s has no Nova server", w.State, w.Host)
+			out = append(out, d)
+			continue
 		}
 		if c == nil {
 			d := base

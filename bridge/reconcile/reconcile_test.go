@@ -241,6 +241,18 @@ func TestDivergences(t *testing.T) {
 					}
 				}
 			}},
+		{name: "failed vm without nova server", servers: &novaServers{}, kind: reconcile.KindLedgerOrphan, action: reconcile.ActionReleaseDelete,
+			seed: func(f *fixture, _ *novaServers) (string, func()) {
+				id := f.vm()
+				if err := f.c.VMFailed(f.ctx, id, "spawn failed"); err != nil {
+					t.Fatal(err)
+				}
+				return id, func() {
+					if f.workloadExists(id) || f.allocations(id) != 0 {
+						t.Error("failed VM or its allocation still there")
+					}
+				}
+			}},
 		{name: "nova server missing from the ledger", servers: &novaServers{}, kind: reconcile.KindMissingVM, action: reconcile.ActionCreateVM, createVM: true,
 			seed: func(f *fixture, srv *novaServers) (string, func()) {
 				id := f.claim(bridge.ConsumerTypeInstance, 1, 512)
