@@ -32,9 +32,11 @@ type CandidatesMode string
 const (
 	// CandidatesFirst puts the bridge's choice first, then its runners-up,
 	// then the other ledger hosts that fit; ledger hosts that do not fit
-	// are left out.
+	// are left out. Nova's scheduler does not follow the order (it weighs
+	// the hosts itself), so Nova picks among the hosts the bridge kept.
 	CandidatesFirst CandidatesMode = "first"
-	// CandidatesOnly answers the bridge's choice alone among ledger hosts.
+	// CandidatesOnly answers the bridge's choice alone among ledger hosts:
+	// the VM goes where the decision log says.
 	CandidatesOnly CandidatesMode = "only"
 	// CandidatesOff leaves Placement's answer as it is.
 	CandidatesOff CandidatesMode = "off"
