@@ -424,3 +424,36 @@ func TestVMClaimFollowsDecidedSpread(t *testing.T) {
 		t.Fatalf("decision not linked: %+v %v", d, err)
 	}
 }
+
+// When the container's cell has no room left beside the VM's real pins,
+// it moves to another cell (cpus and mems), and its agent is told.
+func TestVMRealPinsMoveContainerToOtherCell(t *testing.T) {
+	f := setup(t)
+	rp := f.register(bridgetest.TwoCells("h1")).ProviderUUID
+	ct, err := f.c.Create(f.ctx, dedicated(1, 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctCell := ct.Assignment.Cells[0].Cell
+	id := uuid.NewString()
+	if err := f.vmClaim(id, rp, "", 2, 0, 1024); err != nil {
+		t.Fatal(err)
+	}
+	cellCPUs := map[int][]int{0: {2, 3}, 1: {6, 7}}
+	// Nova pinned the VM on both dedicated pCPUs of the container's cell.
+	if err := f.c.VMCreated(f.ctx, id, "h1", &bridge.VMTopology{Cells: []bridge.VMCell{{Cell: ctCell, CPUs: cellCPUs[ctCell], MemoryMB: 1024}}}); err != nil {
+		t.Fatal(err)
+	}
+	moved := f.assignment(ct.ID)
+	if len(moved.Cells) != 1 || moved.Cells[0].Cell != 1-ctCell || moved.Pinned().Size() != 1 || moved.Cells[0].MemoryMB != 256 {
+		t.Fatalf("container not moved to the other cell: %+v", moved)
+	}
+	evs := f.events(ct.ID)
+	last := evs[len(evs)-1]
+	if last.Type != agentproto.EventUpdate || last.Container.CpusetCpus != moved.Pinned().String() || last.Container.CpusetMems != fmt.Sprint(1-ctCell) {
+		t.Fatalf("last event %+v", last)
+	}
+	if f.pins() != 3 {
+		t.Fatalf("%d pins, want 3", f.pins())
+	}
+}
