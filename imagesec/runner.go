@@ -46,8 +46,10 @@ type RunnerConfig struct {
 	// unisched-imagesec).
 	WorkDir     string
 	DiskFormats []string
-	// Upgrade runs upgrade jobs; nil refuses them.
-	Upgrade UpgradeFunc
+	// Upgrade runs upgrade jobs; nil: UpgradeImage in the sandbox
+	// UpgradeEnv gives (both nil refuses upgrade jobs).
+	Upgrade    UpgradeFunc
+	UpgradeEnv UpgradeEnv
 	// Parallelism bounds the jobs running at once (default 2); the others
 	// wait queued.
 	Parallelism int
@@ -95,8 +97,12 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	host, _ := os.Hostname()
-	return &Runner{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Parallelism), done: map[int64]chan struct{}{},
+	r := &Runner{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Parallelism), done: map[int64]chan struct{}{},
 		id: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))}
+	if r.cfg.Upgrade == nil && r.cfg.UpgradeEnv != nil {
+		r.cfg.Upgrade = r.upgradeFunc(r.cfg.UpgradeEnv)
+	}
+	return r
 }
 
 // ID names the runner in its jobs' runner column.
@@ -231,8 +237,18 @@ func (r *Runner) check(ctx context.Context, kind string, imageID int64, raw []by
 		if r.cfg.Upgrade == nil {
 			return fmt.Errorf("%w: offline upgrade is not available in this server", ErrBadJob)
 		}
-		if _, err := store.GetImage(ctx, r.cfg.DB, imageID); err != nil {
+		d, err := store.GetImage(ctx, r.cfg.DB, imageID)
+		if err != nil {
 			return err
+		}
+		if r.cfg.UpgradeEnv != nil {
+			var p UpgradeParams
+			if err := strictJSON(raw, &p); err != nil {
+				return err
+			}
+			if strings.HasPrefix(d.Source, "glance:") && r.cfg.Glance == nil {
+				return ErrNoGlance
+			}
 		}
 	case store.JobPublish:
 		var p PublishParams

@@ -24,8 +24,11 @@ type UpgradeOptions struct {
 	Feed, Advisories string
 	// Out is the upgraded image's path; default beside the source,
 	// "<name>.upgraded-<UTC time><ext>".
-	Out     string
-	Upgrade upgrade.Options
+	Out string
+	// SourcePath is the image's file when its source is not a local file
+	// (a Glance image, downloaded by the job runner); "" uses file://.
+	SourcePath string
+	Upgrade    upgrade.Options
 	// Now stamps the default output name and the record; time.Now when nil.
 	Now func() time.Time
 }
@@ -92,6 +95,9 @@ func UpgradeImage(ctx context.Context, db pg.Beginner, id int64, opts UpgradeOpt
 		return nil, err
 	}
 	src, ok := strings.CutPrefix(d.Source, "file://")
+	if opts.SourcePath != "" {
+		src, ok = opts.SourcePath, true
+	}
 	if !ok {
 		return nil, fmt.Errorf("image %d comes from %s: only local files (file://) can be upgraded", id, d.Source)
 	}

@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/docker/docker/client"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/imagesec"
 	imagesapi "github.com/unisched/unisched/imagesec/api"
 	"github.com/unisched/unisched/imagesec/collect"
+	"github.com/unisched/unisched/imagesec/upgrade"
 	"github.com/unisched/unisched/internal/config"
 )
 
@@ -45,7 +50,7 @@ func glanceClient(g config.GlanceClient) func(ctx context.Context) (*gophercloud
 func newImagesecRunner(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger) *imagesec.Runner {
 	ic := cfg.Imagesec
 	return imagesec.NewRunner(imagesec.RunnerConfig{DB: pool, Glance: glanceClient(ic.Glance), WorkDir: ic.WorkDir,
-		DiskFormats: ic.DiskFormats, Parallelism: ic.JobParallelism, Upgrade: imagesecUpgrade(cfg),
+		DiskFormats: ic.DiskFormats, Parallelism: ic.JobParallelism, UpgradeEnv: upgradeEnv(ic),
 		Logger: log.With("component", "imagesec")})
 }
 
@@ -62,6 +67,42 @@ func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, 
 	return r, imagesapi.Mount(h, next), nil
 }
 
-// imagesecUpgrade is the offline upgrade stage for upgrade jobs; nil
-// until it is wired (the runner then refuses upgrade jobs).
-func imagesecUpgrade(*config.Config) imagesec.UpgradeFunc { return nil }
+// upgradeEnv gives upgrade jobs their sandbox (a Docker client of
+// imagesec.docker_host and the helper image) and the .deb cache.
+func upgradeEnv(ic config.Imagesec) imagesec.UpgradeEnv {
+	return func(ctx context.Context) (upgrade.Options, func(), error) {
+		host := ic.DockerHost
+		if host == "" {
+			host = os.Getenv("DOCKER_HOST")
+		}
+		if host == "" {
+			host = "unix:///var/run/docker.sock"
+		}
+		cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+		if err != nil {
+			return upgrade.Options{}, nil, fmt.Errorf("docker client for %s: %w", host, err)
+		}
+		img := ic.SandboxImage
+		if img == "" {
+			if img, err = upgrade.EnsureImage(ctx, cli, upgrade.Busybox); err != nil {
+				cli.Close()
+				return upgrade.Options{}, nil, fmt.Errorf("the sandbox image on %s: %w", host, err)
+			}
+		}
+		dir := ic.DebCacheDir
+		if dir == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				cli.Close()
+				return upgrade.Options{}, nil, fmt.Errorf("no imagesec.deb_cache_dir and no user cache dir: %w", err)
+			}
+			dir = filepath.Join(base, "unisched", "debs")
+		}
+		cache, err := upgrade.NewCache(dir)
+		if err != nil {
+			cli.Close()
+			return upgrade.Options{}, nil, err
+		}
+		return upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache}, func() { cli.Close() }, nil
+	}
+}

@@ -14,8 +14,15 @@ type Imagesec struct {
 	// DiskFormats are the Glance disk formats collected.
 	DiskFormats []string `mapstructure:"disk_formats"`
 	// JobParallelism bounds the image jobs running at once.
-	JobParallelism int          `mapstructure:"job_parallelism"`
-	Glance         GlanceClient `mapstructure:"glance"`
+	JobParallelism int `mapstructure:"job_parallelism"`
+	// DockerHost runs upgrade sandboxes ("": $DOCKER_HOST, then Docker's
+	// default socket); SandboxImage is their helper image ("": busybox
+	// imported from Debian's busybox-static); DebCacheDir keeps the
+	// downloaded .debs ("": the user cache dir's unisched/debs).
+	DockerHost   string       `mapstructure:"docker_host"`
+	SandboxImage string       `mapstructure:"sandbox_image"`
+	DebCacheDir  string       `mapstructure:"deb_cache_dir"`
+	Glance       GlanceClient `mapstructure:"glance"`
 }
 
 // GlanceClient is how to reach Glance: Keystone (auth_url and the
@@ -44,6 +51,9 @@ var imagesecDefaults = map[string]any{
 	"imagesec.collect_interval":           time.Duration(0),
 	"imagesec.disk_formats":               []string{"qcow2", "raw"},
 	"imagesec.job_parallelism":            2,
+	"imagesec.docker_host":                "",
+	"imagesec.sandbox_image":              "",
+	"imagesec.deb_cache_dir":              "",
 	"imagesec.glance.auth_url":            "",
 	"imagesec.glance.username":            "",
 	"imagesec.glance.password":            "",
