@@ -581,3 +581,48 @@ func TestIntentNUMASpread(t *testing.T) {
 		t.Fatalf("assignment %+v, want two cells", a)
 	}
 }
+
+// A resize as Nova writes it: one POST /allocations gives the instance
+// its destination and the migration its source; both are followed in the
+// ledger, and confirming (the migration's allocations deleted) frees the
+// source.
+func TestResizeFollowsAllocations(t *testing.T) {
+	e := newEnv(t, bridge.CandidatesFirst)
+	e.ledgerHost("h1")
+	e.ledgerHost("h2")
+	vm, mig := uuid.NewString(), uuid.NewString()
+	if st, b := e.do("PUT", "/allocations/"+vm, "1.36", "", claimBody(e.rp["h1"], 2, 1024)); st != 204 {
+		t.Fatalf("claim: %d %s", st, b)
+	}
+	body := fmt.Sprintf(`{
+		%q: {"allocations": {%q: {"resources": {"PCPU": 1, "MEMORY_MB": 512}}}, "project_id": "p1", "user_id": "u1", "consumer_generation": 1},
+		%q: {"allocations": {%q: {"resources": {"PCPU": 2, "MEMORY_MB": 1024}}}, "project_id": "p1", "user_id": "u1", "consumer_generation": null}}`,
+		vm, e.rp["h2"], mig, e.rp["h1"])
+	if st, b := e.do("POST", "/allocations", "1.36", "", body); st != 204 {
+		t.Fatalf("move: %d %s", st, b)
+	}
+	hostPins := func(host string) int {
+		var n int
+		if err := e.pool.QueryRow(e.ctx, `SELECT count(*) FROM bridge_workload_cpus p JOIN bridge_hosts h ON h.id = p.host_id WHERE h.name = $1`, host).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	w, err := ledger.GetWorkload(e.ctx, e.pool, vm)
+	if err != nil || w.Host != "h2" || w.Resources.PCPU != 1 {
+		t.Fatalf("instance %+v %v", w, err)
+	}
+	m, err := ledger.GetWorkload(e.ctx, e.pool, mig)
+	if err != nil || m.Host != "h1" || m.Kind != scheduler.KindVM {
+		t.Fatalf("migration %+v %v", m, err)
+	}
+	if hostPins("h1") != 2 || hostPins("h2") != 1 {
+		t.Fatalf("pins h1 %d h2 %d, want 2 and 1", hostPins("h1"), hostPins("h2"))
+	}
+	if st, b := e.do("DELETE", "/allocations/"+mig, "", "", ""); st != 204 {
+		t.Fatalf("confirm: %d %s", st, b)
+	}
+	if hostPins("h1") != 0 || hostPins("h2") != 1 {
+		t.Fatalf("after confirm: pins h1 %d h2 %d", hostPins("h1"), hostPins("h2"))
+	}
+}
