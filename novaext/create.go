@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -109,7 +110,12 @@ func (p *Proxy) prepareCreate(r *http.Request, route createRoute) *http.Request 
 	in.Flavor = f
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
-	if err := ledger.RecordIntent(ctx, p.db, in); err != nil {
+	err = ledger.RecordIntent(ctx, p.db, in)
+	if errors.Is(err, ledger.ErrExists) {
+		p.log.Info("nova proxy: request id used again, its intent replaced", "request_id", id)
+		err = ledger.ReplaceIntent(ctx, p.db, in)
+	}
+	if err != nil {
 		p.log.Warn("nova proxy: intent not recorded, forwarding anyway", "request_id", id, "error", err)
 		return r
 	}

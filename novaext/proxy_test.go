@@ -736,3 +736,34 @@ func TestSchedulerAheadOfTheAnswer(t *testing.T) {
 		t.Fatal("the waiter never returned")
 	}
 }
+
+// A client that sends every create under one global id (openstacksdk's
+// global_request_id): each create is forwarded with it, and the intent is
+// the newest create's, with the newest nova-api id as its alias.
+func TestCreateReusedRequestID(t *testing.T) {
+	e := setup(t)
+	e.up.flavors["8"] = `{"id": "8", "name": "m1.small", "vcpus": 4, "ram": 2048, "disk": 20}`
+	id := "req-" + uuid.NewString()
+	var locals []string
+	for _, f := range []string{"42", "8"} {
+		resp, _ := e.do(t, "POST", "/v2.1/servers", http.Header{"X-Auth-Token": {"a:b"}, "X-Openstack-Request-Id": {id}},
+			`{"server": {"name": "vm-`+f+`", "flavorRef": "`+f+`"}}`)
+		if resp.StatusCode != 202 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		locals = append(locals, resp.Header.Get("X-Openstack-Request-Id"))
+	}
+	for _, s := range e.up.requests("POST", "/servers") {
+		if s.Header.Get("X-Openstack-Request-Id") != id || !s.IntentAtArrival {
+			t.Errorf("create forwarded with %q (intent at arrival %v)", s.Header.Get("X-Openstack-Request-Id"), s.IntentAtArrival)
+		}
+	}
+	in, err := ledger.IntentByRequestID(e.ctx, e.pool, id)
+	if err != nil || in.ServerName != "vm-8" || in.Flavor == nil || in.Flavor.VCPUs != 4 || in.ResponseStatus != 202 ||
+		len(in.Aliases) != 1 || in.Aliases[0] != locals[1] {
+		t.Errorf("intent %+v flavor %+v (%v)", in, in.Flavor, err)
+	}
+	if n := e.intents(t); n != 1 {
+		t.Errorf("%d intents", n)
+	}
+}

@@ -73,6 +73,21 @@ RETURNING created_at`
 FROM bridge_vm_intents i
 WHERE i.request_id = $1 OR i.request_id = (SELECT a.request_id FROM bridge_vm_intent_aliases a WHERE a.alias = $1)`
 
+	// A request id used again: the newest create is the one Nova schedules
+	// next, so its intent replaces the old one, and the old one's aliases
+	// (nova-api's ids of the earlier create) go rather than lead to the
+	// new content. One statement: both happen or neither.
+	replaceIntent = `WITH gone AS (DELETE FROM bridge_vm_intent_aliases WHERE request_id = $1)
+INSERT INTO bridge_vm_intents (request_id, project_id, user_id, flavor_ref, flavor, image_ref,
+	scheduler_hints, server_name, min_count, max_count)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (request_id) DO UPDATE SET project_id = EXCLUDED.project_id, user_id = EXCLUDED.user_id,
+	flavor_ref = EXCLUDED.flavor_ref, flavor = EXCLUDED.flavor, image_ref = EXCLUDED.image_ref,
+	scheduler_hints = EXCLUDED.scheduler_hints, server_name = EXCLUDED.server_name,
+	min_count = EXCLUDED.min_count, max_count = EXCLUDED.max_count,
+	response_status = NULL, answered_at = NULL, created_at = now()
+RETURNING created_at`
+
 	insertAlias = `INSERT INTO bridge_vm_intent_aliases (alias, request_id) VALUES ($1, $2)
 ON CONFLICT (alias) DO NOTHING`
 
@@ -95,6 +110,18 @@ ON CONFLICT (alias) DO NOTHING`
 // the request id is taken (as an id or an alias is not checked: aliases
 // are nova-api's ids, which no client sends).
 func RecordIntent(ctx context.Context, db pg.DBTX, in *Intent) error {
+	return writeIntent(ctx, db, in, insertIntent)
+}
+
+// ReplaceIntent is RecordIntent for a request id that may be taken: a
+// client that gives every call of a session one global id (openstacksdk's
+// global_request_id) sends several creates under it. The newest create
+// replaces the intent, unanswered again, without the old aliases.
+func ReplaceIntent(ctx context.Context, db pg.DBTX, in *Intent) error {
+	return writeIntent(ctx, db, in, replaceIntent)
+}
+
+func writeIntent(ctx context.Context, db pg.DBTX, in *Intent, sql string) error {
 	what := fmt.Sprintf("recording the intent of request %s", in.RequestID)
 	if in.RequestID == "" {
 		return invalid("an intent needs a request id")
@@ -124,7 +151,7 @@ func RecordIntent(ctx context.Context, db pg.DBTX, in *Intent) error {
 	if err != nil {
 		return fmt.Errorf("%s: scheduler hints: %w", what, err)
 	}
-	err = db.QueryRow(ctx, insertIntent, in.RequestID, in.ProjectID, in.UserID, in.FlavorRef, flavor, in.ImageRef,
+	err = db.QueryRow(ctx, sql, in.RequestID, in.ProjectID, in.UserID, in.FlavorRef, flavor, in.ImageRef,
 		hintsJSON, in.ServerName, minCount, maxCount).Scan(&in.CreatedAt)
 	if err != nil {
 		return interpretError(err, what)

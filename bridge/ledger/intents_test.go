@@ -250,3 +250,42 @@ func TestAwaitIntent(t *testing.T) {
 		}
 	})
 }
+
+func TestReplaceIntent(t *testing.T) {
+	ctx, pool := setup(t)
+	id := reqID()
+	first := &ledger.Intent{RequestID: id, ServerName: "first", Flavor: &ledger.IntentFlavor{ID: "1", VCPUs: 1}}
+	if err := ledger.RecordIntent(ctx, pool, first); err != nil {
+		t.Fatal(err)
+	}
+	oldAlias := reqID()
+	if err := ledger.AliasIntent(ctx, pool, id, oldAlias); err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.AnswerIntent(ctx, pool, id, 202); err != nil {
+		t.Fatal(err)
+	}
+	second := &ledger.Intent{RequestID: id, ServerName: "second", ImageRef: "img", MinCount: 2}
+	if err := ledger.ReplaceIntent(ctx, pool, second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ledger.IntentByRequestID(ctx, pool, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ServerName != "second" || got.Flavor != nil || got.ImageRef != "img" || got.MinCount != 2 || got.MaxCount != 2 ||
+		got.ResponseStatus != 0 || !got.AnsweredAt.IsZero() || got.Aliases != nil || !got.CreatedAt.After(first.CreatedAt) {
+		t.Errorf("replaced: %+v", got)
+	}
+	if _, err := ledger.IntentByRequestID(ctx, pool, oldAlias); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("the earlier create's alias still leads somewhere: %v", err)
+	}
+	// a new id: ReplaceIntent records it
+	third := &ledger.Intent{RequestID: reqID(), ServerName: "third"}
+	if err := ledger.ReplaceIntent(ctx, pool, third); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ledger.IntentByRequestID(ctx, pool, third.RequestID); err != nil || got.ServerName != "third" {
+		t.Errorf("new id through ReplaceIntent: %+v %v", got, err)
+	}
+}
