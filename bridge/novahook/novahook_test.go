@@ -626,3 +626,31 @@ func TestResizeFollowsAllocations(t *testing.T) {
 		t.Fatalf("after confirm: pins h1 %d h2 %d", hostPins("h1"), hostPins("h2"))
 	}
 }
+
+// POST /reshaper's allocations go through the hook too.
+func TestReshaperRecordsVM(t *testing.T) {
+	e := newEnv(t, bridge.CandidatesFirst)
+	e.ledgerHost("h1")
+	st, invs := e.do("GET", "/resource_providers/"+e.rp["h1"]+"/inventories", "1.30", "", "")
+	if st != 200 {
+		t.Fatalf("inventories: %d %s", st, invs)
+	}
+	var cur struct {
+		Generation  int             `json:"resource_provider_generation"`
+		Inventories json.RawMessage `json:"inventories"`
+	}
+	if err := json.Unmarshal([]byte(invs), &cur); err != nil {
+		t.Fatal(err)
+	}
+	vm := uuid.NewString()
+	body := fmt.Sprintf(`{"inventories": {%q: {"resource_provider_generation": %d, "inventories": %s}},
+		"allocations": {%q: {"allocations": {%q: {"resources": {"PCPU": 2, "MEMORY_MB": 512}}}, "project_id": "p1", "user_id": "u1", "consumer_generation": null}}}`,
+		e.rp["h1"], cur.Generation, cur.Inventories, vm, e.rp["h1"])
+	if st, b := e.do("POST", "/reshaper", "1.30", "", body); st != 204 {
+		t.Fatalf("reshape: %d %s", st, b)
+	}
+	a, err := ledger.GetAssignment(e.ctx, e.pool, vm)
+	if err != nil || a.Host != "h1" || a.Pinned().Size() != 2 {
+		t.Fatalf("VM after reshape: %+v %v", a, err)
+	}
+}
