@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,6 +141,10 @@ func (s *Server) readJSON(r *http.Request, schema validator, dst any) error {
 				Detail: "JSON does not validate: " + strings.ReplaceAll(err.Error(), "\n", " ")}
 		}
 	}
+	if path, ok := nulIn(instance, ""); ok {
+		return &openstack.Error{Status: http.StatusBadRequest,
+			Detail: "JSON does not validate: " + nulDetail(path)}
+	}
 	if dst == nil {
 		return nil
 	}
@@ -168,3 +175,83 @@ func conflict(code, format string, args ...any) *openstack.Error {
 
 // writeJSON writes a 200 (or other) JSON body.
 func writeJSON(w http.ResponseWriter, status int, v any) { openstack.WriteJSON(w, status, v) }
+
+// nulIn finds a key or string value holding a NUL character in a decoded
+// JSON document: PostgreSQL stores none in text, so a request carrying
+// one is refused before anything is written. (Upstream on MySQL takes it
+// in some fields, names and project or user ids; a 400 is our choice.) A
+// key is named by the object holding it; keys are walked in sorted order
+// so that the answer does not vary.
+func nulIn(v any, path string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return path, strings.IndexByte(v, 0) >= 0
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			if strings.IndexByte(k, 0) >= 0 {
+				return path, true
+			}
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if p, ok := nulIn(v[k], path+"['"+k+"']"); ok {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, ok := nulIn(e, path+"["+strconv.Itoa(i)+"]"); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+func nulDetail(path string) string {
+	if path == "" {
+		return "the document contains a NUL character, which cannot be stored"
+	}
+	return path + " contains a NUL character, which cannot be stored"
+}
+
+// checkURLNUL refuses a name in the path or a query string holding a NUL
+// character (%00) before a handler hands it to PostgreSQL, which takes
+// none in text: nothing can be named so (a read is a 404, a write a 400),
+// and a query parameter holding one is a 400. Uuids in the path are left
+// to the handlers, which refuse or answer them as any malformed uuid.
+func checkURLNUL(r *http.Request) error {
+	for k, v := range mux.Vars(r) {
+		if strings.Contains(k, "uuid") || strings.IndexByte(v, 0) < 0 {
+			continue
+		}
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete {
+			return notFound("The %s in the path contains a NUL character: there is no such resource.", k)
+		}
+		return badRequest("The %s in the path contains a NUL character, which cannot be stored.", k)
+	}
+	if !strings.Contains(r.URL.RawQuery, "%00") {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil // the handler reports the query as it does any malformed one
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		bad := strings.IndexByte(k, 0) >= 0
+		for _, v := range q[k] {
+			bad = bad || strings.IndexByte(v, 0) >= 0
+		}
+		if bad {
+			return badRequest("Invalid query string parameters: %q contains a NUL character.", k)
+		}
+	}
+	return nil
+}

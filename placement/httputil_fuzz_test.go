@@ -39,6 +39,9 @@ func FuzzReadJSON(f *testing.F) {
 		{"APPLICATION/JSON", `{}`},
 		{"application/json", `{"name": 12345678901234567890123456789}`},
 		{"application/json", strings.Repeat("[", 5000)},
+		// PostgreSQL stores no NUL character: refused before any handler
+		{"application/json", `{"name": "x\u0000"}`},
+		{"application/json", `{"name": "x", "a\u0000": 1}`},
 	} {
 		f.Add(seed.ct, []byte(seed.body))
 	}
@@ -54,6 +57,9 @@ func FuzzReadJSON(f *testing.F) {
 			}
 			err := s.readJSON(r, schema, &into)
 			if err == nil {
+				if strings.ContainsRune(into.Name+into.UUID, 0) {
+					t.Fatalf("ct %q body %q: a NUL character got through", ct, body)
+				}
 				continue
 			}
 			var apiErr *openstack.Error

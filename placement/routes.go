@@ -193,6 +193,9 @@ func (rt route) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if err := checkURLNUL(r); err != nil {
+		return err
+	}
 	return rt.handler(w, r)
 }
 
