@@ -65,10 +65,19 @@ func (s *Sandbox) Run(ctx context.Context, root, debs, script string) (string, i
 		if _, err := os.Lstat(mp); err == nil {
 			return "", 0, fmt.Errorf("the guest already has %s: refusing to bind over it", debMount)
 		}
+		// Remove afterwards exactly the directories made here.
+		top := mp
+		for {
+			parent := filepath.Dir(top)
+			if _, err := os.Lstat(parent); err == nil || parent == root {
+				break
+			}
+			top = parent
+		}
 		if err := os.MkdirAll(mp, 0o755); err != nil {
 			return "", 0, err
 		}
-		defer os.Remove(mp)
+		defer os.RemoveAll(top)
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: debs, Target: "/guest" + debMount, ReadOnly: true})
 	}
 	pids := int64(512)
