@@ -10,26 +10,16 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/novaext"
 )
 
-// VMCell and VMTopology mirror the bridge's: the host pCPUs Nova pinned
-// per host NUMA cell.
-type VMCell struct {
-	Cell     int
-	CPUs     []int
-	MemoryMB int
-}
-
-// VMTopology is a VM's real placement on its host.
-type VMTopology struct{ Cells []VMCell }
-
-// Ledger is what the consumer tells (the bridge's coordinator, adapted in
-// serve). An error wrapped in Permanent drops the notification; any other
-// is retried.
+// Ledger is what the consumer tells: the bridge's coordinator. An error
+// that is bridge.ErrInvalid, bridge.ErrNotFound or wrapped in Permanent
+// drops the notification; any other is retried.
 type Ledger interface {
 	// VMCreated: the VM runs on host; topo nil keeps the expected pins.
-	VMCreated(ctx context.Context, id, host string, topo *VMTopology) error
+	VMCreated(ctx context.Context, id, host string, topo *bridge.VMTopology) error
 	VMFailed(ctx context.Context, id, reason string) error
 	VMDeleted(ctx context.Context, id string) error
 	VMMoved(ctx context.Context, id string) error
@@ -70,7 +60,11 @@ type ConsumerConfig struct {
 	// at once (16).
 	Prefetch int
 	// ReconnectMin and ReconnectMax bound the wait between connection
-	// attempts, doubling per failure (500ms, 30s).
+	// attempts, doubling per failure (500ms, 5s). The cap is short on
+	// purpose: Nova's exchange is not durable by default, so after a
+	// broker restart the queue's bindings are gone until the consumer
+	// declares them again, and what Nova publishes before that reaches
+	// only Nova's own default queue.
 	ReconnectMin, ReconnectMax time.Duration
 	// RetryDelay is the pause before a message whose handling failed for
 	// a transient reason goes back to the queue (1s): a database or Nova
@@ -106,7 +100,7 @@ func (c *ConsumerConfig) setDefaults() {
 		}
 	}
 	def(&c.ReconnectMin, 500*time.Millisecond)
-	def(&c.ReconnectMax, 30*time.Second)
+	def(&c.ReconnectMax, 5*time.Second)
 	def(&c.RetryDelay, time.Second)
 	def(&c.HandleTimeout, 30*time.Second)
 	if c.TopologyAttempts <= 0 {
@@ -188,15 +182,16 @@ func (c *Consumer) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
-	defer conn.Close()
-	if err := declareExchange(conn, c.cfg.Exchange); err != nil {
+	// Closing the connection closes the channel: messages handed out and
+	// not acknowledged go back to the queue.
+	defer func() { _ = conn.CloseDeadline(time.Now().Add(5 * time.Second)) }()
+	if err := checkExchange(conn, c.cfg.Exchange); err != nil {
 		return err
 	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("opening a channel: %w", err)
 	}
-	defer ch.Close()
 	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("setting the prefetch: %w", err)
 	}
@@ -208,10 +203,19 @@ func (c *Consumer) session(ctx context.Context) error {
 			return fmt.Errorf("binding queue %s to %s with %s: %w", c.cfg.Queue, c.cfg.Exchange, key, err)
 		}
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, c.cfg.Queue, "", false, false, false, false, nil)
+	deliveries, err := ch.Consume(c.cfg.Queue, "", false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consuming %s: %w", c.cfg.Queue, err)
 	}
+	// Deliveries left unread would block the library's reader, and with it
+	// the close handshake: drain them (unacknowledged, they are requeued)
+	// until the channel's close ends the stream.
+	defer func() {
+		go func() {
+			for range deliveries {
+			}
+		}()
+	}()
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	c.setConnected(true)
@@ -235,11 +239,31 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 }
 
-// declareExchange makes sure the exchange exists without fighting its
-// owner over its properties: Nova declares it (a topic exchange, durable
-// only when amqp_durable_queues is on), and a declare with other
-// properties would close the channel. Only a missing exchange is declared,
-// as Nova's default declares it.
+// checkExchange waits for Nova's exchange rather than declaring it: its
+// durability is Nova's choice (amqp_durable_queues), and an exchange
+// declared here with the other one would make every Nova service fail its
+// own declare. Nova's services declare it as they start (it carries their
+// RPC too), so the wait is short.
+func checkExchange(conn *amqp.Connection, name string) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("opening a channel: %w", err)
+	}
+	err = ch.ExchangeDeclarePassive(name, amqp.ExchangeTopic, false, false, false, false, nil)
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		return fmt.Errorf("exchange %s does not exist yet (Nova declares it when its services start): %w", name, err)
+	}
+	if err != nil {
+		return fmt.Errorf("checking exchange %s: %w", name, err)
+	}
+	return ch.Close()
+}
+
+// declareExchange makes sure the publisher's exchange exists without
+// fighting its owner over its properties: one that exists is used as it
+// is; a missing one is declared as oslo.messaging declares it by default
+// (topic, not durable).
 func declareExchange(conn *amqp.Connection, name string) error {
 	ch, err := conn.Channel()
 	if err != nil {
@@ -293,7 +317,7 @@ func (c *Consumer) handle(ctx context.Context, d amqp.Delivery) error {
 		log.Debug("nova notifications: applied", "event_type", m.EventType, "server", a.ServerID, "action", a.Kind)
 		c.cfg.Metrics.consumed(a.Kind)
 		return d.Ack(false)
-	case errors.As(err, &perm):
+	case errors.As(err, &perm), errors.Is(err, bridge.ErrInvalid), errors.Is(err, bridge.ErrNotFound):
 		c.forget(m.MessageID)
 		log.Warn("nova notifications: dropping a notification the ledger refuses", "event_type", m.EventType,
 			"server", a.ServerID, "error", err)
@@ -316,7 +340,15 @@ func (c *Consumer) apply(ctx context.Context, m Message, a Action) error {
 		if err != nil {
 			return err
 		}
-		return c.cfg.Ledger.VMCreated(ctx, a.ServerID, a.Host, topo)
+		err = c.cfg.Ledger.VMCreated(ctx, a.ServerID, a.Host, topo)
+		if topo != nil && errors.Is(err, bridge.ErrInvalid) {
+			// A topology the ledger cannot place (cells it does not
+			// know): the VM still runs; keep its expected pins.
+			c.cfg.Logger.Warn("nova notifications: the ledger refused the VM's topology; keeping the expected pins",
+				"server", a.ServerID, "error", err)
+			err = c.cfg.Ledger.VMCreated(ctx, a.ServerID, a.Host, nil)
+		}
+		return err
 	case Failed:
 		return c.cfg.Ledger.VMFailed(ctx, a.ServerID, a.Reason)
 	case Deleted:
@@ -330,7 +362,7 @@ func (c *Consumer) apply(ctx context.Context, m Message, a Action) error {
 // topology is the VM's real placement from Nova, nil when unknown (no
 // client, no NUMA topology, not shown, server gone, or Nova failing past
 // TopologyAttempts deliveries of this message).
-func (c *Consumer) topology(ctx context.Context, m Message, id string) (*VMTopology, error) {
+func (c *Consumer) topology(ctx context.Context, m Message, id string) (*bridge.VMTopology, error) {
 	if c.cfg.Topologies == nil {
 		return nil, nil
 	}
@@ -354,9 +386,9 @@ func (c *Consumer) topology(ctx context.Context, m Message, id string) (*VMTopol
 	if !ok {
 		return nil, nil
 	}
-	topo := &VMTopology{}
+	topo := &bridge.VMTopology{}
 	for _, hc := range cells {
-		topo.Cells = append(topo.Cells, VMCell{Cell: hc.Cell, CPUs: hc.CPUs, MemoryMB: hc.MemoryMB})
+		topo.Cells = append(topo.Cells, bridge.VMCell{Cell: hc.Cell, CPUs: hc.CPUs, MemoryMB: hc.MemoryMB})
 	}
 	return topo, nil
 }
