@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -27,12 +28,14 @@ type bridgeParts struct {
 	// Placement hooks).
 	coord     *bridge.Coordinator
 	deliverer outbox.Deliverer
+	// delivered observes each delivery (the notify-lag histogram).
+	delivered func(outbox.Event, time.Time)
 }
 
 // newBridge builds the coordinator over the pool and the engine, and the
 // deliverer that posts its outbox events to the hosts' agents.
-func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, log *slog.Logger) bridgeParts {
-	coord := bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator")})
+func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, notify bool, log *slog.Logger) bridgeParts {
+	coord := bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator"), Notifications: notify})
 	return bridgeParts{
 		svc:       coord,
 		coord:     coord,
@@ -66,6 +69,7 @@ func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config,
 func startRelay(ctx context.Context, pool *pgxpool.Pool, parts bridgeParts, parallelism int, log *slog.Logger) (*outbox.Relay, error) {
 	relay, err := outbox.NewRelay(pool, outbox.Config{
 		Deliverer:   parts.deliverer,
+		Delivered:   parts.delivered,
 		Logger:      log.With("component", "outbox-relay"),
 		Parallelism: parallelism,
 	})

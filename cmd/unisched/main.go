@@ -23,6 +23,7 @@ import (
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/migrations"
 	"github.com/unisched/unisched/placement"
@@ -186,7 +187,7 @@ func runServe(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		parts = newBridge(pool, engine, log)
+		parts = newBridge(pool, engine, cfg.Notifications.Enabled(), log)
 		hooks = novahook.New(parts.coord, mode)
 	}
 	api := placement.New(placement.Config{
@@ -207,14 +208,29 @@ func runServe(ctx context.Context, args []string) error {
 	// runs unless container_api.listen is off: then serve is placement
 	// alone, as the Placement conformance and benchmark harnesses run it.
 	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
+	// One registry for serve, passed down (no global one), served at
+	// /metrics on the container API.
+	reg := metrics.NewRegistry()
 	if cfg.ContainerAPI.Enabled() {
+		np, err := setupNotify(cfg, &parts, reg)
+		if err != nil {
+			return err
+		}
+		if np.publisher != nil {
+			defer np.publisher.Close()
+		}
+		stopConsumer, err := startNovaConsumer(ctx, cfg, parts.coord, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopConsumer()
 		// imagesec's /v1/images and its job runner share the listener
 		runner, handler, err := startImagesec(ctx, pool, cfg, log, containerHandler(parts, pool, cfg, log))
 		if err != nil {
 			return err
 		}
 		defer runner.Stop()
-		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen, handler: handler})
+		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen, handler: withMetrics(handler, reg)})
 	}
 	if cfg.NovaProxy.Enabled() {
 		proxy, err := newNovaProxy(cfg.NovaProxy, pool, log) // cmd/unisched/novaproxy.go

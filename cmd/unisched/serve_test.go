@@ -153,6 +153,21 @@ func TestServeBothListeners(t *testing.T) {
 		t.Error("the relay delivered no event")
 	}
 
+	// the relay observed that delivery: /metrics on the container API
+	// shows the notify-lag histogram of the agent topic
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, "http://"+testContainerAddr+"/metrics", "")
+		if code == 200 && strings.Contains(body, `unisched_notify_lag_seconds_count{topic="agent"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics: %d, no observed agent delivery:\n%.2000s", code, body)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// Nova's claim on the agent's host is recorded as a VM by the hooks
 	// serve wires into Placement (nova.candidates first by default).
 	var regResult struct {
