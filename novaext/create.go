@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -108,6 +109,7 @@ func (p *Proxy) prepareCreate(r *http.Request, route createRoute) *http.Request 
 			"request_id", id, "flavor", in.FlavorRef, "error", err)
 	}
 	in.Flavor = f
+	storableIntent(in)
 	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
 	defer cancel()
 	err = ledger.RecordIntent(ctx, p.db, in)
@@ -266,4 +268,59 @@ func (p *Proxy) finishCreate(ctx context.Context, c *pendingCreate, status int, 
 		return
 	}
 	p.log.Info("nova proxy: server create", "request_id", c.requestID, "nova_request_ids", aliases, "status", status)
+}
+
+// storableIntent makes an intent's strings storable: PostgreSQL takes no
+// NUL character in text or jsonb, nor invalid UTF-8 in text (a legacy
+// URL's project). The intent records what the client asked for: a
+// recorded intent with U+FFFD where the NUL was still releases a waiting
+// scheduler when nova-api answers (most likely refusing the body), where
+// a failed insert would leave the create without one. The body goes to
+// nova-api byte for byte either way.
+func storableIntent(in *ledger.Intent) {
+	for _, s := range []*string{&in.ProjectID, &in.UserID, &in.FlavorRef, &in.ImageRef, &in.ServerName} {
+		*s = storableText(*s)
+	}
+	if in.SchedulerHints != nil {
+		in.SchedulerHints = storableJSON(in.SchedulerHints).(map[string]any)
+	}
+	if f := in.Flavor; f != nil {
+		f.ID, f.Name = storableText(f.ID), storableText(f.Name)
+		if f.ExtraSpecs != nil {
+			specs := make(map[string]string, len(f.ExtraSpecs))
+			for k, v := range f.ExtraSpecs {
+				specs[storableText(k)] = storableText(v)
+			}
+			f.ExtraSpecs = specs
+		}
+	}
+}
+
+func storableText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// storableJSON is a decoded JSON value with storableText applied to every
+// key and string.
+func storableJSON(v any) any {
+	switch v := v.(type) {
+	case string:
+		return storableText(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[storableText(k)] = storableJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = storableJSON(e)
+		}
+		return out
+	}
+	return v
 }
