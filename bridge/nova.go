@@ -192,9 +192,12 @@ func (c *Coordinator) OrderCandidates(ctx context.Context, mode CandidatesMode, 
 // ok is false when the amounts are not a VM the scheduler can place (no
 // CPU, or VCPU and PCPU together).
 func (c *Coordinator) candidatesRequest(ctx context.Context, q CandidatesQuery) (*scheduler.Request, bool) {
+	// Disk is left to Placement, which checked it already: it may come
+	// from a sharing provider, which the scheduler's view of the compute
+	// host does not hold.
 	res := scheduler.Resources{
 		VCPU: q.Resources[string(scheduler.VCPU)], PCPU: q.Resources[string(scheduler.PCPU)],
-		MemoryMB: q.Resources[string(scheduler.MemoryMB)], DiskGB: q.Resources[string(scheduler.DiskGB)],
+		MemoryMB: q.Resources[string(scheduler.MemoryMB)],
 	}
 	policy := scheduler.CPUShared
 	switch {

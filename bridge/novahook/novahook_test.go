@@ -127,10 +127,13 @@ func (e *env) candidates(query, reqID string) []string {
 	var hosts []string
 	used := map[string]bool{}
 	for _, ar := range out.AllocationRequests {
+		var names []string
 		for rp := range ar.Allocations {
-			hosts = append(hosts, e.hostOf(rp))
+			names = append(names, e.hostOf(rp))
 			used[rp] = true
 		}
+		slices.Sort(names)
+		hosts = append(hosts, strings.Join(names, "+"))
 	}
 	for rp := range out.Summaries {
 		if !used[rp] {
@@ -652,5 +655,46 @@ func TestReshaperRecordsVM(t *testing.T) {
 	a, err := ledger.GetAssignment(e.ctx, e.pool, vm)
 	if err != nil || a.Host != "h1" || a.Pinned().Size() != 2 {
 		t.Fatalf("VM after reshape: %+v %v", a, err)
+	}
+}
+
+// Disk from a sharing provider (no DISK_GB on the compute host) does not
+// make the bridge reject the ledger host Placement found.
+func TestSharedDiskKeepsLedgerHost(t *testing.T) {
+	e := newEnv(t, bridge.CandidatesFirst)
+	e.ledgerHost("h1")
+	u := uuid.NewString()
+	if st, b := e.do("POST", "/resource_providers", "1.20", "", fmt.Sprintf(`{"name": "nfs", "uuid": %q}`, u)); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	if st, b := e.do("PUT", "/resource_providers/"+u+"/inventories", "1.20", "", `{"resource_provider_generation": 0, "inventories": {"DISK_GB": {"total": 1000}}}`); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	if st, b := e.do("PUT", "/resource_providers/"+u+"/traits", "1.20", "", `{"resource_provider_generation": 1, "traits": ["MISC_SHARES_VIA_AGGREGATE"]}`); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	e.rp["nfs"] = u
+	agg := uuid.NewString()
+	for _, rp := range []string{u, e.rp["h1"]} {
+		_, g := e.do("GET", "/resource_providers/"+rp, "1.20", "", "")
+		var p struct {
+			Generation int `json:"generation"`
+		}
+		_ = json.Unmarshal([]byte(g), &p)
+		if st, b := e.do("PUT", "/resource_providers/"+rp+"/aggregates", "1.20", "", fmt.Sprintf(`{"resource_provider_generation": %d, "aggregates": [%q]}`, p.Generation, agg)); st != 200 {
+			t.Fatalf("%d %s", st, b)
+		}
+	}
+	got := e.candidates("resources=PCPU:1,MEMORY_MB:128,DISK_GB:2000", "")
+	if len(got) != 0 {
+		t.Fatalf("disk beyond the sharing provider: %v", got)
+	}
+	reqID := "req-" + uuid.NewString()
+	got = e.candidates("resources=PCPU:1,MEMORY_MB:128,DISK_GB:200", reqID)
+	if len(got) != 1 || got[0] != "h1+nfs" {
+		t.Fatalf("candidates %v, want h1 with the shared disk", got)
+	}
+	if ds, _ := ledger.DecisionsForRequest(e.ctx, e.pool, reqID); len(ds) != 1 || ds[0].Host != "h1" {
+		t.Fatalf("decision %+v", ds)
 	}
 }
