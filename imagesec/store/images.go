@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -96,6 +98,7 @@ SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::tex
 // takes a transaction so that a reader never sees an image with half its
 // packages.
 func SaveInspection(ctx context.Context, tx pgx.Tx, source, name string, r *inspect.Report) (int64, error) {
+	name, r = text(name), storableReport(r)
 	var id int64
 	err := tx.QueryRow(ctx, upsertImage, source, name, r.Checksum, r.Format, r.FileSize, r.VirtualSize,
 		StatusInspected, r.InspectedAt).Scan(&id)
@@ -227,4 +230,62 @@ func ListPackages(ctx context.Context, db pg.DBTX, id int64) ([]inspect.Package,
 		return nil, fmt.Errorf("listing packages of image %d: %w", id, err)
 	}
 	return pkgs, nil
+}
+
+// text is s as PostgreSQL text (and jsonb) can hold it: NUL characters
+// and bytes that are not UTF-8 become U+FFFD. A guest's files are
+// untrusted (a damaged or hostile dpkg status, os-release or partition
+// label): one odd byte must not fail the store of the whole inspection
+// with the database's encoding error.
+func text(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func texts(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = text(s)
+	}
+	return out
+}
+
+// storableReport is a copy of r with text applied to every string read
+// from the image; the caller's report is left as it is.
+func storableReport(r *inspect.Report) *inspect.Report {
+	c := *r
+	c.Format, c.Checksum, c.PartitionTable = text(r.Format), text(r.Checksum), text(r.PartitionTable)
+	c.PackageFormat, c.PackageManager = text(r.PackageFormat), text(r.PackageManager)
+	o := &c.OS
+	o.Family, o.Distro, o.IDLike, o.Name = text(o.Family), text(o.Distro), texts(o.IDLike), text(o.Name)
+	o.Version, o.Release, o.Codename, o.PrettyName = text(o.Version), text(o.Release), text(o.Codename), text(o.PrettyName)
+	c.Kernels = texts(r.Kernels)
+	if r.Partitions != nil {
+		c.Partitions = make([]inspect.Partition, len(r.Partitions))
+		for i, p := range r.Partitions {
+			p.Type, p.Name, p.Filesystem, p.Label, p.Note = text(p.Type), text(p.Name), text(p.Filesystem), text(p.Label), text(p.Note)
+			c.Partitions[i] = p
+		}
+	}
+	if r.Packages != nil {
+		// Two names that differ only in unstorable bytes become one: the
+		// first is kept (a package is one row per name and architecture).
+		c.Packages = make([]inspect.Package, 0, len(r.Packages))
+		type key struct{ name, arch string }
+		seen := make(map[key]bool, len(r.Packages))
+		for _, p := range r.Packages {
+			p.Name, p.Version, p.Architecture = text(p.Name), text(p.Version), text(p.Architecture)
+			p.Source, p.SourceVersion, p.Status = text(p.Source), text(p.SourceVersion), text(p.Status)
+			if k := (key{p.Name, p.Architecture}); !seen[k] {
+				seen[k] = true
+				c.Packages = append(c.Packages, p)
+			}
+		}
+	}
+	return &c
 }
