@@ -112,6 +112,27 @@ func (c *Coordinator) OrderCandidates(ctx context.Context, mode CandidatesMode, 
 	if !ok {
 		return nil, false, nil
 	}
+	snap, err := ledger.Snapshot(ctx, c.pool)
+	if err != nil {
+		return nil, false, err
+	}
+	// A ledger host whose root provider lacks a class the request asks
+	// (nested providers hold it) is not one the scheduler can judge: it
+	// is left to Placement, as a host no agent describes.
+	var hosts []scheduler.HostState
+	for _, hs := range snap.Hosts() {
+		if _, ok := hostOf[hs.ProviderUUID]; !ok {
+			continue
+		}
+		if !hasClasses(hs, sreq.Resources) {
+			delete(hostOf, hs.ProviderUUID)
+			continue
+		}
+		hosts = append(hosts, *hs)
+	}
+	if len(hosts) == 0 {
+		return nil, false, nil
+	}
 	// The request's host of each allocation request: its first root that
 	// is a ledger host.
 	reqHost := make([]string, len(q.Roots))
@@ -121,16 +142,6 @@ func (c *Coordinator) OrderCandidates(ctx context.Context, mode CandidatesMode, 
 				reqHost[i] = h
 				break
 			}
-		}
-	}
-	snap, err := ledger.Snapshot(ctx, c.pool)
-	if err != nil {
-		return nil, false, err
-	}
-	var hosts []scheduler.HostState
-	for _, hs := range snap.Hosts() {
-		if _, ok := hostOf[hs.ProviderUUID]; ok {
-			hosts = append(hosts, *hs)
 		}
 	}
 	narrowed, err := scheduler.NewSnapshot(hosts)
@@ -249,4 +260,18 @@ func numaNeeds(specs map[string]string) scheduler.NUMANeeds {
 		out.MemoryMB = append(out.MemoryMB, m)
 	}
 	return out
+}
+
+// hasClasses reports whether the host's root provider has inventory of
+// every class the request asks.
+func hasClasses(h *scheduler.HostState, r scheduler.Resources) bool {
+	for _, rc := range scheduler.ResourceClasses {
+		if r.Amount(rc) == 0 {
+			continue
+		}
+		if _, ok := h.Inventories[rc]; !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -698,3 +698,35 @@ func TestSharedDiskKeepsLedgerHost(t *testing.T) {
 		t.Fatalf("decision %+v", ds)
 	}
 }
+
+// A ledger host whose pCPUs sit on a nested provider (not on its root) is
+// left to Placement: kept, and no decision is made about it.
+func TestNestedCPUsLeftToPlacement(t *testing.T) {
+	e := newEnv(t, bridge.CandidatesFirst)
+	root, child := uuid.NewString(), uuid.NewString()
+	if st, b := e.do("POST", "/resource_providers", "1.20", "", fmt.Sprintf(`{"name": "h9", "uuid": %q}`, root)); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	if st, b := e.do("PUT", "/resource_providers/"+root+"/inventories", "1.20", "", `{"resource_provider_generation": 0, "inventories": {"MEMORY_MB": {"total": 8192}}}`); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	if st, b := e.do("POST", "/resource_providers", "1.20", "", fmt.Sprintf(`{"name": "h9_numa0", "uuid": %q, "parent_provider_uuid": %q}`, child, root)); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	if st, b := e.do("PUT", "/resource_providers/"+child+"/inventories", "1.20", "", `{"resource_provider_generation": 0, "inventories": {"PCPU": {"total": 4}}}`); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	reg := bridgetest.TwoCells("h9")
+	if res := bridgetest.Register(t, e.c, reg); res.OwnsInventory || res.ProviderUUID != root {
+		t.Fatalf("registration %+v", res)
+	}
+	e.rp["h9"], e.rp["h9_numa0"] = root, child
+	reqID := "req-" + uuid.NewString()
+	got := e.candidates("resources=PCPU:1,MEMORY_MB:128", reqID)
+	if len(got) != 1 || got[0] != "h9+h9_numa0" {
+		t.Fatalf("candidates %v", got)
+	}
+	if ds, _ := ledger.DecisionsForRequest(e.ctx, e.pool, reqID); len(ds) != 0 {
+		t.Fatalf("decisions %+v", ds)
+	}
+}
