@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,7 +20,8 @@ const (
 	EnvRequire = "UNISCHED_REQUIRE_RABBITMQ"
 	// EnvPortBase, when set, gives the shared node its ports: AMQP at the
 	// base, Erlang distribution at base+1, epmd at base+2 (an engineer's
-	// own range on a shared machine); unset picks free ports.
+	// own range on a shared machine; a binary finding them taken picks
+	// free ones); unset picks free ports.
 	EnvPortBase = "UNISCHED_TEST_RABBIT_PORT_BASE"
 )
 
@@ -131,7 +133,11 @@ func sharedNode() (*Node, error) {
 			shared.err = fmt.Errorf("rabbittest: %s=%q: %w", EnvPortBase, b, err)
 			return nil, shared.err
 		}
-		opts.AMQPPort, opts.DistPort, opts.EpmdPort = base, base+1, base+2
+		// Another test binary running at the same time may hold them:
+		// then this one takes free ports.
+		if portsFree(base, base+1, base+2) {
+			opts.AMQPPort, opts.DistPort, opts.EpmdPort = base, base+1, base+2
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -143,4 +149,15 @@ func sharedNode() (*Node, error) {
 	}
 	shared.node, shared.dir = n, dir
 	return n, nil
+}
+
+func portsFree(ports ...int) bool {
+	for _, p := range ports {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
 }
