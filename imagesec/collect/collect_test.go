@@ -83,13 +83,6 @@ func xfsQcow2(t *testing.T, im *testimage.Images) string {
 	return out
 }
 
-func fileSize(t *testing.T, path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Size()
-}
 
 // TestCollect runs collections against a real Glance on a real database:
 // the first finds the uploaded images, downloads them (one resumed from a
