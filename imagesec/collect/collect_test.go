@@ -83,7 +83,6 @@ func xfsQcow2(t *testing.T, im *testimage.Images) string {
 	return out
 }
 
-
 // TestCollect runs collections against a real Glance on a real database:
 // the first finds the uploaded images, downloads them (one resumed from a
 // partial file, one from a damaged partial file), inspects the good ones
