@@ -256,7 +256,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	}
 	if parts.svc != nil {
-		if rec := startReconciler(ctx, pool, cfg, parts.svc, log); rec != nil { // cmd/unisched/reconcile.go
+		if rec := startReconciler(ctx, pool, cfg, parts.svc, reg, log); rec != nil { // cmd/unisched/reconcile.go
 			defer rec.Stop()
 		}
 	}

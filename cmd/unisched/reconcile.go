@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/reconcile"
@@ -141,13 +142,22 @@ func (l *lazyServers) ListServers(ctx context.Context) ([]reconcile.Server, erro
 }
 
 // startReconciler runs serve's periodic reconciliation (when
-// reconcile.enabled); nil when it does not run.
-func startReconciler(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, svc bridge.Service, log *slog.Logger) *reconcile.Reconciler {
+// reconcile.enabled), its counts exported through reg; nil when it does
+// not run.
+func startReconciler(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, svc bridge.Service, reg prometheus.Registerer, log *slog.Logger) *reconcile.Reconciler {
 	if !cfg.Reconcile.Enabled {
 		return nil
 	}
 	coord, _ := svc.(*bridge.Coordinator)
-	r := reconcile.New(pool, reconcileConfig(cfg, coord, log))
+	rc := reconcileConfig(cfg, coord, log)
+	if reg != nil {
+		m, err := reconcile.NewMetrics(reg)
+		if err != nil {
+			log.Error("reconcile: running without metrics", "error", err)
+		}
+		rc.Metrics = m
+	}
+	r := reconcile.New(pool, rc)
 	if err := r.Start(ctx); err != nil {
 		log.Error("reconcile: not started", "error", err)
 		return nil

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -14,6 +16,8 @@ import (
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/reconcile"
+	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/internal/pgtest"
 	"github.com/unisched/unisched/placement/claims"
@@ -70,5 +74,48 @@ func TestReconcileCommand(t *testing.T) {
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM allocations`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("allocations left: %d %v", n, err)
+	}
+}
+
+// serve's reconciler runs at once and exports its counts to serve's
+// registry.
+func TestStartReconcilerMetrics(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	t.Setenv("UNISCHED_DATABASE_URL", url)
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := metrics.NewRegistry()
+	rec := startReconciler(ctx, pool, cfg, bridge.New(pool, bridgetest.Engine(t), bridge.Options{}), reg, slog.New(slog.DiscardHandler))
+	if rec == nil {
+		t.Fatal("reconcile.enabled is on by default, yet no reconciler")
+	}
+	defer rec.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := -1.0
+		for _, f := range fams {
+			if f.GetName() == "unisched_reconcile_runs_total" {
+				runs = f.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		if runs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unisched_reconcile_runs_total = %v after 30s, want 1", runs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
