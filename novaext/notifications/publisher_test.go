@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,4 +175,106 @@ func TestContainerNotificationsOnTheBus(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// While the bus is down, container notifications wait in the outbox (the
+// relay retries); once it is back they are published, none lost, and the
+// agents' events were never held up by them.
+func TestContainerNotificationsWaitForTheBus(t *testing.T) {
+	node := rabbittest.Shared(t)
+	exchange := "zun-" + t.Name()
+	c, pool := bridgetest.Coordinator(t)
+	c = bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
+	bridgetest.Register(t, c, bridgetest.TwoCells("h1"))
+	pub, err := notifications.NewPublisher(notifications.PublisherConfig{URL: node.URL, Exchange: exchange, PublisherID: "container-api:testhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	agentEvents := make(chan int64, 100)
+	var router outbox.Router
+	router.Handle(bridge.AgentTopic, outbox.DelivererFunc(func(_ context.Context, ev outbox.Event) error {
+		agentEvents <- ev.ID
+		return nil
+	}))
+	router.Handle(bridge.NotificationTopicPrefix, pub)
+	relay, err := outbox.NewRelay(pool, outbox.Config{Deliverer: &router, PollInterval: 100 * time.Millisecond,
+		LeaderRetry: 100 * time.Millisecond, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second, DeliverTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Stop()
+
+	// A listener whose exchange and queue survive the restart (durable),
+	// so that what is published right after it is not routed nowhere.
+	queue := "listener-" + t.Name()
+	func() {
+		conn, err := amqp.Dial(node.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.QueueBind(queue, "versioned_notifications.*", exchange, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if err := node.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Create(t.Context(), bridge.CreateRequest{Name: "web", ProjectID: "p1", UserID: "u1", CPU: 1, MemoryMB: 256,
+		Container: &agentproto.Container{Image: "busybox", Running: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-agentEvents:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent's create event waited for the bus")
+	}
+	eventually(t, 20*time.Second, "a failed publish attempt recorded", func() bool {
+		rows, err := outbox.ListKey(t.Context(), pool, "notify:"+w.ID)
+		return err == nil && len(rows) == 1 && rows[0].Attempts > 0 && rows[0].DeliveredAt == nil
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := node.Start(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, node.Log(20))
+	}
+	conn, err := amqp.Dial(node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	eventually(t, 60*time.Second, "the notification after the bus came back", func() bool {
+		m, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = m.Body
+		return ok
+	})
+	var env map[string]string
+	if err := json.Unmarshal(body, &env); err != nil || !strings.Contains(env["oslo.message"], `"container.create.start"`) ||
+		!strings.Contains(env["oslo.message"], w.ID) {
+		t.Errorf("after the outage: %s (%v)", body, err)
+	}
 }
