@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/internal/pg"
 )
 
 // NULError is the ErrInvalid of a request string PostgreSQL cannot store:
@@ -35,9 +36,9 @@ func (e *NULError) Unwrap() error { return ErrInvalid }
 
 // NULError reasons.
 const (
-	ReasonNUL       = "contains a NUL character"
+	ReasonNUL       = pg.RefusalNUL
 	ReasonUTF8      = "is not valid UTF-8"
-	ReasonSurrogate = "contains a lone UTF-16 surrogate escape"
+	ReasonSurrogate = pg.RefusalSurrogate
 )
 
 // badString says why PostgreSQL would refuse s as text ("" when it takes it).
@@ -147,7 +148,7 @@ func checkJSONStrings(field string, doc []byte) error {
 	if bytes.IndexByte(doc, '\\') < 0 {
 		return nil // no escape: nothing jsonb refuses that valid JSON can hold
 	}
-	if r := badEscapes(doc); r == "" {
+	if r := pg.JSONBRefusal(doc); r == "" {
 		return nil
 	} else if r == ReasonSurrogate {
 		return &NULError{Field: field, Reason: r}
@@ -158,42 +159,6 @@ func checkJSONStrings(field string, doc []byte) error {
 		return &NULError{Field: field, Reason: ReasonNUL}
 	}
 	return &NULError{Field: field + "." + path, Reason: ReasonNUL}
-}
-
-// badEscapes scans the \u escapes of valid JSON (a backslash only occurs
-// inside strings there) for \u0000 and unpaired surrogates.
-func badEscapes(doc []byte) string {
-	for i := 0; i < len(doc); i++ {
-		if doc[i] != '\\' || i+1 >= len(doc) {
-			continue
-		}
-		if doc[i+1] != 'u' || i+6 > len(doc) {
-			i++ // \" \\ \n ...: skip the escaped byte
-			continue
-		}
-		v, err := strconv.ParseUint(string(doc[i+2:i+6]), 16, 16)
-		if err != nil {
-			return ReasonSurrogate // not reachable for valid JSON
-		}
-		i += 5
-		switch {
-		case v == 0:
-			return ReasonNUL
-		case v >= 0xDC00 && v <= 0xDFFF:
-			return ReasonSurrogate
-		case v >= 0xD800 && v <= 0xDBFF:
-			j := i + 1
-			if j+6 > len(doc) || doc[j] != '\\' || doc[j+1] != 'u' {
-				return ReasonSurrogate
-			}
-			lo, err := strconv.ParseUint(string(doc[j+2:j+6]), 16, 16)
-			if err != nil || lo < 0xDC00 || lo > 0xDFFF {
-				return ReasonSurrogate
-			}
-			i = j + 5
-		}
-	}
-	return ""
 }
 
 // nulPath is the dotted path of the first key or string value holding a

@@ -20,6 +20,7 @@ import (
 	"github.com/unisched/unisched/imagesec/inspect"
 	"github.com/unisched/unisched/imagesec/publish"
 	"github.com/unisched/unisched/imagesec/store"
+	"github.com/unisched/unisched/internal/pg"
 )
 
 // ErrBadJob: a job request that cannot run as given (unknown kind, bad
@@ -188,6 +189,10 @@ func (r *Runner) Submit(ctx context.Context, kind string, imageID int64, params 
 	}
 	if params == nil || string(raw) == "null" {
 		raw = []byte("{}")
+	}
+	if reason := pg.JSONBRefusal(raw); reason != "" {
+		// jobs keep their parameters in jsonb
+		return nil, fmt.Errorf("%w: a string of the parameters %s", ErrBadJob, reason)
 	}
 	if err := r.check(ctx, kind, imageID, raw); err != nil {
 		return nil, err
