@@ -354,7 +354,22 @@ func (c *Consumer) apply(ctx context.Context, m Message, a Action) error {
 	case Deleted:
 		return c.cfg.Ledger.VMDeleted(ctx, a.ServerID)
 	case Moved:
-		return c.cfg.Ledger.VMMoved(ctx, a.ServerID)
+		if err := c.cfg.Ledger.VMMoved(ctx, a.ServerID); err != nil || !a.RealPins {
+			return err
+		}
+		// Landed: Nova's pins where the allocations now are. A failure
+		// here redelivers the message; VMMoved again is harmless.
+		topo, err := c.topology(ctx, m, a.ServerID)
+		if err != nil || topo == nil {
+			return err
+		}
+		err = c.cfg.Ledger.VMCreated(ctx, a.ServerID, "", topo)
+		if errors.Is(err, bridge.ErrInvalid) {
+			c.cfg.Logger.Warn("nova notifications: the ledger refused the moved VM's topology; keeping the expected pins",
+				"server", a.ServerID, "error", err)
+			return nil
+		}
+		return err
 	}
 	return nil
 }

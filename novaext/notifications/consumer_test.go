@@ -294,3 +294,29 @@ func metricVecPlain(reg *prometheus.Registry, name string) float64 {
 	}
 	return -1
 }
+
+// A move's end: the ledger follows the allocations to the new host, and
+// when the server has landed there, Nova's pins on it replace the expected
+// ones.
+func TestConsumerFollowsMoves(t *testing.T) {
+	e := newEnv(t, false)
+	rp2 := bridgetest.Register(t, e.c, bridgetest.TwoCells("compute-2")).ProviderUUID
+	e.start()
+	vm := uuid.NewString()
+	vmClaim(t, e.c, e.pool, vm, e.rp, 1, 1024)
+	e.nova.publish(novaBody("instance.create.end", "INFO", "InstanceCreatePayload", instanceData(vm, "compute-1", "active")), "info")
+	eventually(t, 20*time.Second, "vm active", func() bool { return e.state(vm) == ledger.StateActive })
+
+	// Nova's resize to compute-2: the instance's allocations move there
+	// (the hook records it), then the destination reports resize_finish.
+	vmClaim(t, e.c, e.pool, vm, rp2, 1, 1024)
+	e.topo.set(vm, pinned(0, 1024, 3))
+	e.nova.publish(novaBody("instance.resize_finish.end", "INFO", "InstanceActionResizePayload", instanceData(vm, "compute-2", "resized")), "info")
+	eventually(t, 20*time.Second, "vm on compute-2 with Nova's pins", func() bool {
+		w, ok := e.workload(vm)
+		return ok && w.Host == "compute-2" && e.pins(vm).Equals(cpuset.New(3))
+	})
+	if got := metricValue(e.reg, "unisched_nova_notifications_consumed_total", "action", "moved"); got != 1 {
+		t.Errorf("moved: %v", got)
+	}
+}

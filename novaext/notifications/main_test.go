@@ -154,7 +154,13 @@ func vmClaim(t *testing.T, c *bridge.Coordinator, db pg.Beginner, id, rp string,
 	t.Helper()
 	ctx := context.Background()
 	err := pg.WithTx(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: id, ProjectID: "p1", UserID: "u1",
+		// A consumer that exists is moved as Nova does: at its generation.
+		var gen *int
+		var g int
+		if err := tx.QueryRow(ctx, `SELECT generation FROM consumers WHERE uuid = $1`, id).Scan(&g); err == nil {
+			gen = &g
+		}
+		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: id, ProjectID: "p1", UserID: "u1", Generation: gen,
 			ConsumerType: bridge.ConsumerTypeInstance, Allocations: []claims.Amount{
 				{ProviderUUID: rp, Class: "PCPU", Used: pcpu}, {ProviderUUID: rp, Class: "MEMORY_MB", Used: mem}}}); err != nil {
 			return err

@@ -89,6 +89,10 @@ type Action struct {
 	Host string
 	// Reason is the fault, for Failed.
 	Reason string
+	// RealPins, for Moved: the server has landed (on its new host, or back
+	// on its old one), so Nova's topology there is read after the
+	// allocations and replaces the pins the bridge expected.
+	RealPins bool
 }
 
 // ActionKind says what happened to a VM.
@@ -111,6 +115,13 @@ var movingOps = map[string]bool{
 	"live_migration_post": true, "live_migration_post_dest": true, "live_migration_rollback": true,
 	"live_migration_rollback_dest": true, "live_migration_abort": true, "live_migration_force_complete": true,
 	"rebuild": true, "evacuate": true, "shelve_offload": true, "unshelve": true,
+}
+
+// landingOps are the moves whose end leaves the server running where its
+// allocations now are, with a NUMA topology Nova has settled there.
+var landingOps = map[string]bool{
+	"resize_finish": true, "resize_revert": true, "live_migration_post": true, "live_migration_post_dest": true,
+	"rebuild": true, "evacuate": true, "unshelve": true,
 }
 
 // Classify maps a notification to the ledger's action: instance.create.end
@@ -158,7 +169,7 @@ func Classify(m Message) (Action, error) {
 	case et == "instance.delete.end":
 		a.Kind = Deleted
 	case (phase == "end" || len(parts) == 2) && movingOps[op]:
-		a.Kind = Moved
+		a.Kind, a.RealPins = Moved, landingOps[op]
 	}
 	if a.Kind != Ignored && !isUUID(a.ServerID) {
 		return Action{}, fmt.Errorf("%w: %s names no instance uuid (%q)", errMalformed, et, id)
