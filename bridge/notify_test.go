@@ -48,9 +48,9 @@ func eventTypes(ns []bridge.Notification) string {
 // the action's start and end (the report answering its event), delete
 // start and end; a refused create ends in create.error.
 func TestContainerNotifications(t *testing.T) {
-	c, pool := bridgetest.Coordinator(t)
+	_, pool := bridgetest.Coordinator(t)
 	// The same database, a coordinator that publishes.
-	c = bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
+	c := bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
 	f := &fixture{t: t, ctx: t.Context(), pool: pool, c: c}
 	f.register(bridgetest.TwoCells("h1"))
 

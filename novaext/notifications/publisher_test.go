@@ -72,8 +72,8 @@ func TestContainerNotificationsOnTheBus(t *testing.T) {
 	exchange := "zun-" + t.Name()
 	got := listen(t, url, exchange)
 
-	c, pool := bridgetest.Coordinator(t)
-	c = bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
+	_, pool := bridgetest.Coordinator(t)
+	c := bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
 	bridgetest.Register(t, c, bridgetest.TwoCells("h1"))
 
 	pub, err := notifications.NewPublisher(notifications.PublisherConfig{URL: url, Exchange: exchange, PublisherID: "container-api:testhost"})
@@ -183,8 +183,8 @@ func TestContainerNotificationsOnTheBus(t *testing.T) {
 func TestContainerNotificationsWaitForTheBus(t *testing.T) {
 	node := rabbittest.Shared(t)
 	exchange := "zun-" + t.Name()
-	c, pool := bridgetest.Coordinator(t)
-	c = bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
+	_, pool := bridgetest.Coordinator(t)
+	c := bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
 	bridgetest.Register(t, c, bridgetest.TwoCells("h1"))
 	pub, err := notifications.NewPublisher(notifications.PublisherConfig{URL: node.URL, Exchange: exchange, PublisherID: "container-api:testhost"})
 	if err != nil {
