@@ -259,7 +259,7 @@ func deleteAll(t *testing.T) {
 // use cell 0. The four views agree at every step.
 func TestMixed(t *testing.T) {
 	start(t)
-	need(t, partSched, partNotify)
+	need(t, partSched)
 	ensureFlavors(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

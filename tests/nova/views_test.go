@@ -46,7 +46,7 @@ func has(ctx context.Context, part string) (bool, string) {
 		// a candidates query with a request id about the ledger's hosts
 		// writes a decision under that id
 		id := "req-" + uuid4()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.PlacementURL+"/allocation_candidates?resources=MEMORY_MB:1", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.PlacementURL+"/allocation_candidates?resources=VCPU:1,MEMORY_MB:1", nil)
 		req.Header.Set("X-Auth-Token", "admin")
 		req.Header.Set("OpenStack-API-Version", "placement 1.39")
 		req.Header.Set("X-Openstack-Request-Id", id)
@@ -80,7 +80,8 @@ func has(ctx context.Context, part string) (bool, string) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed, fmt.Sprintf("GET /v1/reconciliation: %d", r.Status)
+		ok := r.Status == http.StatusOK || r.Status == http.StatusNotFound && strings.Contains(string(r.Body), "has run yet")
+		return ok, fmt.Sprintf("GET /v1/reconciliation: %d %s", r.Status, r.Body)
 	}
 	return false, "unknown part " + part
 }

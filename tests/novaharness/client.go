@@ -434,3 +434,44 @@ func (e *Env) CLIVia(ctx context.Context, endpoint string, args ...string) (*exe
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + e.Dir, "LANG=C.UTF-8"}
 	return cmd, nil
 }
+
+// WaitComputesUp waits until nova-api reports every compute service up
+// with a heartbeat newer than since (after a RabbitMQ outage the scheduler
+// counts a compute whose heartbeats stopped as down, and its ComputeFilter
+// leaves it out, until the next reports arrive).
+func (e *Env) WaitComputesUp(ctx context.Context, since time.Time, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var out struct {
+			Services []struct {
+				Host      string `json:"host"`
+				State     string `json:"state"`
+				UpdatedAt string `json:"updated_at"`
+			} `json:"services"`
+		}
+		_, err := e.Nova(ctx, http.MethodGet, "/os-services?binary=nova-compute", nil, &out)
+		if err == nil {
+			up := map[string]bool{}
+			for _, s := range out.Services {
+				t, perr := time.Parse("2006-01-02T15:04:05.000000", s.UpdatedAt)
+				if s.State == "up" && perr == nil && t.After(since.UTC()) {
+					up[s.Host] = true
+				}
+			}
+			missing := ""
+			for _, c := range e.Computes {
+				if !up[c.Host] {
+					missing += " " + c.Host
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+			err = fmt.Errorf("computes not reported up since %s:%s (%+v)", since.UTC().Format(time.RFC3339), missing, out.Services)
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

@@ -148,7 +148,9 @@ func (e *Env) serveConfig() map[string]any {
 			"upstream": strings.TrimSuffix(e.NovaURL, "/v2.1"),
 		},
 		"nova": map[string]any{
-			"candidates":    "first",
+			// alone: Nova's own weighers reorder the candidates it gets,
+			// so only a single one makes the decision log's host Nova's
+			"candidates":    "only",
 			"notifications": map[string]any{"url": e.AMQPURL},
 			// the compute API without Keystone: nova-api runs noauth2
 			"endpoint": e.NovaURL,
