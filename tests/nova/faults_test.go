@@ -102,6 +102,7 @@ func TestFaults(t *testing.T) {
 	if err := env.StartServe(ctx); err != nil {
 		t.Fatal(err)
 	}
+	outage(t0, time.Now())
 	t.Logf("serve killed and restarted in %.1fs during the boots", time.Since(t0).Seconds())
 	wg.Wait()
 	for _, err := range errs {
