@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/unisched/unisched/tests/containers"
 )
 
 // reconciliation is GET /v1/reconciliation: the latest run's report.
@@ -119,7 +117,6 @@ func TestFaults(t *testing.T) {
 	if err := env.StopRabbit(); err != nil {
 		t.Fatal(err)
 	}
-	var ctrs []containers.Container
 	for i := range 2 {
 		c, err := runContainer(ctx, map[string]any{"image": env.Image, "name": fmt.Sprintf("fault-ctr-%d", i),
 			"command": []string{"sleep", "3600"}, "cpu": 1, "memory": 512})
@@ -129,7 +126,6 @@ func TestFaults(t *testing.T) {
 		if c.Status != "Running" {
 			t.Fatalf("container created while RabbitMQ is down: %s (%s), want Running", c.Status, c.StatusReason)
 		}
-		ctrs = append(ctrs, c)
 	}
 	time.Sleep(time.Until(t1.Add(30 * time.Second))) // the outage's length, not an assertion
 	if err := env.StartRabbit(ctx); err != nil {

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -439,13 +438,6 @@ func (e *Env) StartRabbit(ctx context.Context) error {
 		return errors.New("rabbitmq already runs")
 	}
 	return e.startRabbitNode(ctx)
-}
-
-// dockerClient is the client of the private dockerd (nil without one).
-func (e *Env) dockerClient() *client.Client {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.Docker
 }
 
 // Kill ends the process with SIGKILL (a crash) and waits for its group.
