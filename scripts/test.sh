@@ -25,8 +25,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 log "preparing the machine"
 ensure_go
 apt_install postgresql-15 postgresql-client-15 python3-gabbi python3-openstackclient python3-osc-placement curl
-# imagesec test images (imagesec/testimage): sfdisk, qemu-img, mkfs.xfs, rpmbuild.
-apt_install fdisk qemu-utils xfsprogs rpm
+# imagesec test images (imagesec/testimage): sfdisk, qemu-img, mkfs.xfs, rpmbuild;
+# imagesec/upgrade: debugfs, dumpe2fs, mke2fs (e2fsprogs).
+apt_install fdisk qemu-utils xfsprogs rpm e2fsprogs
 # Containers: dockerd (started by the tests themselves, never as a service),
 # the busybox image's source, and the Zun CLI plugin.
 apt_install docker.io busybox-static python3-zunclient
