@@ -273,7 +273,7 @@ func writeBenchDoc(path string, u, up *benchResult, boots, parallel int) error {
 		lag = "not measured: serve exposed no unisched_notify_lag_seconds on /metrics at this revision"
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%s\n\n", benchHeading)
+	fmt.Fprintf(&sb, "%s\n\n", benchHeading)
 	fmt.Fprintf(&sb, "Written by `scripts/bench-nova.sh` (tests/nova `BenchmarkBootToActive`) on %s, revision %s, %d cores (%s), load before the run %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), rev, runtime.NumCPU(), runtime.GOARCH, loadavg())
 	fmt.Fprintf(&sb, "Real Nova Zed (Debian's packages, tests/novaharness: api, conductor, scheduler, two fake computes, RabbitMQ, Glance) with, as its Placement, either unisched (`serve` with the container API, the Nova proxy, the notification consumer and an agent per compute) or upstream Placement 8.0.0 (Debian's placement-api under uwsgi, 4 processes), one environment after the other on the same machine. After a warm-up boot, %d boots of m1.tiny (1 VCPU, 512 MB, 1 GB), %d at a time, each timed from `POST /servers` to the first `ACTIVE` seen (polled every 50 ms).\n\n", boots, parallel)
@@ -284,7 +284,11 @@ func writeBenchDoc(path string, u, up *benchResult, boots, parallel int) error {
 	fmt.Fprintf(&sb, "Notify lag (outbox commit to delivery, `unisched_notify_lag_seconds`, estimated from the histogram's buckets after the unisched run): %s.\n\n", lag)
 	fmt.Fprintf(&sb, "Samples (s), unisched: %s\n\nSamples (s), upstream: %s\n\n", fmtS(u.samples), fmtS(up.samples))
 	sb.WriteString("Reproduce: `scripts/bench-nova.sh` (installs placement-api if missing, needs the packages of tests/novaharness/install.sh, root for the private dockerd; about 10 minutes). Most of a boot is Nova's own work on this machine (RPC, the fake driver, the periodic polls); Placement's share is a few calls per boot.\n")
-	return os.WriteFile(path, []byte(head+sb.String()+strings.TrimLeft(tail, "\n")), 0o644)
+	rest := strings.TrimLeft(tail, "\n")
+	if rest != "" {
+		rest = "\n" + rest
+	}
+	return os.WriteFile(path, []byte(head+"\n\n"+sb.String()+rest), 0o644)
 }
 
 func loadavg() string {
