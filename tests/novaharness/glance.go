@@ -151,6 +151,22 @@ func (g *Glance) Requests(parts ...string) (int, error) {
 	return n, nil
 }
 
+// AwaitRequests is Requests for a count the caller expects: eventlet
+// writes a request's access line only after the response has gone out, so
+// a client that has read the whole answer can look before the line exists.
+// It polls until want lines match or timeout passes, and returns the last
+// count (more than want is returned at once).
+func (g *Glance) AwaitRequests(want int, timeout time.Duration, parts ...string) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := g.Requests(parts...)
+		if err != nil || n >= want || time.Now().After(deadline) {
+			return n, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Close stops glance-api (by its pid and group), drops the database and
 // removes the directory when StartGlance made it. Safe on nil.
 func (g *Glance) Close() error {

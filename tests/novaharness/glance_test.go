@@ -58,7 +58,7 @@ func TestStartGlance(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(g.StoreDir(), id)); err != nil {
 		t.Errorf("file store: %v", err)
 	}
-	if n, err := g.Requests("GET /v2/images/"+id+"/file", " 206 "); err != nil || n != 1 {
+	if n, err := g.AwaitRequests(1, 10*time.Second, "GET /v2/images/"+id+"/file", " 206 "); err != nil || n != 1 {
 		t.Errorf("access log: %d range requests (%v); log:\n%s", n, err, g.Log(20))
 	}
 	if err := g.Close(); err != nil {
