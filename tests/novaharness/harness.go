@@ -149,8 +149,9 @@ const stepTimeout = 8 * time.Minute
 type ports struct {
 	placement, wire, amqp, dist, epmd, glance, neutron, nova int
 	container, proxy, pg                                     int
-	// agent is the first agent's port; compute i's agent listens on agent+i.
-	agent int
+	// agents[i] is compute i's agent's port (picked with the others, so
+	// that each one is checked free, not only the first).
+	agents []int
 }
 
 // Env is a running environment.
@@ -437,11 +438,7 @@ func (e *Env) pickPorts() error {
 	for i := range agents {
 		all = append(all, &agents[i])
 	}
-	defer func() {
-		if len(agents) > 0 {
-			e.ports.agent = agents[0]
-		}
-	}()
+	defer func() { e.ports.agents = agents }()
 	for i, p := range all {
 		if base > 0 {
 			*p = base + i

@@ -365,7 +365,7 @@ func (e *Env) StartAgent(ctx context.Context, host string) error {
 		return fmt.Errorf("agent %s already runs (pid %d)", host, old.Pid())
 	}
 	path := filepath.Join(e.Dir, "unisched", "agent-"+host+".yaml")
-	b, err := json.MarshalIndent(e.agentConfig(e.Computes[i], e.ports.agent+i), "", "  ")
+	b, err := json.MarshalIndent(e.agentConfig(e.Computes[i], e.ports.agents[i]), "", "  ")
 	if err != nil {
 		return err
 	}
