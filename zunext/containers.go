@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -462,6 +463,10 @@ func readBody(r *http.Request) (any, error) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		return nil, errInvalid("Could not read the request body.")
+	}
+	if !utf8.Valid(data) {
+		// JSON is UTF-8; bad bytes would reach PostgreSQL, which refuses them.
+		return nil, errInvalid("Malformed JSON request body.")
 	}
 	doc, err := jsonschema.Decode(data)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -268,6 +269,12 @@ func (h *Handler) readJSON(r *http.Request, schema *jsonschema.Schema, dst any) 
 				Detail: fmt.Sprintf("Request body larger than %d bytes.", h.cfg.MaxBodyBytes)}
 		}
 		return badRequest("Malformed JSON: %v", err)
+	}
+	// JSON is UTF-8 (RFC 8259); the decoder would quietly turn bad bytes
+	// into U+FFFD in the values it returns, yet entries are also kept as
+	// raw JSON, which PostgreSQL refuses to store.
+	if !utf8.Valid(body) {
+		return badRequest("Malformed JSON: the body is not valid UTF-8")
 	}
 	doc, err := jsonschema.Decode(body)
 	if err != nil {
