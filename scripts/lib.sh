@@ -43,8 +43,17 @@ apt_install() {
     apt_updated=1
   fi
   log "installing ${missing[*]}"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
+  # No package may start its service (keystone, haproxy, rabbitmq-server...):
+  # the tests start their own on free ports. A policy-rc.d that says 101
+  # (action forbidden) for the install's duration, unless one is there.
+  local policy_added=0 rc=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    "${SUDO[@]}" sh -c 'printf "#!/bin/sh\n# added by unisched scripts/lib.sh\nexit 101\n" >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d' \
+      && policy_added=1
+  fi
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ "$policy_added" = 0 ] || "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || die "apt-get install ${missing[*]} failed"
 }
 
 pg_ok() { psql "$1" -XAtqc 'select 1' >/dev/null 2>&1; }

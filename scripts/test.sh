@@ -31,6 +31,8 @@ apt_install fdisk qemu-utils xfsprogs rpm e2fsprogs
 # Containers: dockerd (started by the tests themselves, never as a service),
 # the busybox image's source, and the Zun CLI plugin.
 apt_install docker.io busybox-static python3-zunclient
+# The operations step: Keystone (served by uwsgi), haproxy, headless chromium.
+apt_install keystone python3-keystone chromium haproxy uwsgi-core uwsgi-plugin-python3
 # Real Nova for tests/nova (tests/novaharness starts it on its own ports; its
 # install.sh keeps package scripts from starting RabbitMQ, Glance or Nova).
 "${SUDO[@]}" "$top/tests/novaharness/install.sh"
