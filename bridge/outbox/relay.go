@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/unisched/unisched/internal/pg"
 )
 
 // Config tunes a Relay. Zero fields take the defaults in parentheses.
@@ -32,6 +33,9 @@ type Config struct {
 	// LeaderRetry is how often a replica that does not lead tries the lock
 	// (1s): the bound on how long the events wait after the leader died.
 	LeaderRetry time.Duration
+	// Keepalive bounds how long a leader whose host vanished keeps the
+	// lock (pg.Keepalive's defaults).
+	Keepalive pg.Keepalive
 	// BackoffMin and BackoffMax bound the wait before retrying a failed
 	// event, doubling per attempt (1s, 5m).
 	BackoffMin, BackoffMax time.Duration
@@ -87,11 +91,11 @@ func (c *Config) setDefaults() {
 // Relay delivers outbox events while it leads. Run one per replica: they
 // elect their leader among themselves.
 type Relay struct {
-	pool *pgxpool.Pool
-	cfg  Config
+	pool    *pgxpool.Pool
+	cfg     Config
+	elector *pg.Leader
 
-	leader atomic.Bool
-	wake   chan struct{}
+	wake chan struct{}
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -107,7 +111,12 @@ func NewRelay(pool *pgxpool.Pool, cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("outbox relay: BackoffMin %s exceeds BackoffMax %s", cfg.BackoffMin, cfg.BackoffMax)
 	}
 	cfg.setDefaults()
-	return &Relay{pool: pool, cfg: cfg, wake: make(chan struct{}, 1)}, nil
+	elector, err := pg.NewLeader(pool, pg.LeaderConfig{Role: "outbox relay", Key: cfg.LockKey, Retry: cfg.LeaderRetry,
+		Keepalive: cfg.Keepalive, Logger: cfg.Logger, OnChange: cfg.OnLeader})
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{pool: pool, cfg: cfg, elector: elector, wake: make(chan struct{}, 1)}, nil
 }
 
 // Start runs the relay in the background until ctx ends or Stop is called.
@@ -140,7 +149,7 @@ func (r *Relay) Stop() {
 }
 
 // IsLeader reports whether this relay currently leads.
-func (r *Relay) IsLeader() bool { return r.leader.Load() }
+func (r *Relay) IsLeader() bool { return r.elector.Leading() }
 
 // Wake makes the leader look for events now rather than at its next poll
 // or notification.
@@ -151,65 +160,10 @@ func (r *Relay) Wake() {
 	}
 }
 
-func (r *Relay) setLeader(v bool) {
-	if r.leader.Swap(v) != v && r.cfg.OnLeader != nil {
-		r.cfg.OnLeader(v)
-	}
-}
-
+// run campaigns for the lead (internal/pg.Leader: the session advisory
+// lock LockKey) and relays while it holds it.
 func (r *Relay) run(ctx context.Context) {
-	for {
-		led, err := r.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		r.cfg.Logger.Warn("outbox relay: session ended", "led", led, "error", err)
-		// A relay that just lost leadership steps back for longer than
-		// the others' retry interval, so that a healthy replica takes
-		// over rather than this one reconnecting into the same trouble.
-		wait := r.cfg.LeaderRetry
-		if led {
-			wait = 2 * r.cfg.LeaderRetry
-		}
-		if !sleep(ctx, wait) {
-			return
-		}
-	}
-}
-
-// session holds one dedicated connection: it tries the lock until it gets
-// it, then leads until the connection fails or ctx ends. led says whether
-// it got to lead.
-func (r *Relay) session(ctx context.Context) (led bool, err error) {
-	pc, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return false, fmt.Errorf("acquiring the relay connection: %w", err)
-	}
-	// Out of the pool for good: the session's lock and LISTEN must never
-	// reach another user of the pool, so the connection is closed, not
-	// returned.
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	for {
-		ok, err := tryLock(ctx, conn, r.cfg.LockKey)
-		if err != nil {
-			return false, err
-		}
-		if ok {
-			break
-		}
-		if !sleep(ctx, r.cfg.LeaderRetry) {
-			return false, ctx.Err()
-		}
-	}
-	r.setLeader(true)
-	defer r.setLeader(false)
-	r.cfg.Logger.Info("outbox relay: leading")
-	return true, r.lead(ctx, conn)
+	r.elector.Run(ctx, r.lead)
 }
 
 func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
@@ -448,17 +402,5 @@ func (r *Relay) trim(ctx context.Context, conn *pgx.Conn, now time.Time) error {
 		if n < limit {
 			return nil
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -28,8 +28,6 @@ const (
 
 	notify = `SELECT pg_notify($1, '')`
 
-	tryLeaderLock = `SELECT pg_try_advisory_lock($1)`
-
 	// The oldest due events. An event whose key has an earlier event in
 	// backoff is not due: order per key outranks progress. SKIP LOCKED
 	// lets a relay that lost leadership finish its batch while the new
@@ -184,14 +182,6 @@ func setDiscarded(ctx context.Context, tx pgx.Tx, id int64, at time.Time, reason
 		return fmt.Errorf("discarding outbox event %d: %w", id, err)
 	}
 	return nil
-}
-
-func tryLock(ctx context.Context, conn *pgx.Conn, key int64) (bool, error) {
-	var ok bool
-	if err := conn.QueryRow(ctx, tryLeaderLock, key).Scan(&ok); err != nil {
-		return false, fmt.Errorf("trying the relay leader lock: %w", err)
-	}
-	return ok, nil
 }
 
 func listen(ctx context.Context, conn *pgx.Conn) error {

@@ -15,9 +15,9 @@
 // Work younger than the grace period is in flight and left alone.
 //
 // Only one reconciler of a database runs at a time (a PostgreSQL advisory
-// lock, taken per run on its own connection, like the outbox relay's
-// leader lock): replicas of serve tick on their own, and whichever holds
-// the lock runs. Every run is stored with its divergences and what was
+// lock, taken per run on its own connection), and of serve's replicas only
+// the leader runs periodic ones: the one holding a second, session-long
+// advisory lock (internal/pg.Leader, as the outbox relay's leader does). Every run is stored with its divergences and what was
 // done about them (GET /v1/reconciliation, `unisched reconcile`).
 package reconcile
 
@@ -30,7 +30,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/unisched/unisched/internal/pg"
 )
 
 // Kinds of divergence.
@@ -93,6 +96,10 @@ const (
 // one database compete for.
 const DefaultLockKey int64 = 0x756e6973_72636e6c // "unisrcnl"
 
+// DefaultLeaderLockKey is the session advisory lock whose holder, among
+// serve's replicas, runs the periodic reconciliations.
+const DefaultLeaderLockKey int64 = 0x756e6973_72636c64 // "unisrcld"
+
 // ErrNotLeader: another reconciler holds the lock; this run did nothing.
 var ErrNotLeader = errors.New("another reconciler is running")
 
@@ -139,8 +146,17 @@ type Config struct {
 	CreateVM func(ctx context.Context, id string) error
 	// Metrics, when set, exports each run's counts (NewMetrics).
 	Metrics *Metrics
-	// LockKey is the advisory lock (DefaultLockKey).
+	// LockKey is the advisory lock a run holds (DefaultLockKey).
 	LockKey int64
+	// LeaderLockKey is the session advisory lock whose holder runs the
+	// periodic reconciliations (DefaultLeaderLockKey); LeaderRetry is how
+	// often a standby tries it (1s), Keepalive how soon a vanished
+	// leader's session ends; OnLeader, when set, hears of this replica
+	// starting (true) and stopping (false) to lead.
+	LeaderLockKey int64
+	LeaderRetry   time.Duration
+	Keepalive     pg.Keepalive
+	OnLeader      func(leading bool)
 	// Leader names this reconciler in stored runs (host name and pid).
 	Leader string
 }
@@ -161,6 +177,9 @@ func (c *Config) setDefaults() {
 	if c.LockKey == 0 {
 		c.LockKey = DefaultLockKey
 	}
+	if c.LeaderLockKey == 0 {
+		c.LeaderLockKey = DefaultLeaderLockKey
+	}
 	if c.Leader == "" {
 		h, _ := os.Hostname()
 		c.Leader = fmt.Sprintf("%s:%d", h, os.Getpid())
@@ -172,9 +191,10 @@ type Reconciler struct {
 	pool *pgxpool.Pool
 	cfg  Config
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	elector *pg.Leader
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New makes a reconciler; Run runs once, Start periodically.
@@ -183,39 +203,59 @@ func New(pool *pgxpool.Pool, cfg Config) *Reconciler {
 	return &Reconciler{pool: pool, cfg: cfg}
 }
 
-// Start runs a reconciliation now and then every Interval in the
-// background, until ctx ends or Stop is called. A run another replica
-// holds the lock for is skipped.
+// Start campaigns for the reconciler's lead (the session advisory lock
+// LeaderLockKey, internal/pg.Leader) in the background, until ctx ends or
+// Stop is called: of the replicas of one database, only the one holding it
+// runs periodic reconciliations, one as soon as it leads and then every
+// Interval. Each run still takes the run lock (LockKey), which keeps a
+// `unisched reconcile` from running alongside.
 func (r *Reconciler) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done != nil {
 		return errors.New("reconciler: already started")
 	}
+	elector, err := pg.NewLeader(r.pool, pg.LeaderConfig{Role: "reconcile", Key: r.cfg.LeaderLockKey,
+		Retry: r.cfg.LeaderRetry, Keepalive: r.cfg.Keepalive, Logger: r.cfg.Logger, OnChange: r.cfg.OnLeader})
+	if err != nil {
+		return err
+	}
+	r.elector = elector
 	ctx, r.cancel = context.WithCancel(ctx)
 	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
-		t := time.NewTicker(r.cfg.Interval)
-		defer t.Stop()
-		for {
-			_, err := r.Run(ctx)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, ErrNotLeader):
-				r.cfg.Logger.Debug("reconcile: another reconciler is running; skipped")
-			case err != nil:
-				r.cfg.Logger.Error("reconcile: run failed", "error", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		elector.Run(ctx, r.lead)
 	}()
 	return nil
+}
+
+// IsLeader reports whether this reconciler holds the lead (false before
+// Start).
+func (r *Reconciler) IsLeader() bool {
+	r.mu.Lock()
+	e := r.elector
+	r.mu.Unlock()
+	return e != nil && e.Leading()
+}
+
+// lead runs reconciliations every Interval for as long as the leader's
+// connection lives.
+func (r *Reconciler) lead(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		_, err := r.Run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrNotLeader):
+			r.cfg.Logger.Debug("reconcile: another reconciliation is running (unisched reconcile); skipped")
+		case err != nil:
+			r.cfg.Logger.Error("reconcile: run failed", "error", err)
+		}
+		if err := pg.Hold(ctx, conn, r.cfg.Interval); err != nil {
+			return err
+		}
+	}
 }
 
 // Stop ends the periodic runs and waits for the one in progress.

@@ -66,12 +66,15 @@ func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config,
 // startRelay starts the outbox relay that delivers the coordinator's
 // events to the agents. Every serve runs one; they elect a leader among
 // themselves, so replicas deliver each event once.
-func startRelay(ctx context.Context, pool *pgxpool.Pool, parts bridgeParts, parallelism int, log *slog.Logger) (*outbox.Relay, error) {
+func startRelay(ctx context.Context, pool *pgxpool.Pool, parts bridgeParts, parallelism int, lead leadership, log *slog.Logger) (*outbox.Relay, error) {
 	relay, err := outbox.NewRelay(pool, outbox.Config{
 		Deliverer:   parts.deliverer,
 		Delivered:   parts.delivered,
 		Logger:      log.With("component", "outbox-relay"),
 		Parallelism: parallelism,
+		LeaderRetry: lead.cfg.RetryInterval,
+		Keepalive:   lead.keepalive(),
+		OnLeader:    lead.observer("relay"),
 	})
 	if err != nil {
 		return nil, err

@@ -211,6 +211,7 @@ func runServe(ctx context.Context, args []string) error {
 	// One registry for serve, passed down (no global one), served at
 	// /metrics on the container API.
 	reg := metrics.NewRegistry()
+	lead := newLeadership(cfg.Leader, reg, log) // cmd/unisched/leader.go
 	if cfg.ContainerAPI.Enabled() {
 		np, err := setupNotify(cfg, &parts, reg)
 		if err != nil {
@@ -250,13 +251,13 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	var relay *outbox.Relay
 	if parts.deliverer != nil {
-		if relay, err = startRelay(ctx, pool, parts, cfg.ContainerAPI.RelayParallelism, log); err != nil {
+		if relay, err = startRelay(ctx, pool, parts, cfg.ContainerAPI.RelayParallelism, lead, log); err != nil {
 			closeAll(servers)
 			return err
 		}
 	}
 	if parts.svc != nil {
-		if rec := startReconciler(ctx, pool, cfg, parts.svc, reg, log); rec != nil { // cmd/unisched/reconcile.go
+		if rec := startReconciler(ctx, pool, cfg, parts.svc, reg, lead, log); rec != nil { // cmd/unisched/reconcile.go
 			defer rec.Stop()
 		}
 	}

@@ -144,7 +144,7 @@ func (l *lazyServers) ListServers(ctx context.Context) ([]reconcile.Server, erro
 // startReconciler runs serve's periodic reconciliation (when
 // reconcile.enabled), its counts exported through reg; nil when it does
 // not run.
-func startReconciler(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, svc bridge.Service, reg prometheus.Registerer, log *slog.Logger) *reconcile.Reconciler {
+func startReconciler(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, svc bridge.Service, reg prometheus.Registerer, lead leadership, log *slog.Logger) *reconcile.Reconciler {
 	if !cfg.Reconcile.Enabled {
 		return nil
 	}
@@ -157,6 +157,7 @@ func startReconciler(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config
 		}
 		rc.Metrics = m
 	}
+	rc.LeaderRetry, rc.Keepalive, rc.OnLeader = lead.cfg.RetryInterval, lead.keepalive(), lead.observer("reconciler")
 	r := reconcile.New(pool, rc)
 	if err := r.Start(ctx); err != nil {
 		log.Error("reconcile: not started", "error", err)

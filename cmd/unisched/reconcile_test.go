@@ -93,7 +93,8 @@ func TestStartReconcilerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := metrics.NewRegistry()
-	rec := startReconciler(ctx, pool, cfg, bridge.New(pool, bridgetest.Engine(t), bridge.Options{}), reg, slog.New(slog.DiscardHandler))
+	lead := newLeadership(cfg.Leader, reg, slog.New(slog.DiscardHandler))
+	rec := startReconciler(ctx, pool, cfg, bridge.New(pool, bridgetest.Engine(t), bridge.Options{}), reg, lead, slog.New(slog.DiscardHandler))
 	if rec == nil {
 		t.Fatal("reconcile.enabled is on by default, yet no reconciler")
 	}
@@ -104,17 +105,21 @@ func TestStartReconcilerMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runs := -1.0
+		runs, leading := -1.0, -1.0
 		for _, f := range fams {
-			if f.GetName() == "unisched_reconcile_runs_total" {
+			switch f.GetName() {
+			case "unisched_reconcile_runs_total":
 				runs = f.GetMetric()[0].GetCounter().GetValue()
+			case "unisched_leader":
+				// the only replica leads: unisched_leader{role="reconciler"} 1
+				leading = f.GetMetric()[0].GetGauge().GetValue()
 			}
 		}
-		if runs == 1 {
+		if runs == 1 && leading == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("unisched_reconcile_runs_total = %v after 30s, want 1", runs)
+			t.Fatalf("unisched_reconcile_runs_total = %v, unisched_leader{role=reconciler} = %v after 30s, want 1 and 1", runs, leading)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -34,6 +34,8 @@ type Config struct {
 	Reconcile Reconcile `mapstructure:"reconcile"`
 	// Imagesec is the image security server (imagesec.go).
 	Imagesec Imagesec `mapstructure:"imagesec"`
+	// Leader is the election of the replica that relays and reconciles (leader.go).
+	Leader Leader `mapstructure:"leader"`
 }
 
 // ContainerAPI configures the container API listener.
