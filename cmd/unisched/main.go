@@ -41,6 +41,7 @@ commands:
             and, with nova_proxy.listen set, the Nova API proxy
   migrate   apply database migrations (migrate down reverts them all)
   reconcile run one reconciliation and print its report (--dry-run repairs nothing)
+  config    print the annotated sample (config sample --format yaml|ini) or check a file
   version   print the version
 
 Configuration: etc/unisched.yaml keys, each overridable as UNISCHED_<SECTION>_<KEY>
@@ -68,6 +69,8 @@ func main() {
 		err = runReconcile(ctx, args) // cmd/unisched/reconcile.go
 	case "images":
 		err = runImages(ctx, args) // cmd/unisched/images.go
+	case "config":
+		err = runConfig(args, os.Stdout) // cmd/unisched/config.go
 	case "version":
 		fmt.Println("unisched", Version)
 	case "-h", "--help", "help":
@@ -84,7 +87,7 @@ func main() {
 
 func loadConfig(name string, args []string) (*config.Config, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := fs.String("config", os.Getenv("UNISCHED_CONFIG"), "configuration file (YAML)")
+	path := fs.String("config", os.Getenv("UNISCHED_CONFIG"), "configuration file (YAML, or oslo-style INI for .conf/.ini)")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}

@@ -134,7 +134,8 @@ var (
 // counts as unset.
 func (c ContainerAPI) Enabled() bool { return c.Listen != "" && c.Listen != "off" }
 
-// Load reads the file at path (optional) and the environment.
+// Load reads the file at path (optional; YAML, or oslo-style INI for .conf
+// and .ini) and the environment.
 func Load(path string) (*Config, error) {
 	v := viper.New()
 	for k, d := range defaults {
@@ -144,9 +145,8 @@ func Load(path string) (*Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	if path != "" {
-		v.SetConfigFile(path)
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("reading config %s: %w", path, err)
+		if err := readFile(v, path); err != nil { // format.go: YAML or INI
+			return nil, err
 		}
 	}
 	var c Config
