@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +27,7 @@ import (
 	"github.com/unisched/unisched/imagesec/store"
 	"github.com/unisched/unisched/imagesec/testimage"
 	"github.com/unisched/unisched/imagesec/upgrade"
-	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/imagesec/upgrade/upgradetest"
 	"github.com/unisched/unisched/internal/pgtest"
 	"github.com/unisched/unisched/tests/novaharness"
 )
@@ -36,38 +35,8 @@ import (
 // e2eDocker starts a private dockerd and returns the upgrade sandbox env.
 func e2eDocker(t *testing.T) imagesec.UpgradeEnv {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	d, err := dockertest.StartDaemon(ctx, dockertest.Options{})
-	if err != nil {
-		if errors.Is(err, dockertest.ErrUnavailable) {
-			dockertest.Unavailable(t, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("stopping dockerd: %v", err)
-		}
-	})
-	cli, err := dockertest.NewClient(d.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	img, err := upgrade.EnsureImage(ctx, cli, upgrade.Busybox)
-	if err != nil {
-		dockertest.Unavailable(t, err)
-	}
-	cache, err := upgrade.NewCache(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(context.Context) (upgrade.Options, func(), error) {
-		return upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache}, func() {}, nil
-	}
+	opts := upgradetest.Options(t)
+	return func(context.Context) (upgrade.Options, func(), error) { return opts, func() {}, nil }
 }
 
 type apiClient struct {

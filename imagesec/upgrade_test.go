@@ -5,13 +5,12 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/unisched/unisched/imagesec/inspect"
 	"github.com/unisched/unisched/imagesec/store"
 	"github.com/unisched/unisched/imagesec/testimage"
 	"github.com/unisched/unisched/imagesec/upgrade"
-	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/imagesec/upgrade/upgradetest"
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
@@ -19,36 +18,9 @@ import (
 // does not run dockertest.Main) and returns the upgrade options for it.
 func privateDocker(t *testing.T) upgrade.Options {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	d, err := dockertest.StartDaemon(ctx, dockertest.Options{})
-	if err != nil {
-		if errors.Is(err, dockertest.ErrUnavailable) {
-			dockertest.Unavailable(t, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("stopping dockerd: %v", err)
-		}
-	})
-	cli, err := dockertest.NewClient(d.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	img, err := upgrade.EnsureImage(ctx, cli, upgrade.Busybox)
-	if err != nil {
-		dockertest.Unavailable(t, err)
-	}
-	cache, err := upgrade.NewCache(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache, WorkDir: t.TempDir()}
+	opts := upgradetest.Options(t)
+	opts.WorkDir = t.TempDir()
+	return opts
 }
 
 // TestUpgradeImage upgrades a stored real image from its stored advice,

@@ -67,19 +67,12 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 	if sub == "collect" || sub == "publish" || sub == "jobs" {
 		return c.pipeline(ctx, sub, args[1:]) // images_jobs.go
 	}
-	fs := flag.NewFlagSet("images "+sub, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	cfgPath := fs.String("config", os.Getenv("UNISCHED_CONFIG"), "configuration file (YAML)")
-	format := fs.String("f", "table", "output format: table or json")
-	workDir := fs.String("work-dir", "", "directory for the raw copy of a qcow2 image")
-	quiet := fs.Bool("q", false, "no progress on stderr")
+	fs, cf := c.flags(sub, "directory for the raw copy of a qcow2 image")
+	cfgPath, format, workDir, quiet := cf.config, cf.format, cf.workDir, cf.quiet
 	up := upgradeFlags(fs)
-	pos, err := parseInterspersed(fs, args[1:])
+	pos, err := cf.parse(fs, args[1:])
 	if err != nil {
 		return err
-	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("unknown output format %q (table or json)", *format)
 	}
 	want := map[string]int{"inspect": 1, "list": 0, "show": 1, "packages": 1, "advise": 1, "upgrade": 1}
 	n, ok := want[sub]
@@ -102,21 +95,9 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 		}
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	_, pool, err := openImagesDB(ctx, *cfgPath)
 	if err != nil {
 		return err
-	}
-	if cfg.Database.URL == "" {
-		return errors.New("no database configured: set UNISCHED_DATABASE_URL or database.url")
-	}
-	if cfg.Database.Migrate {
-		if err := migrations.Up(cfg.Database.URL); err != nil {
-			return err
-		}
-	}
-	pool, err := pgxpool.New(ctx, cfg.Database.URL)
-	if err != nil {
-		return fmt.Errorf("connecting to database: %w", err)
 	}
 	defer pool.Close()
 
@@ -172,6 +153,60 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	}
+}
+
+// commonFlags are the flags every images command takes.
+type commonFlags struct {
+	config, format, workDir *string
+	quiet                   *bool
+}
+
+// flags is the flag set of `images sub` with the common flags (workDir
+// says what --work-dir is for in that command).
+func (c imagesCLI) flags(sub, workDir string) (*flag.FlagSet, commonFlags) {
+	fs := flag.NewFlagSet("images "+sub, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	return fs, commonFlags{
+		config:  fs.String("config", os.Getenv("UNISCHED_CONFIG"), "configuration file (YAML)"),
+		format:  fs.String("f", "table", "output format: table or json"),
+		workDir: fs.String("work-dir", "", workDir),
+		quiet:   fs.Bool("q", false, "no progress on stderr"),
+	}
+}
+
+// parse parses args (flags anywhere) and checks the output format; it
+// returns the positional arguments.
+func (cf commonFlags) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if *cf.format != "table" && *cf.format != "json" {
+		return nil, fmt.Errorf("unknown output format %q (table or json)", *cf.format)
+	}
+	return pos, nil
+}
+
+// openImagesDB loads the configuration, migrates the database when
+// database.migrate says so, and connects; close the pool when done.
+func openImagesDB(ctx context.Context, cfgPath string) (*config.Config, *pgxpool.Pool, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Database.URL == "" {
+		return nil, nil, errors.New("no database configured: set UNISCHED_DATABASE_URL or database.url")
+	}
+	if cfg.Database.Migrate {
+		if err := migrations.Up(cfg.Database.URL); err != nil {
+			return nil, nil, err
+		}
+	}
+	pool, err := pgxpool.New(ctx, cfg.Database.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to database: %w", err)
+	}
+	return cfg, pool, nil
 }
 
 func (c imagesCLI) show(d *store.Detail, format string) error {

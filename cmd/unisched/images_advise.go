@@ -5,12 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/imagesec"
@@ -64,40 +61,13 @@ func (c imagesCLI) advise(ctx context.Context, pool *pgxpool.Pool, id int64, o u
 }
 
 func (c imagesCLI) upgrade(ctx context.Context, pool *pgxpool.Pool, id int64, o upgradeOpts, format, workDir string, quiet bool) error {
-	host := *o.dockerHost
-	if host == "" {
-		host = os.Getenv("DOCKER_HOST")
-	}
-	if host == "" {
-		host = "unix:///var/run/docker.sock"
-	}
-	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		return fmt.Errorf("docker client for %s: %w", host, err)
-	}
-	defer cli.Close()
-	img := *o.sandboxImage
-	if img == "" {
-		// The default helper is the host's static busybox, imported
-		// (no registry is needed).
-		if img, err = upgrade.EnsureImage(ctx, cli, upgrade.Busybox); err != nil {
-			return fmt.Errorf("the sandbox image on %s: %w", host, err)
-		}
-	}
-	dir := *o.cacheDir
-	if dir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return fmt.Errorf("no --cache-dir and no user cache dir: %w", err)
-		}
-		dir = filepath.Join(base, "unisched", "debs")
-	}
-	cache, err := upgrade.NewCache(dir)
+	u, done, err := upgradeSandbox(ctx, *o.dockerHost, *o.sandboxImage, *o.cacheDir, "--cache-dir")
 	if err != nil {
 		return err
 	}
-	opts := imagesec.UpgradeOptions{Feed: *o.feed, Advisories: *o.advisories, Out: *o.out,
-		Upgrade: upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache, WorkDir: workDir}}
+	defer done()
+	u.WorkDir = workDir
+	opts := imagesec.UpgradeOptions{Feed: *o.feed, Advisories: *o.advisories, Out: *o.out, Upgrade: u}
 	if !quiet {
 		opts.Upgrade.Progress = upgradeProgress(c.stderr)
 	}

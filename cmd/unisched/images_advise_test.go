@@ -1,31 +1,20 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/unisched/unisched/imagesec/advise"
 	"github.com/unisched/unisched/imagesec/testimage"
-	"github.com/unisched/unisched/internal/dockertest"
-	"github.com/unisched/unisched/internal/pgtest"
+	"github.com/unisched/unisched/imagesec/upgrade/upgradetest"
 )
 
 // TestImagesAdviseCLI runs `unisched images advise` on a real image.
 func TestImagesAdviseCLI(t *testing.T) {
 	im := testimage.ForTest(t)
-	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
-	t.Setenv("UNISCHED_CONFIG", "")
-	run := func(args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		err := imagesCLI{stdout: &out, stderr: &errOut}.run(context.Background(), args)
-		return out.String(), errOut.String(), err
-	}
+	run := imagesTest(t)
 	if _, progress, err := run("inspect", im.RawGPT, "-q"); err != nil {
 		t.Fatalf("inspect: %v\n%s", err, progress)
 	}
@@ -68,29 +57,8 @@ func TestImagesAdviseCLI(t *testing.T) {
 // against a private dockerd, then lists the new image.
 func TestImagesUpgradeCLI(t *testing.T) {
 	im := testimage.ForTest(t)
-	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
-	t.Setenv("UNISCHED_CONFIG", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	d, err := dockertest.StartDaemon(ctx, dockertest.Options{})
-	if err != nil {
-		if errors.Is(err, dockertest.ErrUnavailable) {
-			dockertest.Unavailable(t, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("stopping dockerd: %v", err)
-		}
-	})
-	run := func(args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		err := imagesCLI{stdout: &out, stderr: &errOut}.run(context.Background(), args)
-		return out.String(), errOut.String(), err
-	}
+	run := imagesTest(t)
+	d := upgradetest.Daemon(t)
 	if _, progress, err := run("inspect", im.QcowMBR, "-q"); err != nil {
 		t.Fatalf("inspect: %v\n%s", err, progress)
 	}

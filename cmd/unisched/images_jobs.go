@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,20 +15,14 @@ import (
 	"github.com/unisched/unisched/imagesec/collect"
 	"github.com/unisched/unisched/imagesec/publish"
 	"github.com/unisched/unisched/imagesec/store"
-	"github.com/unisched/unisched/internal/config"
-	"github.com/unisched/unisched/migrations"
 )
 
 // pipeline runs `images collect|publish|jobs`. collect and publish run
 // as jobs of a runner in this process (recorded like serve's, so `jobs`
 // and GET /v1/images/jobs show them) and print their progress.
 func (c imagesCLI) pipeline(ctx context.Context, sub string, args []string) error {
-	fs := flag.NewFlagSet("images "+sub, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	cfgPath := fs.String("config", os.Getenv("UNISCHED_CONFIG"), "configuration file (YAML)")
-	format := fs.String("f", "table", "output format: table or json")
-	workDir := fs.String("work-dir", "", "work directory (default imagesec.work_dir)")
-	quiet := fs.Bool("q", false, "no progress on stderr")
+	fs, cf := c.flags(sub, "work directory (default imagesec.work_dir)")
+	cfgPath, format, workDir, quiet := cf.config, cf.format, cf.workDir, cf.quiet
 	watch := fs.Bool("watch", false, "jobs ID: follow the job until it ends")
 	keep := fs.Bool("keep-files", false, "collect: keep the downloaded images")
 	name := fs.String("name", "", "publish: the new image's name (default \"<parent name> (patched <date>)\")")
@@ -39,12 +30,9 @@ func (c imagesCLI) pipeline(ctx context.Context, sub string, args []string) erro
 	hide := fs.Bool("hide-parent", false, "publish: set os_hidden on the parent")
 	file := fs.String("file", "", "publish: the image file (default: the upgrade's result)")
 	parent := fs.String("parent", "", "publish: the parent's Glance id (default: the image the upgrade started from)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := cf.parse(fs, args)
 	if err != nil {
 		return err
-	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("unknown output format %q (table or json)", *format)
 	}
 	var id int64
 	switch {
@@ -62,21 +50,9 @@ func (c imagesCLI) pipeline(ctx context.Context, sub string, args []string) erro
 			return fmt.Errorf("id %q is not a positive integer", pos[0])
 		}
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, pool, err := openImagesDB(ctx, *cfgPath)
 	if err != nil {
 		return err
-	}
-	if cfg.Database.URL == "" {
-		return errors.New("no database configured: set UNISCHED_DATABASE_URL or database.url")
-	}
-	if cfg.Database.Migrate {
-		if err := migrations.Up(cfg.Database.URL); err != nil {
-			return err
-		}
-	}
-	pool, err := pgxpool.New(ctx, cfg.Database.URL)
-	if err != nil {
-		return fmt.Errorf("connecting to database: %w", err)
 	}
 	defer pool.Close()
 	if *workDir != "" {

@@ -14,17 +14,25 @@ import (
 
 // TestMain (serve_test.go) drops pgtest's template after the run.
 
-// TestImagesCLI runs `unisched images` inspect, list, show and packages on
-// a real image and a real database, in both output formats.
-func TestImagesCLI(t *testing.T) {
-	im := testimage.ForTest(t)
+// imagesTest gives `unisched images` a fresh database (and no
+// configuration file) and returns a runner of the CLI: stdout, stderr and
+// the command's error.
+func imagesTest(t *testing.T) func(args ...string) (string, string, error) {
+	t.Helper()
 	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
 	t.Setenv("UNISCHED_CONFIG", "")
-	run := func(args ...string) (string, string, error) {
+	return func(args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
 		err := imagesCLI{stdout: &out, stderr: &errOut}.run(context.Background(), args)
 		return out.String(), errOut.String(), err
 	}
+}
+
+// TestImagesCLI runs `unisched images` inspect, list, show and packages on
+// a real image and a real database, in both output formats.
+func TestImagesCLI(t *testing.T) {
+	im := testimage.ForTest(t)
+	run := imagesTest(t)
 
 	out, progress, err := run("inspect", im.QcowGPT, "--work-dir", t.TempDir())
 	if err != nil {

@@ -71,38 +71,45 @@ func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, 
 // imagesec.docker_host and the helper image) and the .deb cache.
 func upgradeEnv(ic config.Imagesec) imagesec.UpgradeEnv {
 	return func(ctx context.Context) (upgrade.Options, func(), error) {
-		host := ic.DockerHost
-		if host == "" {
-			host = os.Getenv("DOCKER_HOST")
+		return upgradeSandbox(ctx, ic.DockerHost, ic.SandboxImage, ic.DebCacheDir, "imagesec.deb_cache_dir")
+	}
+}
+
+// upgradeSandbox is the sandbox of an offline upgrade: a Docker client of
+// host (default $DOCKER_HOST, then the system socket), the helper image
+// (default: the host's static busybox, imported, so no registry is
+// needed) and the .deb cache in cacheDir (default the user cache dir's
+// unisched/debs; cacheKey names the setting in errors). done closes the
+// client.
+func upgradeSandbox(ctx context.Context, host, img, cacheDir, cacheKey string) (opts upgrade.Options, done func(), err error) {
+	if host == "" {
+		host = os.Getenv("DOCKER_HOST")
+	}
+	if host == "" {
+		host = "unix:///var/run/docker.sock"
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return upgrade.Options{}, nil, fmt.Errorf("docker client for %s: %w", host, err)
+	}
+	if img == "" {
+		if img, err = upgrade.EnsureImage(ctx, cli, upgrade.Busybox); err != nil {
+			cli.Close()
+			return upgrade.Options{}, nil, fmt.Errorf("the sandbox image on %s: %w", host, err)
 		}
-		if host == "" {
-			host = "unix:///var/run/docker.sock"
-		}
-		cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-		if err != nil {
-			return upgrade.Options{}, nil, fmt.Errorf("docker client for %s: %w", host, err)
-		}
-		img := ic.SandboxImage
-		if img == "" {
-			if img, err = upgrade.EnsureImage(ctx, cli, upgrade.Busybox); err != nil {
-				cli.Close()
-				return upgrade.Options{}, nil, fmt.Errorf("the sandbox image on %s: %w", host, err)
-			}
-		}
-		dir := ic.DebCacheDir
-		if dir == "" {
-			base, err := os.UserCacheDir()
-			if err != nil {
-				cli.Close()
-				return upgrade.Options{}, nil, fmt.Errorf("no imagesec.deb_cache_dir and no user cache dir: %w", err)
-			}
-			dir = filepath.Join(base, "unisched", "debs")
-		}
-		cache, err := upgrade.NewCache(dir)
+	}
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
 		if err != nil {
 			cli.Close()
-			return upgrade.Options{}, nil, err
+			return upgrade.Options{}, nil, fmt.Errorf("no %s and no user cache dir: %w", cacheKey, err)
 		}
-		return upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache}, func() { cli.Close() }, nil
+		cacheDir = filepath.Join(base, "unisched", "debs")
 	}
+	cache, err := upgrade.NewCache(cacheDir)
+	if err != nil {
+		cli.Close()
+		return upgrade.Options{}, nil, err
+	}
+	return upgrade.Options{Sandbox: &upgrade.Sandbox{Client: cli, Image: img}, Cache: cache}, func() { cli.Close() }, nil
 }

@@ -19,6 +19,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,14 +110,14 @@ func (h *Handler) router() http.Handler {
 		routes []route
 	}{
 		{"/v1/images", []route{{method: "GET", fn: h.list}}},
-		{"/v1/images/collect", []route{{method: "POST", fn: h.collect, admin: true}}},
+		{"/v1/images/collect", []route{{method: "POST", fn: h.action(store.JobCollect, false), admin: true}}},
 		{"/v1/images/jobs", []route{{method: "GET", fn: h.listJobs}}},
 		{"/v1/images/jobs/{job}", []route{{method: "GET", fn: h.getJob}}},
-		{"/v1/images/{id}", []route{{method: "GET", fn: h.show}}},
-		{"/v1/images/{id}/packages", []route{{method: "GET", fn: h.packages}}},
-		{"/v1/images/{id}/advice", []route{{method: "GET", fn: h.advice}}},
-		{"/v1/images/{id}/upgrade", []route{{method: "POST", fn: h.upgrade, admin: true}}},
-		{"/v1/images/{id}/publish", []route{{method: "POST", fn: h.publish, admin: true}}},
+		{"/v1/images/{id}", []route{{method: "GET", fn: h.imageRead("image", "reading an image", getImage)}}},
+		{"/v1/images/{id}/packages", []route{{method: "GET", fn: h.imageRead("packages", "listing packages", listPackages)}}},
+		{"/v1/images/{id}/advice", []route{{method: "GET", fn: h.imageRead("advice", "reading advice", getAdvice)}}},
+		{"/v1/images/{id}/upgrade", []route{{method: "POST", fn: h.action(store.JobUpgrade, true), admin: true}}},
+		{"/v1/images/{id}/publish", []route{{method: "POST", fn: h.action(store.JobPublish, true), admin: true}}},
 	} {
 		ms := make([]openstack.Method, 0, len(p.routes))
 		for _, rt := range p.routes {
@@ -133,6 +134,17 @@ func (h *Handler) router() http.Handler {
 		openstack.WriteError(w, r, &openstack.Error{Status: http.StatusNotFound, Detail: "The resource could not be found."})
 	})
 	return m
+}
+
+// The store's reads of one image, as imageRead takes them.
+func getImage(ctx context.Context, db collect.DB, id int64) (any, error) {
+	return store.GetImage(ctx, db, id)
+}
+func listPackages(ctx context.Context, db collect.DB, id int64) (any, error) {
+	return store.ListPackages(ctx, db, id)
+}
+func getAdvice(ctx context.Context, db collect.DB, id int64) (any, error) {
+	return store.GetAdvice(ctx, db, id)
 }
 
 func isAdmin(r *http.Request) bool {
@@ -184,43 +196,22 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) show(w http.ResponseWriter, r *http.Request) error {
-	n, err := id(r, "id", "Image")
-	if err != nil {
-		return err
+// imageRead is the handler of a GET of one image's data: the image id in
+// the path, read reads it, and it answers {key: data}; what says what was
+// being read when the store fails.
+func (h *Handler) imageRead(key, what string, read func(ctx context.Context, db collect.DB, id int64) (any, error)) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		n, err := id(r, "id", "Image")
+		if err != nil {
+			return err
+		}
+		v, err := read(r.Context(), h.cfg.DB, n)
+		if err != nil {
+			return storeError(err, what)
+		}
+		openstack.WriteJSON(w, http.StatusOK, map[string]any{key: v})
+		return nil
 	}
-	d, err := store.GetImage(r.Context(), h.cfg.DB, n)
-	if err != nil {
-		return storeError(err, "reading an image")
-	}
-	openstack.WriteJSON(w, http.StatusOK, map[string]any{"image": d})
-	return nil
-}
-
-func (h *Handler) packages(w http.ResponseWriter, r *http.Request) error {
-	n, err := id(r, "id", "Image")
-	if err != nil {
-		return err
-	}
-	pkgs, err := store.ListPackages(r.Context(), h.cfg.DB, n)
-	if err != nil {
-		return storeError(err, "listing packages")
-	}
-	openstack.WriteJSON(w, http.StatusOK, map[string]any{"packages": pkgs})
-	return nil
-}
-
-func (h *Handler) advice(w http.ResponseWriter, r *http.Request) error {
-	n, err := id(r, "id", "Image")
-	if err != nil {
-		return err
-	}
-	a, err := store.GetAdvice(r.Context(), h.cfg.DB, n)
-	if err != nil {
-		return storeError(err, "reading advice")
-	}
-	openstack.WriteJSON(w, http.StatusOK, map[string]any{"advice": a})
-	return nil
 }
 
 // body reads an optional JSON object body: empty is nil.
@@ -265,36 +256,23 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request, kind string, im
 	return nil
 }
 
-func (h *Handler) collect(w http.ResponseWriter, r *http.Request) error {
-	b, err := h.body(r)
-	if err != nil {
-		return err
+// action is the handler of a POST starting a job of kind, on the image in
+// the path when onImage, with the optional JSON body as its parameters.
+func (h *Handler) action(kind string, onImage bool) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var n int64
+		if onImage {
+			var err error
+			if n, err = id(r, "id", "Image"); err != nil {
+				return err
+			}
+		}
+		b, err := h.body(r)
+		if err != nil {
+			return err
+		}
+		return h.submit(w, r, kind, n, b)
 	}
-	return h.submit(w, r, store.JobCollect, 0, b)
-}
-
-func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request) error {
-	n, err := id(r, "id", "Image")
-	if err != nil {
-		return err
-	}
-	b, err := h.body(r)
-	if err != nil {
-		return err
-	}
-	return h.submit(w, r, store.JobUpgrade, n, b)
-}
-
-func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
-	n, err := id(r, "id", "Image")
-	if err != nil {
-		return err
-	}
-	b, err := h.body(r)
-	if err != nil {
-		return err
-	}
-	return h.submit(w, r, store.JobPublish, n, b)
 }
 
 func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {
