@@ -164,6 +164,13 @@ type InspectParams struct {
 	Path string `json:"path"`
 }
 
+// AdviseParams are an advise job's: the fix sources (AdviseOptions), at
+// least one.
+type AdviseParams struct {
+	Feed       string `json:"feed,omitempty"`
+	Advisories string `json:"advisories,omitempty"`
+}
+
 // PublishParams are a publish job's. With the job's image id (an
 // upgrade's result) the file, the parent and the fixes come from the
 // upgrade's record; File and ParentGlanceID publish any file instead.
@@ -238,6 +245,17 @@ func (r *Runner) check(ctx context.Context, kind string, imageID int64, raw []by
 		if p.Path == "" {
 			return fmt.Errorf("%w: inspect needs a path", ErrBadJob)
 		}
+	case store.JobAdvise:
+		var p AdviseParams
+		if err := strictJSON(raw, &p); err != nil {
+			return err
+		}
+		if p.Feed == "" && p.Advisories == "" {
+			return fmt.Errorf("%w: advise needs a feed and/or an advisories file", ErrBadJob)
+		}
+		if _, err := store.GetImage(ctx, r.cfg.DB, imageID); err != nil {
+			return err
+		}
 	case store.JobUpgrade:
 		if r.cfg.Upgrade == nil {
 			return fmt.Errorf("%w: offline upgrade is not available in this server", ErrBadJob)
@@ -277,7 +295,7 @@ func (r *Runner) check(ctx context.Context, kind string, imageID int64, raw []by
 			}
 		}
 	default:
-		return fmt.Errorf("%w: unknown kind %q (collect, inspect, upgrade, publish)", ErrBadJob, kind)
+		return fmt.Errorf("%w: unknown kind %q (collect, inspect, advise, upgrade, publish)", ErrBadJob, kind)
 	}
 	return nil
 }
@@ -426,6 +444,12 @@ func (r *Runner) execute(ctx context.Context, kind string, imageID int64, raw []
 			return store.Outcome{Err: err}
 		}
 		return store.Outcome{Result: d, ResultImage: d.ID}
+	case store.JobAdvise:
+		var p AdviseParams
+		_ = json.Unmarshal(raw, &p)
+		progress(store.Progress{Step: "advise", Message: "reading the fix sources"})
+		plan, err := AdviseImage(ctx, r.cfg.DB, imageID, AdviseOptions{Feed: p.Feed, Advisories: p.Advisories})
+		return store.Outcome{Result: plan, Err: err}
 	case store.JobUpgrade:
 		res, img, err := r.cfg.Upgrade(ctx, imageID, raw, progress)
 		return store.Outcome{Result: res, ResultImage: img, Err: err}

@@ -38,7 +38,7 @@ commands:
                  inspected and stored (--keep-files keeps the downloads)
   publish ID     upload an upgraded image to Glance as a new image of its parent's family
                  (--name, --family, --hide-parent; or --file PATH --parent GLANCE_ID)
-  jobs [ID]      image jobs of every process (collect, inspect, upgrade, publish);
+  jobs [ID]      image jobs of every process (collect, inspect, advise, upgrade, publish);
                  --watch follows job ID until it ends
 
 flags (anywhere after the command):

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/imagesec"
+	"github.com/unisched/unisched/imagesec/advise"
 	"github.com/unisched/unisched/imagesec/collect"
 	"github.com/unisched/unisched/imagesec/publish"
 	"github.com/unisched/unisched/imagesec/store"
@@ -201,6 +202,13 @@ func (c imagesCLI) printJob(j *store.Job, format string) error {
 			row(tw, im.GlanceID, im.Name, im.DiskFormat, im.Action, imageCell(im.ImageID), im.Reason)
 		}
 		return tw.Flush()
+	case store.JobAdvise:
+		var plan advise.Plan
+		if err := json.Unmarshal(j.Result, &plan); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "image %d: %d of %d packages to upgrade (%d current in the feed)\n", j.ImageID, len(plan.Upgrades), plan.Checked, plan.Current)
+		return nil
 	case store.JobPublish:
 		var res publish.Result
 		if err := json.Unmarshal(j.Result, &res); err != nil {

@@ -1,14 +1,15 @@
 // Package api is imagesec's HTTP surface on the container API listener,
 // under /v1/images: the inventory (images, their packages and advice) and
-// the long jobs (collect, upgrade, publish), which answer 202 with the job
-// to follow at /v1/images/jobs/{id}. Errors use the OpenStack body of
-// internal/openstack, as the rest of the listener does.
+// the long jobs (collect, advise, upgrade, publish), which answer 202 with
+// the job to follow at /v1/images/jobs/{id}. Errors use the OpenStack body
+// of internal/openstack, as the rest of the listener does.
 //
 //	GET  /v1/images                 {"images": [...]}
 //	GET  /v1/images/{id}            {"image": {...}}
 //	GET  /v1/images/{id}/packages   {"packages": [...]}
 //	GET  /v1/images/{id}/advice     {"advice": {...}}
 //	POST /v1/images/collect         202 {"job": {...}}
+//	POST /v1/images/{id}/advise     202 {"job": {...}}   body: imagesec.AdviseParams (feed and/or advisories)
 //	POST /v1/images/{id}/upgrade    202 {"job": {...}}   body: the upgrade's options (optional)
 //	POST /v1/images/{id}/publish    202 {"job": {...}}   body: imagesec.PublishParams (optional)
 //	GET  /v1/images/jobs            {"jobs": [...]}      ?limit=N (default 50)
@@ -116,6 +117,7 @@ func (h *Handler) router() http.Handler {
 		{"/v1/images/{id}", []route{{method: "GET", fn: h.imageRead("image", "reading an image", getImage)}}},
 		{"/v1/images/{id}/packages", []route{{method: "GET", fn: h.imageRead("packages", "listing packages", listPackages)}}},
 		{"/v1/images/{id}/advice", []route{{method: "GET", fn: h.imageRead("advice", "reading advice", getAdvice)}}},
+		{"/v1/images/{id}/advise", []route{{method: "POST", fn: h.action(store.JobAdvise, true), admin: true}}},
 		{"/v1/images/{id}/upgrade", []route{{method: "POST", fn: h.action(store.JobUpgrade, true), admin: true}}},
 		{"/v1/images/{id}/publish", []route{{method: "POST", fn: h.action(store.JobPublish, true), admin: true}}},
 	} {

@@ -64,6 +64,27 @@ func errCode(r reply) string {
 	return code
 }
 
+// waitJob follows the job at path (a Location) until it ends, for a
+// minute at most, and returns it.
+func waitJob(t *testing.T, srv *httptest.Server, path string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rp := do(t, srv, "GET", path, "user:project", "", "")
+		job, _ := rp.body["job"].(map[string]any)
+		if rp.status != 200 || job == nil {
+			t.Fatalf("GET %s: %d %s", path, rp.status, rp.raw)
+		}
+		if job["state"] == "failed" || job["state"] == "succeeded" {
+			return job
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s after a minute", path, job["state"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestImagesAPI serves /v1/images over a real database and a job runner
 // whose Glance does not answer: reads, the job a POST starts (202, then
 // failed with the reason) and the refusals, each in the OpenStack error
@@ -115,20 +136,39 @@ func TestImagesAPI(t *testing.T) {
 	if rp.status != 202 || job == nil || job["state"] != "queued" || job["kind"] != "publish" || !strings.HasPrefix(rp.header.Get("Location"), "/v1/images/jobs/") {
 		t.Fatalf("publish: %d %s", rp.status, rp.raw)
 	}
-	jp := rp.header.Get("Location")
-	deadline := time.Now().Add(time.Minute)
-	for {
-		rp = do(t, srv, "GET", jp, member, "", "")
-		job, _ = rp.body["job"].(map[string]any)
-		if rp.status != 200 || job == nil || job["state"] == "failed" || job["state"] == "succeeded" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if job := waitJob(t, srv, rp.header.Get("Location")); job["state"] != "failed" || !strings.Contains(job["error"].(string), "reading parent image") {
+		t.Errorf("publish job against a dead glance: %v", job)
 	}
-	if job == nil || job["state"] != "failed" || !strings.Contains(job["error"].(string), "reading parent image") {
-		t.Errorf("publish job against a dead glance: %s", rp.raw)
+	// an advise job: 202, then succeeded with the plan, stored as the
+	// image's advice
+	rp = do(t, srv, "POST", idp+"/advise", admin, "application/json", `{"feed": "file://`+im.Feed.Dir+`", "advisories": "`+im.Feed.Advisories+`"}`)
+	if job, _ := rp.body["job"].(map[string]any); rp.status != 202 || job == nil || job["kind"] != "advise" || !strings.HasPrefix(rp.header.Get("Location"), "/v1/images/jobs/") {
+		t.Fatalf("advise: %d %s", rp.status, rp.raw)
 	}
-	if rp := do(t, srv, "GET", "/v1/images/jobs?limit=10", member, "", ""); rp.status != 200 || len(rp.body["jobs"].([]any)) != 1 {
+	job = waitJob(t, srv, rp.header.Get("Location"))
+	if job["state"] != "succeeded" {
+		t.Fatalf("advise job: %v", job)
+	}
+	if ups, _ := job["result"].(map[string]any)["upgrades"].([]any); len(ups) != len(im.Feed.Fixes) {
+		t.Errorf("advise job's plan: %v; want %d upgrades", job["result"], len(im.Feed.Fixes))
+	}
+	rp = do(t, srv, "GET", idp+"/advice", member, "", "")
+	if adv, _ := rp.body["advice"].(map[string]any); rp.status != 200 || adv == nil || !strings.Contains(rp.raw, im.Feed.Fixes[0].To) {
+		t.Errorf("advice after the advise job: %d %.400s", rp.status, rp.raw)
+	}
+	// a feed that cannot be read fails the job and keeps the advice
+	rp = do(t, srv, "POST", idp+"/advise", admin, "application/json", `{"feed": "file:///nonexistent/feed"}`)
+	if rp.status != 202 {
+		t.Fatalf("advise with a missing feed: %d %s", rp.status, rp.raw)
+	}
+	if job := waitJob(t, srv, rp.header.Get("Location")); job["state"] != "failed" || !strings.Contains(job["error"].(string), "nonexistent") {
+		t.Errorf("advise job with a missing feed: %v", job)
+	}
+	if rp := do(t, srv, "GET", idp+"/advice", member, "", ""); !strings.Contains(rp.raw, im.Feed.Fixes[0].To) {
+		t.Errorf("advice after a failed advise job: %.400s", rp.raw)
+	}
+
+	if rp := do(t, srv, "GET", "/v1/images/jobs?limit=10", member, "", ""); rp.status != 200 || len(rp.body["jobs"].([]any)) != 3 {
 		t.Errorf("jobs: %d %s", rp.status, rp.raw)
 	}
 
@@ -154,6 +194,12 @@ func TestImagesAPI(t *testing.T) {
 		{"POST", idp + "/publish", admin, "text/plain", "{}", 415, "text/plain is not supported"},
 		{"POST", idp + "/publish", admin, "application/json", `{"colour": 1}`, 400, "unknown field"},
 		{"POST", "/v1/images/collect", admin, "application/json", `{"keep_files": "yes"}`, 400, "invalid job"},
+		{"POST", idp + "/advise", member, "application/json", `{"feed": "/x"}`, 403, "Only administrators"},
+		{"POST", idp + "/advise", admin, "", "", 400, "advise needs a feed"},
+		{"POST", idp + "/advise", admin, "application/json", `{"feed": "/x", "colour": 1}`, 400, "unknown field"},
+		{"POST", "/v1/images/999/advise", admin, "application/json", `{"feed": "/x"}`, 404, "image not found"},
+		{"POST", "/v1/images/abc/advise", admin, "application/json", `{"feed": "/x"}`, 404, "Image abc not found."},
+		{"GET", idp + "/advise", member, "", "", 405, ""},
 	} {
 		rp := do(t, srv, tc.method, tc.path, tc.token, tc.ctype, tc.body)
 		if rp.status != tc.status || !strings.Contains(rp.raw, tc.detail) {

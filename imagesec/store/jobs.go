@@ -19,6 +19,7 @@ var ErrJobNotFound = errors.New("job not found")
 const (
 	JobCollect = "collect"
 	JobInspect = "inspect"
+	JobAdvise  = "advise"
 	JobUpgrade = "upgrade"
 	JobPublish = "publish"
 
