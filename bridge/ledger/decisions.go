@@ -277,3 +277,12 @@ func (d Decision) ReasonCounts() map[string]int {
 	}
 	return out
 }
+
+// RecentDecisions returns the newest decisions first, at most limit: the
+// dashboard's "what did the scheduler do lately, and why not elsewhere".
+func RecentDecisions(ctx context.Context, db pg.DBTX, limit int) ([]Decision, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return listDecisions(ctx, db, ` ORDER BY id DESC LIMIT $1`, limit)
+}

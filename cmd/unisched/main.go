@@ -246,13 +246,18 @@ func runServe(ctx context.Context, args []string) error {
 		trimmer := startIntentTrimmer(ctx, pool, cfg.NovaProxy.IntentRetention, log)
 		defer trimmer.Stop()
 	}
+	var relay *outbox.Relay
+	if ds, err := dashboardServer(cfg.Dashboard, pool, reg, parts.deliverer != nil, &relay, log); err != nil { // cmd/unisched/dashboard.go
+		return err
+	} else if ds != nil {
+		servers = append(servers, ds)
+	}
 	for _, s := range servers {
 		if err := s.listen(); err != nil {
 			closeAll(servers)
 			return err
 		}
 	}
-	var relay *outbox.Relay
 	if parts.deliverer != nil {
 		if relay, err = startRelay(ctx, pool, parts, cfg.ContainerAPI.RelayParallelism, lead, log); err != nil {
 			closeAll(servers)

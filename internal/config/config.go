@@ -36,6 +36,8 @@ type Config struct {
 	Imagesec Imagesec `mapstructure:"imagesec"`
 	// Leader is the election of the replica that relays and reconciles (leader.go).
 	Leader Leader `mapstructure:"leader"`
+	// Dashboard is serve's read-only dashboard listener (dashboard.go).
+	Dashboard Dashboard `mapstructure:"dashboard"`
 }
 
 // ContainerAPI configures the container API listener.
