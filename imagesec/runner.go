@@ -76,6 +76,8 @@ type Runner struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	done   map[int64]chan struct{}
+
+	metrics runnerMetrics // metrics.go
 }
 
 // NewRunner builds a runner; Start it before submitting.
@@ -99,7 +101,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	_, _ = rand.Read(b)
 	host, _ := os.Hostname()
 	r := &Runner{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Parallelism), done: map[int64]chan struct{}{},
-		id: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))}
+		id: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b)), metrics: newRunnerMetrics()}
 	if r.cfg.Upgrade == nil && r.cfg.UpgradeEnv != nil {
 		r.cfg.Upgrade = r.upgradeFunc(r.cfg.UpgradeEnv)
 	}
@@ -212,6 +214,7 @@ func (r *Runner) Submit(ctx context.Context, kind string, imageID int64, params 
 	r.mu.Lock()
 	r.done[j.ID] = done
 	r.mu.Unlock()
+	r.metrics.queued.WithLabelValues(kind).Inc()
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -376,14 +379,21 @@ func (r *Runner) StartPeriodicCollect(interval time.Duration) {
 // how it ended.
 func (r *Runner) run(id int64, kind string, imageID int64, raw []byte) {
 	ctx := r.ctx
+	m := r.metrics
 	select {
 	case r.sem <- struct{}{}:
+		m.queued.WithLabelValues(kind).Dec()
 	case <-ctx.Done():
+		m.queued.WithLabelValues(kind).Dec()
+		m.jobs.WithLabelValues(kind, resultInterrupted).Inc()
 		return // Stop marks it failed
 	}
 	defer func() { <-r.sem }()
+	m.running.WithLabelValues(kind).Inc()
+	defer m.running.WithLabelValues(kind).Dec()
 	if err := store.StartJob(ctx, r.cfg.DB, id); err != nil {
 		r.log.Warn("imagesec: starting job", "job", id, "err", err)
+		m.jobs.WithLabelValues(kind, resultFailed).Inc()
 		return
 	}
 	var mu sync.Mutex
@@ -402,13 +412,18 @@ func (r *Runner) run(id int64, kind string, imageID int64, raw []byte) {
 	}
 	t0 := time.Now()
 	out := r.execute(ctx, kind, imageID, raw, progress)
+	took := time.Since(t0)
 	if ctx.Err() != nil && out.Err != nil {
+		m.jobs.WithLabelValues(kind, resultInterrupted).Inc()
 		return // stopping: Stop marks it failed as interrupted
 	}
+	m.duration.WithLabelValues(kind).Observe(took.Seconds())
 	if out.Err != nil {
-		r.log.Warn("imagesec: job failed", "job", id, "kind", kind, "err", out.Err, "took", time.Since(t0))
+		m.jobs.WithLabelValues(kind, resultFailed).Inc()
+		r.log.Warn("imagesec: job failed", "job", id, "kind", kind, "err", out.Err, "took", took)
 	} else {
-		r.log.Info("imagesec: job done", "job", id, "kind", kind, "took", time.Since(t0))
+		m.jobs.WithLabelValues(kind, resultSucceeded).Inc()
+		r.log.Info("imagesec: job done", "job", id, "kind", kind, "took", took)
 	}
 	if err := store.FinishJob(context.WithoutCancel(ctx), r.cfg.DB, id, out); err != nil {
 		r.log.Error("imagesec: recording the end of a job", "job", id, "err", err)

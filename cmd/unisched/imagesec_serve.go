@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unisched/unisched/imagesec"
 	imagesapi "github.com/unisched/unisched/imagesec/api"
@@ -55,10 +56,14 @@ func newImagesecRunner(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger)
 }
 
 // startImagesec starts the job runner (and the periodic collection when
-// imagesec.collect_interval is set) and returns the /v1/images handler
-// mounted in front of next. Stop the runner when serve ends.
-func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, next http.Handler) (*imagesec.Runner, http.Handler, error) {
+// imagesec.collect_interval is set), exports its metrics on reg and
+// returns the /v1/images handler mounted in front of next. Stop the
+// runner when serve ends.
+func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, next http.Handler) (*imagesec.Runner, http.Handler, error) {
 	r := newImagesecRunner(pool, cfg, log)
+	if err := r.RegisterMetrics(reg); err != nil {
+		return nil, nil, err
+	}
 	if err := r.Start(ctx); err != nil {
 		return nil, nil, err
 	}
