@@ -35,8 +35,12 @@ func open(databaseURL string) (*migrate.Migrate, error) {
 	return m, nil
 }
 
-// Up applies every migration not yet applied.
+// Up applies every migration not yet applied, after checking that the
+// database is one golang-migrate can move up correctly (check.go).
 func Up(databaseURL string) error {
+	if err := checkBeforeUp(databaseURL); err != nil {
+		return err
+	}
 	m, err := open(databaseURL)
 	if err != nil {
 		return err
