@@ -25,7 +25,6 @@ import (
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/openstack"
-	"github.com/unisched/unisched/migrations"
 	"github.com/unisched/unisched/placement"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/store"
@@ -39,7 +38,7 @@ const usage = `usage: unisched <command> [--config FILE]
 commands:
   serve     run the Placement API, the container API (Zun, /v1/workloads, agents)
             and, with nova_proxy.listen set, the Nova API proxy
-  migrate   apply database migrations (migrate down reverts them all)
+  migrate   apply database migrations (migrate status|down N|force N|repair: migrate help)
   reconcile run one reconciliation and print its report (--dry-run repairs nothing)
   config    print the annotated sample (config sample --format yaml|ini) or check a file
   version   print the version
@@ -62,7 +61,7 @@ func main() {
 	case "serve":
 		err = runServe(ctx, args)
 	case "migrate":
-		err = runMigrate(args)
+		err = runMigrate(ctx, args, os.Stdout) // cmd/unisched/migrate.go
 	case "agent":
 		err = runAgent(ctx, args) // cmd/unisched/agent.go
 	case "reconcile":
@@ -113,25 +112,6 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-func runMigrate(args []string) error {
-	cfg, rest, err := loadConfig("migrate", args)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 && rest[0] == "down" {
-		return migrations.Down(cfg.Database.URL)
-	}
-	if err := migrations.Up(cfg.Database.URL); err != nil {
-		return err
-	}
-	v, _, err := migrations.Version(cfg.Database.URL)
-	if err != nil {
-		return err
-	}
-	fmt.Println("database at migration", v)
-	return nil
-}
-
 func runServe(ctx context.Context, args []string) error {
 	cfg, _, err := loadConfig("serve", args)
 	if err != nil {
@@ -146,10 +126,8 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 
-	if cfg.Database.Migrate {
-		if err := migrations.Up(cfg.Database.URL); err != nil {
-			return err
-		}
+	if err := prepareSchema(ctx, cfg.Database, log); err != nil { // cmd/unisched/migrate.go
+		return err
 	}
 	poolCfg, err := pgxpool.ParseConfig(cfg.Database.URL)
 	if err != nil {
