@@ -129,6 +129,7 @@ func (s *Server) routes() []routePath {
 // check upstream's PlacementHandler makes on every request it routes.
 func (s *Server) router() http.Handler {
 	r := mux.NewRouter()
+	r.Use(openstack.RouteTemplate) // the route label of serve's request metrics
 	for _, rp := range s.routes() {
 		r.Handle(rp.path, s.dispatch(rp.methods))
 	}

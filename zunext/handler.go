@@ -145,6 +145,7 @@ func (h *handler) dispatch(rt route) http.Handler {
 		if !ok && r.Method == http.MethodHead {
 			fn, ok = rt.methods[http.MethodGet]
 		}
+		openstack.SetRoute(r.Context(), strings.TrimSuffix(rt.pattern, "{$}")) // the route label of serve's request metrics
 		if !ok {
 			h.writeError(w, r, errMethod(strings.Join(allow, ", ")))
 			return
@@ -165,6 +166,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, errMethod("GET"))
 			return
 		}
+		openstack.SetRoute(r.Context(), "/")
 		_ = h.root(w, r)
 		return
 	}
@@ -199,6 +201,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r2, verr)
 		return
 	}
+	openstack.SetMicroversion(ctx, v)
 	h.mux.ServeHTTP(w, r2.WithContext(openstack.WithVersion(ctx, v)))
 }
 

@@ -130,6 +130,7 @@ type route struct {
 
 func (h *Handler) router() http.Handler {
 	m := mux.NewRouter()
+	m.Use(openstack.RouteTemplate) // the route label of serve's request metrics
 	table := []struct {
 		path   string
 		routes []route

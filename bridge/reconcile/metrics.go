@@ -1,10 +1,9 @@
 package reconcile
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/unisched/unisched/internal/metrics"
 )
 
 // Metrics exports what the runs find and do. Divergences counts every
@@ -44,18 +43,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "When the newest reconciliation run of this process finished (Unix time).",
 		}),
 	}
-	var errs []error
-	for _, c := range []prometheus.Collector{m.divergences, m.repairs, m.lastRun, m.runs, m.lastRunAt} {
-		errs = append(errs, reg.Register(c))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("registering the reconciliation metrics: %w", err)
+	if err := metrics.Register(reg, "the reconciliation metrics", m.divergences, m.repairs, m.lastRun, m.runs, m.lastRunAt); err != nil {
+		return nil, err
 	}
 	// every kind present from the start, at zero
-	for _, k := range Kinds {
-		m.divergences.WithLabelValues(k)
-		m.lastRun.WithLabelValues(k).Set(0)
-	}
+	metrics.Touch(m.divergences, Kinds...)
+	metrics.Touch(m.lastRun, Kinds...)
 	return m, nil
 }
 

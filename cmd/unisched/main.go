@@ -190,7 +190,7 @@ func runServe(ctx context.Context, args []string) error {
 	// alone, as the Placement conformance and benchmark harnesses run it.
 	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
 	// One registry for serve, passed down (no global one), served at
-	// /metrics on the container API.
+	// /metrics on every listener.
 	reg := metrics.NewRegistry()
 	lead := newLeadership(cfg.Leader, reg, log) // cmd/unisched/leader.go
 	if cfg.ContainerAPI.Enabled() {
@@ -212,7 +212,7 @@ func runServe(ctx context.Context, args []string) error {
 			return err
 		}
 		defer runner.Stop()
-		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen, handler: withMetrics(handler, reg)})
+		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen, handler: handler})
 	}
 	if cfg.NovaProxy.Enabled() {
 		proxy, err := newNovaProxy(cfg.NovaProxy, pool, log) // cmd/unisched/novaproxy.go
@@ -229,6 +229,14 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	} else if ds != nil {
 		servers = append(servers, ds)
+	}
+	// probes, /metrics, request metrics and logs on every listener
+	obs, err := newObservability(pool, reg, log) // cmd/unisched/health.go
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		s.handler = obs.wrap(s.name, s.handler)
 	}
 	for _, s := range servers {
 		if err := s.listen(); err != nil {
@@ -264,6 +272,7 @@ func runServe(ctx context.Context, args []string) error {
 	// both listeners stop taking requests and finish the ones in flight;
 	// then the relay stops (events written meanwhile wait in the outbox
 	// for the next leader).
+	obs.health.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	shutdownErr := shutdownAll(shutdownCtx, servers)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -98,12 +97,4 @@ func startNovaConsumer(ctx context.Context, cfg *config.Config, coord *bridge.Co
 		_ = cons.Run(cctx)
 	}()
 	return func() { cancel(); <-done }, nil
-}
-
-// withMetrics serves the registry at /metrics beside h.
-func withMetrics(h http.Handler, reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	mux.Handle("/", h)
-	return mux
 }

@@ -106,6 +106,7 @@ type route struct {
 
 func (h *Handler) router() http.Handler {
 	m := mux.NewRouter()
+	m.Use(openstack.RouteTemplate) // the route label of serve's request metrics
 	for _, p := range []struct {
 		path   string
 		routes []route

@@ -109,7 +109,7 @@ type bareBody struct {
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
-		slog.ErrorContext(r.Context(), "internal error", "error", err, "request_id", RequestIDFrom(r.Context()),
+		Logger(r.Context()).ErrorContext(r.Context(), "internal error", "error", err,
 			"method", r.Method, "path", r.URL.Path)
 		apiErr = &Error{Status: http.StatusInternalServerError, Detail: "An internal error occurred."}
 	}

@@ -2,7 +2,6 @@ package openstack
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -35,18 +34,24 @@ func GlobalRequestIDFrom(ctx context.Context) string {
 }
 
 // RequestID gives every request an id, echoes it on the response and keeps
-// a valid incoming global id for correlation.
+// a valid incoming global id for correlation. A request that already has
+// one (the listener's middleware gave it: serve logs and counts every
+// request before the API sees it) keeps it, so the id in the log line,
+// the error body and the response header is the same.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := "req-" + uuid.NewString()
-		w.Header().Set(RequestIDHeader, id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
-		if g := r.Header.Get(RequestIDHeader); globalIDPattern.MatchString(g) {
-			ctx = context.WithValue(ctx, globalRequestIDKey{}, g)
+		ctx := r.Context()
+		id := RequestIDFrom(ctx)
+		if id == "" {
+			ctx, id = StartRequest(ctx, r)
+			r = r.WithContext(ctx)
 		}
-		next.ServeHTTP(w, r.WithContext(ctx))
+		w.Header().Set(RequestIDHeader, id)
+		next.ServeHTTP(w, r)
 	})
 }
+
+func newRequestID() string { return "req-" + uuid.NewString() }
 
 // Recover turns a panic in a handler into a logged 500 in the API's error
 // format, so one bad request never takes the process down.
@@ -57,8 +62,8 @@ func Recover(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				slog.ErrorContext(r.Context(), "panic serving request", "panic", p,
-					"request_id", RequestIDFrom(r.Context()), "stack", string(debug.Stack()))
+				Logger(r.Context()).ErrorContext(r.Context(), "panic serving request", "panic", p,
+					"stack", string(debug.Stack()))
 				WriteError(w, r, &Error{Status: http.StatusInternalServerError, Detail: "An internal error occurred."})
 			}
 		}()

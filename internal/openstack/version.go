@@ -231,6 +231,7 @@ func (vr VersionRange) VersionMiddleware(next http.Handler) http.Handler {
 			return
 		}
 		w.Header().Set(VersionHeader, vr.Service+" "+v.String())
+		SetMicroversion(r.Context(), v)
 		w.Header().Add("Vary", strings.ToLower(VersionHeader))
 		next.ServeHTTP(w, r.WithContext(WithVersion(r.Context(), v)))
 	})

@@ -2,6 +2,8 @@ package notifications
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/unisched/unisched/internal/metrics"
 )
 
 // Metrics are the consumer's counters, registered on the registry serve
@@ -33,17 +35,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "1 while the notification consumer is subscribed to its queue.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.consumedTotal, m.failedTotal, m.reconnects, m.connectedGauge} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := metrics.Register(reg, "the notification consumer's metrics", m.consumedTotal, m.failedTotal, m.reconnects, m.connectedGauge); err != nil {
+		return nil, err
 	}
-	for _, k := range []ActionKind{Created, Failed, Deleted, Moved, Ignored} {
-		m.consumedTotal.WithLabelValues(string(k))
-	}
-	for _, r := range []string{"malformed", "refused", "retried"} {
-		m.failedTotal.WithLabelValues(r)
-	}
+	metrics.Touch(m.consumedTotal, string(Created), string(Failed), string(Deleted), string(Moved), string(Ignored))
+	metrics.Touch(m.failedTotal, "malformed", "refused", "retried")
 	return m, nil
 }
 
