@@ -539,11 +539,15 @@ func (s *Server) claim(ctx context.Context, writes []consumerWrite, v openstack.
 			return nil
 		}
 		if !claims.Retryable(err) {
-			return mapClaimError(err, msgs)
+			err = mapClaimError(err, msgs)
+			s.metrics.claimOutcome(err)
+			return err
 		}
+		s.metrics.conflicts.WithLabelValues(conflictRetry).Inc()
 		last = err
 	}
-	s.log.WarnContext(ctx, "allocation write exceeded its retries", "retries", s.cfg.AllocationConflictRetries, "error", last)
+	s.metrics.conflicts.WithLabelValues(conflictRetriesExhausted).Inc()
+	openstack.Logger(ctx).WarnContext(ctx, "allocation write exceeded its retries", "retries", s.cfg.AllocationConflictRetries, "error", last)
 	if errors.Is(last, errProviderConcurrent) {
 		return msgs.concurrent(msgProviderConcurrentUpdate)
 	}

@@ -33,11 +33,17 @@ func (s *Server) listAllocationCandidates(w http.ResponseWriter, r *http.Request
 		return queryError(qerr)
 	}
 
+	start := time.Now()
 	snap, err := s.candidates.get(r.Context())
 	if err != nil {
 		return fmt.Errorf("loading allocation candidates snapshot: %w", err)
 	}
+	s.metrics.since(s.metrics.waitSeconds, start)
+	start = time.Now()
 	res, err := candidates.Find(r.Context(), snap, candidates.Request{Query: q, NestedAware: v.AtLeast(29)})
+	if err == nil {
+		s.metrics.found(res, start)
+	}
 	if err != nil {
 		var qe *qs.Error
 		if errors.As(err, &qe) {

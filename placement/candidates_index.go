@@ -32,8 +32,9 @@ import (
 // current so requests usually find nothing to do. Anything Apply cannot
 // take (a trimmed feed, a reset, renumbered names) reloads everything.
 type candidatesIndex struct {
-	db  *pgxpool.Pool
-	log *slog.Logger
+	db      *pgxpool.Pool
+	log     *slog.Logger
+	metrics *placementMetrics
 
 	state atomic.Pointer[indexState]
 	// full makes the next catch-up reload everything.
@@ -146,12 +147,19 @@ func (ix *candidatesIndex) catchUp() error {
 	ix.lastStart.Store(time.Now().UnixNano())
 	ix.catchUps.Add(1)
 	start := time.Now()
-	applied := ix.applied.Load()
+	applied, reloads := ix.applied.Load(), ix.reloads.Load()
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if err = ix.catchUpOnce(ctx); err == nil || !pg.IsRetryable(err) {
 			break
 		}
+	}
+	if err == nil && ix.metrics != nil {
+		kind := "incremental"
+		if ix.reloads.Load() != reloads {
+			kind = "reload"
+		}
+		ix.metrics.since(ix.metrics.indexSeconds.WithLabelValues(kind), start)
 	}
 	ix.log.Debug("allocation candidates index caught up", "took", time.Since(start), "providers", ix.applied.Load()-applied)
 	return err

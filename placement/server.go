@@ -76,6 +76,7 @@ type Server struct {
 	// candidates is the allocation-candidates index, kept current with
 	// the database.
 	candidates *candidatesIndex
+	metrics    *placementMetrics // metrics.go
 }
 
 // New builds the server and its handler chain. The order follows upstream's
@@ -103,8 +104,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, db: cfg.Pool, log: cfg.Logger}
+	s := &Server{cfg: cfg, db: cfg.Pool, log: cfg.Logger, metrics: newPlacementMetrics()}
 	s.candidates = newCandidatesIndex(cfg.Pool, cfg.Logger)
+	s.candidates.metrics = s.metrics
 	settings := cfg.Settings
 	s.settings.Store(&settings)
 

@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/health"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/migrations"
+	"github.com/unisched/unisched/placement"
 )
 
 // observability is what every serve listener carries in front of its API:
@@ -29,14 +32,26 @@ type observability struct {
 // the connect timeout), and a database slower than this is not ready.
 const readyTimeout = 2 * time.Second
 
-func newObservability(db health.DB, reg *prometheus.Registry, log *slog.Logger) (*observability, error) {
-	hc, err := health.NewChecker(db, migrations.FS, readyTimeout)
+// newObservability builds the probes and the request metrics, and
+// registers what is observed by querying the database or asking a part
+// on scrape: Placement's own metrics, the outbox backlog (with the
+// container side, which has an outbox relay).
+func newObservability(cfg *config.Config, pool *pgxpool.Pool, reg *prometheus.Registry, api *placement.Server, log *slog.Logger) (*observability, error) {
+	hc, err := health.NewChecker(pool, migrations.FS, readyTimeout)
 	if err != nil {
 		return nil, err
 	}
 	requests, err := metrics.NewHTTP(reg, log)
 	if err != nil {
 		return nil, err
+	}
+	if err := api.RegisterMetrics(reg); err != nil {
+		return nil, err
+	}
+	if cfg.ContainerAPI.Enabled() {
+		if _, err := metrics.NewOutboxCollector(reg, pool, log.With("component", "metrics")); err != nil {
+			return nil, err
+		}
 	}
 	return &observability{reg: reg, health: hc, requests: requests}, nil
 }

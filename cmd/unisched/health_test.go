@@ -106,6 +106,10 @@ func TestServeObservability(t *testing.T) {
 		{"unisched_http_requests_total", map[string]string{"listener": "placement", "route": "/metrics", "status": "4xx"}, 1},
 		{"unisched_http_request_duration_seconds_count", map[string]string{"listener": "placement",
 			"route": "/resource_providers/{uuid}", "microversion": "1.14"}, 2},
+		// the outbox collector's query ran: nothing pending
+		{"unisched_outbox_pending_events", map[string]string{"topic": "agent"}, 0},
+		{"unisched_outbox_oldest_pending_age_seconds", map[string]string{"topic": "agent"}, 0},
+		{"unisched_outbox_scrape_errors_total", nil, 0},
 	} {
 		if got := samples.Sum(tc.name, tc.labels); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
@@ -119,7 +123,8 @@ func TestServeObservability(t *testing.T) {
 		}
 	}
 	// the other parts' metrics are on the same registry
-	for _, name := range []string{"unisched_reconcile_runs_total", "go_goroutines"} {
+	for _, name := range []string{"unisched_reconcile_runs_total", "go_goroutines", "unisched_outbox_pending_events",
+		"unisched_placement_candidates_index_providers", "unisched_placement_allocation_conflicts_total"} {
 		if len(samples.Find(name, nil)) == 0 {
 			t.Errorf("%s missing from /metrics", name)
 		}

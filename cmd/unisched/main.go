@@ -106,10 +106,12 @@ func newLogger(c config.Log) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if strings.EqualFold(c.Format, "json") {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	// every line logged with a request's context names the request
+	return slog.New(openstack.ContextHandler(h))
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -231,7 +233,7 @@ func runServe(ctx context.Context, args []string) error {
 		servers = append(servers, ds)
 	}
 	// probes, /metrics, request metrics and logs on every listener
-	obs, err := newObservability(pool, reg, log) // cmd/unisched/health.go
+	obs, err := newObservability(cfg, pool, reg, api, log) // cmd/unisched/health.go
 	if err != nil {
 		return err
 	}

@@ -106,3 +106,44 @@ func StartRequest(ctx context.Context, r *http.Request) (context.Context, string
 	}
 	return WithLogger(ctx, l.With(attrs...)), id
 }
+
+// ContextHandler adds the request ids of the context to every record
+// logged with one (logger.InfoContext(ctx, ...)), so a package's own
+// logger (placement's, the bridge's) names the request without being
+// derived from Logger(ctx). A logger that already carries request_id
+// (Logger's) is left as it is.
+func ContextHandler(h slog.Handler) slog.Handler { return &ctxHandler{h: h} }
+
+type ctxHandler struct {
+	h     slog.Handler
+	hasID bool
+}
+
+func (c *ctxHandler) Enabled(ctx context.Context, l slog.Level) bool { return c.h.Enabled(ctx, l) }
+
+func (c *ctxHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if !c.hasID && ctx != nil {
+		if id := RequestIDFrom(ctx); id != "" {
+			rec = rec.Clone()
+			rec.AddAttrs(slog.String("request_id", id))
+			if g := GlobalRequestIDFrom(ctx); g != "" {
+				rec.AddAttrs(slog.String("global_request_id", g))
+			}
+		}
+	}
+	return c.h.Handle(ctx, rec)
+}
+
+func (c *ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	has := c.hasID
+	for _, a := range attrs {
+		if a.Key == "request_id" {
+			has = true
+		}
+	}
+	return &ctxHandler{h: c.h.WithAttrs(attrs), hasID: has}
+}
+
+func (c *ctxHandler) WithGroup(name string) slog.Handler {
+	return &ctxHandler{h: c.h.WithGroup(name), hasID: c.hasID}
+}
