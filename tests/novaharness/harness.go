@@ -42,6 +42,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/internal/rabbittest"
 	"github.com/unisched/unisched/tests/harness"
 )
 
@@ -187,7 +188,9 @@ type Env struct {
 	Postgres *Postgres
 
 	Wire *Wire
-	// Processes by name: epmd, rabbitmq, glance-api, nova-api,
+	// Rabbit is the environment's RabbitMQ node (StopRabbit, StartRabbit).
+	Rabbit *rabbittest.Node
+	// Processes by name: glance-api, nova-api,
 	// nova-conductor, nova-scheduler, nova-compute-<host>, unisched-serve,
 	// unisched-agent-<host>.
 	Processes map[string]*Process
@@ -840,8 +843,11 @@ func (e *Env) Close() error {
 	stop(agents...)
 	stop("unisched-serve")
 	stop("glance-api")
-	stop("rabbitmq")
-	stop("epmd")
+	if e.Rabbit != nil {
+		if err := e.Rabbit.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping rabbitmq: %w", err))
+		}
+	}
 	for _, s := range e.servers {
 		_ = s.Close()
 	}

@@ -5,67 +5,36 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/unisched/unisched/internal/rabbittest"
 )
 
-// startRabbit starts an epmd of the environment's own (on its port, so a
-// foreign epmd or RabbitMQ on the machine is never shared) and a RabbitMQ
-// node with its own name, ports and data, and waits until AMQP answers.
+// startRabbit starts a RabbitMQ node of the environment's own
+// (internal/rabbittest: its name, its ports, its own epmd on its own port
+// so a foreign epmd or RabbitMQ on the machine is never shared, its data
+// and logs under Dir/rabbitmq) and waits until AMQP answers.
 func (e *Env) startRabbit(ctx context.Context) error {
 	t0 := time.Now()
-	if _, err := e.writeRabbitConf(); err != nil {
-		return err
-	}
-	logs := filepath.Join(e.Dir, "logs")
-	epmd, err := startProcess("epmd", filepath.Join(logs, "epmd.log"),
-		exec.Command("/usr/bin/epmd", "-address", "127.0.0.1", "-port", fmt.Sprint(e.ports.epmd)))
+	n, err := rabbittest.StartNode(ctx, rabbittest.Options{
+		Dir:          filepath.Join(e.Dir, "rabbitmq"),
+		Name:         strings.TrimSuffix(e.RabbitNode, "@localhost"),
+		AMQPPort:     e.ports.amqp,
+		DistPort:     e.ports.dist,
+		EpmdPort:     e.ports.epmd,
+		StartTimeout: stepTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	e.addProcess(epmd)
-	if err := e.waitFor(ctx, epmd, time.Minute, func(context.Context) error { return dialTCP(e.ports.epmd) }); err != nil {
-		return err
-	}
-	if err := e.startRabbitNode(ctx); err != nil {
-		return err
-	}
+	e.mu.Lock()
+	e.Rabbit = n
+	e.mu.Unlock()
 	e.timed("rabbitmq", t0)
-	return nil
-}
-
-// startRabbitNode starts the RabbitMQ node (its epmd already runs) and
-// waits until AMQP answers.
-func (e *Env) startRabbitNode(ctx context.Context) error {
-	dir := filepath.Join(e.Dir, "rabbitmq")
-	logs := filepath.Join(e.Dir, "logs")
-	cmd := exec.Command("/usr/lib/rabbitmq/bin/rabbitmq-server")
-	cmd.Env = []string{
-		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME=" + dir,
-		"LANG=C.UTF-8",
-		"RABBITMQ_CONF_ENV_FILE=" + filepath.Join(dir, "rabbitmq-env.conf"),
-		"ERL_EPMD_ADDRESS=127.0.0.1",
-		fmt.Sprintf("ERL_EPMD_PORT=%d", e.ports.epmd),
-	}
-	cmd.Dir = dir
-	p, err := startProcess("rabbitmq", filepath.Join(logs, "rabbitmq.out"), cmd)
-	if err != nil {
-		return err
-	}
-	e.addProcess(p)
-	if err := e.waitFor(ctx, p, stepTimeout, func(context.Context) error {
-		c, err := amqp.DialConfig(e.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}); err != nil {
-		return err
-	}
 	return nil
 }
 

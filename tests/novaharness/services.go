@@ -424,20 +424,23 @@ func (e *Env) Agent(host string) *Process {
 // brings it back on the same name, ports and data.
 func (e *Env) StopRabbit() error {
 	e.mu.Lock()
-	p := e.Processes["rabbitmq"]
+	n := e.Rabbit
 	e.mu.Unlock()
-	return p.Stop(60 * time.Second)
+	if n == nil {
+		return errors.New("no rabbitmq node")
+	}
+	return n.Stop()
 }
 
 // StartRabbit starts the node StopRabbit stopped and waits until AMQP answers.
 func (e *Env) StartRabbit(ctx context.Context) error {
 	e.mu.Lock()
-	p := e.Processes["rabbitmq"]
+	n := e.Rabbit
 	e.mu.Unlock()
-	if p != nil && !p.Exited() {
-		return errors.New("rabbitmq already runs")
+	if n == nil {
+		return errors.New("no rabbitmq node")
 	}
-	return e.startRabbitNode(ctx)
+	return n.Start(ctx)
 }
 
 // Kill ends the process with SIGKILL (a crash) and waits for its group.
