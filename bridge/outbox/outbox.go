@@ -40,10 +40,12 @@ type Message struct {
 
 // Event is a written message as the relay hands it to a Deliverer.
 type Event struct {
-	ID        int64
-	Topic     string
-	Key       string
-	Payload   json.RawMessage
+	ID      int64
+	Topic   string
+	Key     string
+	Payload json.RawMessage
+	// CreatedAt is when the event was inserted (the database's clock at
+	// the INSERT): the start of its notify lag.
 	CreatedAt time.Time
 	// Attempts is how many deliveries failed before this one.
 	Attempts int

@@ -53,8 +53,10 @@ type Config struct {
 	// leading and false when it stops (metrics; tests wait on it).
 	OnLeader func(leader bool)
 	// Delivered, when set, is called for every event delivered, once the
-	// outcome is committed, with the time its delivery returned: the
-	// notify lag (written to delivered) is at.Sub(ev.CreatedAt).
+	// outcome is committed, with the time its delivery returned (also
+	// stored as its delivered_at): the notify lag is at.Sub(ev.CreatedAt),
+	// from the event's INSERT (clock_timestamp(), not the start of its
+	// transaction) to the consumer's answer.
 	Delivered func(ev Event, at time.Time)
 }
 
@@ -330,6 +332,7 @@ feed:
 	}
 
 	var delivered []int64
+	var deliveredAt []time.Time
 	settled := 0
 	for i, ev := range evs {
 		if !attempted[i] {
@@ -340,6 +343,7 @@ feed:
 		switch {
 		case derr == nil:
 			delivered = append(delivered, ev.ID)
+			deliveredAt = append(deliveredAt, doneAt[i])
 		case isDiscard(derr):
 			r.cfg.Logger.Error("outbox relay: event discarded", "id", ev.ID, "topic", ev.Topic, "key", ev.Key, "error", derr)
 			if err := setDiscarded(ctx, tx, ev.ID, r.cfg.Now(), derr.Error()); err != nil {
@@ -354,7 +358,7 @@ feed:
 			}
 		}
 	}
-	if err := setDelivered(ctx, tx, delivered, r.cfg.Now()); err != nil {
+	if err := setDelivered(ctx, tx, delivered, deliveredAt); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {

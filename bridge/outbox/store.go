@@ -24,7 +24,12 @@ const DefaultLockKey int64 = 0x756e6973_72656c61 // "unisrela"
 const (
 	lockKey = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
 
-	insertEvent = `INSERT INTO bridge_outbox (topic, key, payload) VALUES ($1, $2, $3) RETURNING id`
+	// created_at is the clock at the INSERT, not the column's default
+	// now() (the transaction's start): the notify lag is measured from
+	// it, and a claim that waited for a provider's row lock or did its
+	// ledger work before writing its event is not lag of the outbox.
+	// Writers insert their events last, just before the commit.
+	insertEvent = `INSERT INTO bridge_outbox (topic, key, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING id`
 
 	notify = `SELECT pg_notify($1, '')`
 
@@ -45,8 +50,10 @@ FOR UPDATE SKIP LOCKED`
 
 	keyHeads = `SELECT key, min(id) FROM bridge_outbox WHERE delivered_at IS NULL AND key = ANY ($1) GROUP BY key`
 
-	markDelivered = `UPDATE bridge_outbox SET delivered_at = $2, attempts = attempts + 1, next_attempt_at = NULL
-WHERE id = ANY ($1)`
+	// Each event's own delivery time (when its Deliver returned), so that
+	// delivered_at - created_at is the lag the relay observed.
+	markDelivered = `UPDATE bridge_outbox o SET delivered_at = d.at, attempts = o.attempts + 1, next_attempt_at = NULL
+FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at) WHERE o.id = d.id`
 
 	markFailed = `UPDATE bridge_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
 WHERE id = $1`
@@ -160,7 +167,7 @@ func heads(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int64, err
 	return out, nil
 }
 
-func setDelivered(ctx context.Context, tx pgx.Tx, ids []int64, at time.Time) error {
+func setDelivered(ctx context.Context, tx pgx.Tx, ids []int64, at []time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
