@@ -27,8 +27,9 @@ const (
 	// created_at is the clock at the INSERT, not the column's default
 	// now() (the transaction's start): the notify lag is measured from
 	// it, and a claim that waited for a provider's row lock or did its
-	// ledger work before writing its event is not lag of the outbox.
-	// Writers insert their events last, just before the commit.
+	// ledger work before writing its event is not lag of the outbox. What
+	// a transaction does after its insert still counts (the VM claim's
+	// hook writes its event last, so there it is the commit alone).
 	insertEvent = `INSERT INTO bridge_outbox (topic, key, payload, created_at) VALUES ($1, $2, $3, clock_timestamp()) RETURNING id`
 
 	notify = `SELECT pg_notify($1, '')`

@@ -29,9 +29,10 @@ func Handler(reg *prometheus.Registry) http.Handler {
 }
 
 // NotifyLag is the histogram of the notify lag: from an outbox event's
-// INSERT (the database's clock then, not its transaction's start: writers
-// insert their events last, so it is the commit less the commit's own
-// flush) to the consumer's answer (an agent answers once it applied the
+// INSERT (the database's clock then, not its transaction's start: what the
+// transaction did before writing the event is not the outbox's lag; a
+// Nova claim writes its event last, so from there it is the commit) to the
+// consumer's answer (an agent answers once it applied the
 // event to Docker; the bus once the publish is confirmed), by topic. The goal is a p99 under 100 ms, so the buckets are fine below
 // it and coarse above (retries after an outage land in the last ones).
 type NotifyLag struct {
@@ -42,7 +43,7 @@ type NotifyLag struct {
 func NewNotifyLag(reg prometheus.Registerer) (*NotifyLag, error) {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "unisched_notify_lag_seconds",
-		Help:    "Time from an outbox event's write (its INSERT, the last statement before its commit) to its delivery (agent event or bus notification), by topic.",
+		Help:    "Time from an outbox event's INSERT (within its transaction, before the commit) to its delivery (agent event or bus notification), by topic.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 	}, []string{"topic"})
 	if err := reg.Register(h); err != nil {
