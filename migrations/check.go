@@ -241,6 +241,33 @@ func Ready(ctx context.Context, databaseURL string) (Status, error) {
 	return s, nil
 }
 
+// lockKey is the session advisory lock every unisched migrator holds
+// around its check and its migrations: replicas starting together would
+// otherwise see each other's migration in flight (golang-migrate marks the
+// version dirty while it runs) and refuse to start.
+const lockKey = 7316002
+
+// lock takes the migrators' lock on its own connection (waiting up to a
+// few minutes for another migrator) and returns its release.
+func lock(databaseURL string) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgURL(databaseURL))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the database: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(lockKey)); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("waiting for other migrators: %w", err)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(lockKey))
+		conn.Close(ctx)
+	}, nil
+}
+
 // checkBeforeUp refuses to migrate a database golang-migrate would
 // migrate wrongly: dirty, missing a lower migration, or newer than this
 // binary (whose Up would fail on the unknown version with a less helpful
@@ -275,9 +302,14 @@ func contains(vs []uint, v uint) bool {
 
 // Repair applies the missing migrations (Status.Missing), lowest first,
 // each in its own transaction with its probe checked before the commit,
-// under an advisory lock so that two repairs do not race. The recorded
+// under the migrators' lock. The recorded
 // version is left as it is: it was already past them.
 func Repair(ctx context.Context, databaseURL string) ([]uint, error) {
+	unlock, err := lock(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	s, err := GetStatus(ctx, databaseURL)
 	if err != nil {
 		return nil, err
@@ -297,9 +329,6 @@ func Repair(ctx context.Context, databaseURL string) ([]uint, error) {
 			return done, err
 		}
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7316003)`); err != nil {
-				return err
-			}
 			if present, _, err := Probe(ctx, tx, v); err != nil || present {
 				return err // applied meanwhile by another repair
 			}

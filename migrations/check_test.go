@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -206,5 +207,31 @@ func TestStatusRefusals(t *testing.T) {
 	}
 	if _, err := migrations.Ready(ctx, url); err != nil {
 		t.Error(err)
+	}
+}
+
+// Replicas starting together on an empty database all migrate it without
+// one seeing another's migration in flight (dirty) and refusing.
+func TestConcurrentUp(t *testing.T) {
+	url := pgtest.URL(t)
+	if err := migrations.Down(url); err != nil {
+		t.Fatal(err)
+	}
+	// staggered, so that later ones check while an earlier one migrates
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			time.Sleep(time.Duration(i) * 40 * time.Millisecond)
+			errs <- migrations.Up(url)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent up: %v", err)
+		}
+	}
+	if s, err := migrations.Ready(context.Background(), url); err != nil || s.Current != s.Latest {
+		t.Errorf("after concurrent ups: %+v %v", s, err)
 	}
 }

@@ -38,6 +38,11 @@ func open(databaseURL string) (*migrate.Migrate, error) {
 // Up applies every migration not yet applied, after checking that the
 // database is one golang-migrate can move up correctly (check.go).
 func Up(databaseURL string) error {
+	unlock, err := lock(databaseURL)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := checkBeforeUp(databaseURL); err != nil {
 		return err
 	}
