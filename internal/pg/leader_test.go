@@ -2,11 +2,14 @@ package pg_test
 
 import (
 	"context"
+	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/internal/pgtest"
@@ -93,5 +96,59 @@ func TestLeaderFailover(t *testing.T) {
 func TestNewLeaderRefusesNoKey(t *testing.T) {
 	if _, err := pg.NewLeader(nil, pg.LeaderConfig{}); err == nil {
 		t.Fatal("NewLeader accepted no pool and no key")
+	}
+}
+
+// TestLeaderKeepalives: the leader's session carries the configured TCP
+// keepalives, so PostgreSQL ends the session of a leader whose host
+// vanished. Over TCP only (a unix socket has none): skipped when the test
+// database is not reachable on 127.0.0.1.
+func TestLeaderKeepalives(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Del("host")
+	u.RawQuery = q.Encode()
+	u.Host = "127.0.0.1:5432"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, u.String())
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		t.Skipf("no TCP connection to the test database: %v", err)
+	}
+	defer pool.Close()
+	l, err := pg.NewLeader(pool, pg.LeaderConfig{Key: 0x7465737400000002, Retry: 50 * time.Millisecond,
+		Keepalive: pg.Keepalive{Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []string, 1)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go l.Run(lctx, func(ctx context.Context, conn *pgx.Conn) error {
+		var v []string
+		for _, k := range []string{"tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"} {
+			var s string
+			if err := conn.QueryRow(ctx, "SHOW "+k).Scan(&s); err != nil {
+				return err
+			}
+			v = append(v, s)
+		}
+		got <- v
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	select {
+	case v := <-got:
+		if want := []string{"7", "3", "4"}; !slices.Equal(v, want) {
+			t.Fatalf("leader session keepalives %v, want %v", v, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("never led")
 	}
 }
