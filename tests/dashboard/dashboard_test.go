@@ -316,8 +316,8 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	vmID := uuid.NewString()
 	code, body, err = placement(ctx, env, http.MethodPut, "/allocations/"+vmID, novaReq, map[string]any{
-		"allocations":         map[string]any{vmRP: map[string]any{"resources": map[string]int{"PCPU": 1, "MEMORY_MB": 3000}}},
-		"project_id":          "proj-vm", "user_id": "user-vm",
+		"allocations": map[string]any{vmRP: map[string]any{"resources": map[string]int{"PCPU": 1, "MEMORY_MB": 3000}}},
+		"project_id":  "proj-vm", "user_id": "user-vm",
 		"consumer_generation": nil, "consumer_type": "INSTANCE",
 	})
 	if err != nil || code != http.StatusNoContent {
