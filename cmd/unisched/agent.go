@@ -49,8 +49,12 @@ func runAgent(ctx context.Context, args []string) error {
 		}
 	}
 	ac.Logger = log
-	a, err := agent.New(ac)
-	if err != nil {
+	var a *agent.Agent
+	// probes, /metrics, request metrics and logs (cmd/unisched/agent_obs.go)
+	if ac.Wrap, err = agentObservability(func() *agent.Agent { return a }, log); err != nil {
+		return err
+	}
+	if a, err = agent.New(ac); err != nil {
 		return err
 	}
 	defer a.Close()

@@ -76,8 +76,12 @@ func listenerLabel(name string) string {
 // unclean paths (//x, /a/../b) that Placement answers itself.
 func (o *observability) wrap(name string, api http.Handler) http.Handler {
 	listener := listenerLabel(name)
-	if listener == "nova_proxy" {
+	switch listener {
+	case "nova_proxy":
 		api = novaRoutes(api) // cmd/unisched/metrics_nova.go
+	case "dashboard":
+		// dashboard/handler.go's patterns
+		api = patternRoutes(api, "GET /{$}", "GET /api/state", "GET /static/dashboard.css", "GET /static/dashboard.js")
 	}
 	probes := o.health.Handler()
 	scrape := metrics.Handler(o.reg)

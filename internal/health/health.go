@@ -197,16 +197,22 @@ func (c *Checker) serve(w http.ResponseWriter, r *http.Request, report func() Re
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	rep := report()
+	WriteReport(w, r, report())
+}
+
+// WriteReport answers a probe with rep: 200, or 503 unless its status is
+// "ok"; the JSON body for GET, none for HEAD.
+func WriteReport(w http.ResponseWriter, r *http.Request, rep Report) {
 	body, _ := json.Marshal(rep)
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	if rep.Status != "ok" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	if r.Method == http.MethodGet {
-		w.Write(append(body, '\n'))
+		w.Write(body)
 	}
 }
 

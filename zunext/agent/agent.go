@@ -120,7 +120,11 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.mu.Lock()
 	a.url = u
 	a.mu.Unlock()
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := a.Handler()
+	if a.cfg.Wrap != nil {
+		h = a.cfg.Wrap(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		a.log.Info("agent listening", "addr", ln.Addr().String(), "agent_url", u, "serve_url", a.cfg.ServeURL)

@@ -28,6 +28,7 @@ import (
 	"bufio"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -97,6 +98,9 @@ type Config struct {
 	RequestTimeout time.Duration
 
 	Logger *slog.Logger
+	// Wrap, when set, wraps the agent's HTTP handler (`unisched agent`
+	// puts its probes, /metrics and request logs in front).
+	Wrap func(http.Handler) http.Handler
 }
 
 // Defaults fills the zero fields and derives the topology and pools.
