@@ -34,6 +34,9 @@ commands:
                  (--feed URL|PATH, --advisories FILE); stores and prints the plan
   upgrade ID     apply the advised upgrades offline to a copy of the image (--feed URL|PATH,
                  --out PATH, --docker-host URL); inspects and stores the result
+  resolve GLANCE_ID | --family F
+                 the Glance image to boot: the newest patched image published from it (or
+                 in the family), else the image itself; prints its id
   collect        collect from Glance (imagesec.glance.*): new or changed images downloaded,
                  inspected and stored (--keep-files keeps the downloads)
   publish ID     upload an upgraded image to Glance as a new image of its parent's family
@@ -70,11 +73,15 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 	fs, cf := c.flags(sub, "directory for the raw copy of a qcow2 image")
 	cfgPath, format, workDir, quiet := cf.config, cf.format, cf.workDir, cf.quiet
 	up := upgradeFlags(fs)
+	family := fs.String("family", "", "resolve: an image family instead of a Glance id")
 	pos, err := cf.parse(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	want := map[string]int{"inspect": 1, "list": 0, "show": 1, "packages": 1, "advise": 1, "upgrade": 1}
+	want := map[string]int{"inspect": 1, "list": 0, "show": 1, "packages": 1, "advise": 1, "upgrade": 1, "resolve": 1}
+	if sub == "resolve" && *family != "" {
+		want[sub] = 0
+	}
 	n, ok := want[sub]
 	if !ok {
 		return fmt.Errorf("unknown images command %q\n\n%s", sub, imagesUsage)
@@ -102,6 +109,8 @@ func (c imagesCLI) run(ctx context.Context, args []string) error {
 	defer pool.Close()
 
 	switch sub {
+	case "resolve":
+		return c.resolve(ctx, pool, pos, *family, *format)
 	case "advise":
 		return c.advise(ctx, pool, id, up, *format)
 	case "upgrade":
@@ -207,6 +216,30 @@ func openImagesDB(ctx context.Context, cfgPath string) (*config.Config, *pgxpool
 		return nil, nil, fmt.Errorf("connecting to database: %w", err)
 	}
 	return cfg, pool, nil
+}
+
+// resolve prints the Glance id to boot for a Glance id or a family
+// (imagesec.ResolveImage, ResolveFamily), so that a script can boot the
+// current patched image: openstack server create --image "$(unisched
+// images resolve ID -q)".
+func (c imagesCLI) resolve(ctx context.Context, pool *pgxpool.Pool, pos []string, family, format string) error {
+	var id, requested string
+	var err error
+	if family != "" {
+		requested = family
+		id, err = imagesec.ResolveFamily(ctx, pool, family)
+	} else {
+		requested = pos[0]
+		id, err = imagesec.ResolveImage(ctx, pool, requested)
+	}
+	if err != nil {
+		return dbHint(err)
+	}
+	if format == "json" {
+		return c.json(map[string]any{"glance_id": id, "requested": requested, "patched": id != requested || family != ""})
+	}
+	fmt.Fprintln(c.stdout, id)
+	return nil
 }
 
 func (c imagesCLI) show(d *store.Detail, format string) error {

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/imagesec/inspect"
+	"github.com/unisched/unisched/imagesec/store"
 	"github.com/unisched/unisched/imagesec/testimage"
 	"github.com/unisched/unisched/internal/pgtest"
 )
@@ -122,5 +127,40 @@ func TestImagesCLI(t *testing.T) {
 	// The failed inspections stored nothing.
 	if out, _, _ := run("list"); strings.Count(strings.TrimSpace(out), "\n") != 1 {
 		t.Errorf("after failed inspections, list:\n%s", out)
+	}
+}
+
+// TestImagesResolveCLI: `images resolve` prints the Glance id to boot,
+// the image itself until a patched image is published from it.
+func TestImagesResolveCLI(t *testing.T) {
+	run := imagesTest(t)
+	const parent, patched = "5e1a0c2d-0000-4000-8000-000000000001", "5e1a0c2d-0000-4000-8000-000000000002"
+	if out, _, err := run("resolve", parent); err != nil || out != parent+"\n" {
+		t.Errorf("before any publish: %q, %v", out, err)
+	}
+	if _, _, err := run("resolve", "--family", parent); err == nil || !strings.Contains(err.Error(), "no patched image") {
+		t.Errorf("family before any publish: %v", err)
+	}
+	pool, err := pgxpool.New(context.Background(), os.Getenv("UNISCHED_DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := store.SaveLineage(context.Background(), pool, store.Lineage{GlanceID: patched, ParentGlanceID: parent,
+		Family: parent, Name: "p", PatchedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"resolve", parent}, {"resolve", "--family", parent}, {"resolve", patched}} {
+		if out, _, err := run(args...); err != nil || out != patched+"\n" {
+			t.Errorf("%v: %q, %v", args, out, err)
+		}
+	}
+	out, _, err := run("resolve", parent, "-f", "json")
+	var res map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res["glance_id"] != patched || res["patched"] != true {
+		t.Errorf("-f json: %s, %v", out, err)
+	}
+	if _, _, err := run("resolve"); err == nil || !strings.Contains(err.Error(), "takes 1 argument") {
+		t.Errorf("no argument: %v", err)
 	}
 }

@@ -12,6 +12,7 @@
 //	POST /v1/images/{id}/advise     202 {"job": {...}}   body: imagesec.AdviseParams (feed and/or advisories)
 //	POST /v1/images/{id}/upgrade    202 {"job": {...}}   body: the upgrade's options (optional)
 //	POST /v1/images/{id}/publish    202 {"job": {...}}   body: imagesec.PublishParams (optional)
+//	GET  /v1/images/resolve         {"resolved": {...}}  ?glance_id=ID or ?family=F: the image to boot
 //	GET  /v1/images/jobs            {"jobs": [...]}      ?limit=N (default 50)
 //	GET  /v1/images/jobs/{id}       {"job": {...}}
 //
@@ -29,6 +30,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -115,6 +117,7 @@ func (h *Handler) router() http.Handler {
 		{"/v1/images/collect", []route{{method: "POST", fn: h.action(store.JobCollect, false), admin: true}}},
 		{"/v1/images/jobs", []route{{method: "GET", fn: h.listJobs}}},
 		{"/v1/images/jobs/{job}", []route{{method: "GET", fn: h.getJob}}},
+		{"/v1/images/resolve", []route{{method: "GET", fn: h.resolve}}},
 		{"/v1/images/{id}", []route{{method: "GET", fn: h.imageRead("image", "reading an image", getImage)}}},
 		{"/v1/images/{id}/packages", []route{{method: "GET", fn: h.imageRead("packages", "listing packages", listPackages)}}},
 		{"/v1/images/{id}/advice", []route{{method: "GET", fn: h.imageRead("advice", "reading advice", getAdvice)}}},
@@ -276,6 +279,49 @@ func (h *Handler) action(kind string, onImage bool) func(w http.ResponseWriter, 
 		}
 		return h.submit(w, r, kind, n, b)
 	}
+}
+
+// Resolved answers GET /v1/images/resolve: the Glance image to boot for
+// the one (or the family) asked about.
+type Resolved struct {
+	GlanceID string `json:"glance_id"`
+	// Requested is the glance_id or family asked about.
+	Requested string `json:"requested"`
+	// Patched: GlanceID is a patched image published by imagesec (not
+	// the requested image itself).
+	Patched bool `json:"patched"`
+}
+
+// resolve is imagesec.ResolveImage (?glance_id) and ResolveFamily
+// (?family) over HTTP, for whoever boots a VM and wants the current
+// patched image: the coordinator does not substitute images on its own
+// (docs/imagesec.md).
+func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	gid, fam := q.Get("glance_id"), q.Get("family")
+	if (gid == "") == (fam == "") {
+		return badRequest("Give exactly one of glance_id and family.")
+	}
+	ref := gid + fam
+	if !utf8.ValidString(ref) || strings.ContainsRune(ref, 0) || len(ref) > 255 {
+		return badRequest("Invalid image reference: at most 255 characters of UTF-8 text, no NUL.")
+	}
+	var res Resolved
+	var err error
+	if gid != "" {
+		res.GlanceID, err = imagesec.ResolveImage(r.Context(), h.cfg.DB, gid)
+	} else {
+		res.GlanceID, err = imagesec.ResolveFamily(r.Context(), h.cfg.DB, fam)
+	}
+	if errors.Is(err, store.ErrNoPatchedImage) {
+		return notFound("%s", err.Error())
+	}
+	if err != nil {
+		return storeError(err, "resolving an image")
+	}
+	res.Requested, res.Patched = ref, res.GlanceID != gid
+	openstack.WriteJSON(w, http.StatusOK, map[string]any{"resolved": res})
+	return nil
 }
 
 func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/unisched/unisched/imagesec/api"
 	"github.com/unisched/unisched/imagesec/collect"
 	"github.com/unisched/unisched/imagesec/inspect"
+	"github.com/unisched/unisched/imagesec/store"
 	"github.com/unisched/unisched/imagesec/testimage"
 	"github.com/unisched/unisched/internal/pgtest"
 )
@@ -221,4 +222,57 @@ func TestImagesAPI(t *testing.T) {
 	if rp := do(t, srv2, "POST", "/v1/images/collect", admin, "", ""); rp.status != 409 || !strings.Contains(rp.raw, "glance is not configured") {
 		t.Errorf("collect without glance: %d %s", rp.status, rp.raw)
 	}
+}
+
+// TestResolveAPI: GET /v1/images/resolve answers the image to boot for a
+// Glance id (itself until a patched image is published from it) or a
+// family, and refuses what is not a reference.
+func TestResolveAPI(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Pool(t)
+	srv := httptest.NewServer(api.New(api.Config{DB: db}))
+	defer srv.Close()
+	const member = "user:project"
+	const parent, patched, patched2 = "6c3f1a52-0000-4000-8000-000000000001", "6c3f1a52-0000-4000-8000-000000000002", "6c3f1a52-0000-4000-8000-000000000003"
+	resolved := func(query string) (int, map[string]any, string) {
+		t.Helper()
+		rp := do(t, srv, "GET", "/v1/images/resolve?"+query, member, "", "")
+		res, _ := rp.body["resolved"].(map[string]any)
+		return rp.status, res, rp.raw
+	}
+	if st, res, raw := resolved("glance_id=" + parent); st != 200 || res["glance_id"] != parent || res["patched"] != false || res["requested"] != parent {
+		t.Errorf("before any publish: %d %s", st, raw)
+	}
+	if st, _, raw := resolved("family=" + parent); st != 404 || !strings.Contains(raw, "no patched image in the family") {
+		t.Errorf("family before any publish: %d %s", st, raw)
+	}
+	now := time.Now().UTC()
+	for i, id := range []string{patched, patched2} {
+		if err := store.SaveLineage(ctx, db, store.Lineage{GlanceID: id, ParentGlanceID: parent, Family: parent, Name: "p",
+			PatchedAt: now.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"glance_id=" + parent, "glance_id=" + patched, "family=" + parent} {
+		if st, res, raw := resolved(q); st != 200 || res["glance_id"] != patched2 {
+			t.Errorf("%s: %d %s; want %s", q, st, raw, patched2)
+		}
+	}
+	if _, res, _ := resolved("glance_id=" + patched2); res["patched"] != false {
+		t.Errorf("the newest patched image resolves to itself: %v", res)
+	}
+	for _, q := range []string{"", "glance_id=a&family=b", "glance_id=%00", "family=%ff", "family=" + strings.Repeat("x", 256)} {
+		if st, _, raw := resolved(q); st != 400 || errCode(reply{status: st, body: decode(raw)}) != "unisched.undefined_code" {
+			t.Errorf("%q: %d %s; want 400", q, st, raw)
+		}
+	}
+	if rp := do(t, srv, "GET", "/v1/images/resolve?glance_id=x", "", "", ""); rp.status != 401 {
+		t.Errorf("unauthenticated: %d", rp.status)
+	}
+}
+
+func decode(raw string) map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal([]byte(raw), &m)
+	return m
 }
