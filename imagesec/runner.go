@@ -338,9 +338,30 @@ func (r *Runner) Wait(ctx context.Context, id int64) (*store.Job, error) {
 	}
 }
 
+// Go runs fn in the background with the runner's context, for work that
+// lives as long as the runner (its periodic collection's campaign for the
+// lead): Stop cancels the context and waits for fn to return.
+func (r *Runner) Go(fn func(ctx context.Context)) {
+	if r.ctx == nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn(r.ctx)
+	}()
+}
+
+// CollectLockKey is the session advisory lock whose holder, of the serve
+// replicas of one database, runs the periodic collection ("unisimgc").
+const CollectLockKey int64 = 0x756e6973_696d6763
+
 // StartPeriodicCollect submits a collect job every interval (none while
 // one of this runner's collections still runs) until the runner stops.
-func (r *Runner) StartPeriodicCollect(interval time.Duration) {
+// With leading set, a tick collects only while it reports true: of
+// several replicas, only the leader collects, rather than each one
+// downloading the same images.
+func (r *Runner) StartPeriodicCollect(interval time.Duration, leading func() bool) {
 	if interval <= 0 || r.ctx == nil {
 		return
 	}
@@ -355,6 +376,9 @@ func (r *Runner) StartPeriodicCollect(interval time.Duration) {
 			case <-r.ctx.Done():
 				return
 			case <-t.C:
+			}
+			if leading != nil && !leading() {
+				continue
 			}
 			r.mu.Lock()
 			_, running := r.done[last]

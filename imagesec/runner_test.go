@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,4 +220,44 @@ func pgtestImage(t *testing.T, db *pgxpool.Pool) int64 {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// TestPeriodicCollectLeading: the periodic collection submits nothing
+// while its replica does not lead, and collects once it does.
+func TestPeriodicCollectLeading(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Pool(t)
+	dead, err := collect.NewClient(ctx, collect.Auth{Endpoint: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(RunnerConfig{DB: db, WorkDir: t.TempDir(), Glance: func(context.Context) (*gophercloud.ServiceClient, error) { return dead, nil }})
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	var leads atomic.Bool
+	r.StartPeriodicCollect(20*time.Millisecond, leads.Load)
+	time.Sleep(300 * time.Millisecond)
+	if jobs, err := store.ListJobs(ctx, db, 0); err != nil || len(jobs) != 0 {
+		t.Fatalf("jobs while not leading: %d, %v", len(jobs), err)
+	}
+	leads.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		jobs, err := store.ListJobs(ctx, db, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) > 0 {
+			if jobs[0].Kind != store.JobCollect {
+				t.Errorf("periodic job: %+v", jobs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no collect job 10 s after leading")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/unisched/unisched/imagesec/collect"
 	"github.com/unisched/unisched/imagesec/upgrade"
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/pg"
 )
 
 // glanceClient returns a function that builds the Glance client on first
@@ -59,7 +62,7 @@ func newImagesecRunner(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger)
 // imagesec.collect_interval is set), exports its metrics on reg and
 // returns the /v1/images handler mounted in front of next. Stop the
 // runner when serve ends.
-func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, next http.Handler) (*imagesec.Runner, http.Handler, error) {
+func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, lead leadership, next http.Handler) (*imagesec.Runner, http.Handler, error) {
 	r := newImagesecRunner(pool, cfg, log)
 	if err := r.RegisterMetrics(reg); err != nil {
 		return nil, nil, err
@@ -67,9 +70,39 @@ func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, 
 	if err := r.Start(ctx); err != nil {
 		return nil, nil, err
 	}
-	r.StartPeriodicCollect(cfg.Imagesec.CollectInterval)
+	if cfg.Imagesec.CollectInterval > 0 {
+		leading, err := campaignCollect(r, pool, lead, log)
+		if err != nil {
+			r.Stop()
+			return nil, nil, err
+		}
+		r.StartPeriodicCollect(cfg.Imagesec.CollectInterval, leading)
+	}
 	h := imagesapi.New(imagesapi.Config{DB: pool, Runner: r, MaxBodyBytes: cfg.ContainerAPI.MaxBodyBytes, Logger: log})
 	return r, imagesapi.Mount(h, next), nil
+}
+
+// campaignCollect campaigns, until the runner stops, for the periodic
+// collection's lead among serve's replicas (imagesec.CollectLockKey, the
+// leader.* settings, unisched_leader{role="imagesec collect"}) and
+// returns whether this replica leads now.
+func campaignCollect(r *imagesec.Runner, pool *pgxpool.Pool, lead leadership, log *slog.Logger) (func() bool, error) {
+	const role = "imagesec collect"
+	l, err := pg.NewLeader(pool, pg.LeaderConfig{Role: role, Key: imagesec.CollectLockKey, Retry: lead.cfg.RetryInterval,
+		Keepalive: lead.keepalive(), Logger: log, OnChange: lead.observer(role)})
+	if err != nil {
+		return nil, err
+	}
+	r.Go(func(ctx context.Context) {
+		l.Run(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+			for {
+				if err := pg.Hold(ctx, conn, time.Minute); err != nil {
+					return err
+				}
+			}
+		})
+	})
+	return l.Leading, nil
 }
 
 // upgradeEnv gives upgrade jobs their sandbox (a Docker client of

@@ -209,7 +209,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 		defer stopConsumer()
 		// imagesec's /v1/images and its job runner share the listener
-		runner, handler, err := startImagesec(ctx, pool, cfg, log, reg, containerHandler(parts, pool, cfg, log))
+		runner, handler, err := startImagesec(ctx, pool, cfg, log, reg, lead, containerHandler(parts, pool, cfg, log))
 		if err != nil {
 			return err
 		}
