@@ -52,6 +52,10 @@ type Options struct {
 	// Notifications writes container notifications (create, delete,
 	// actions) to the outbox for a publisher to put on the bus (notify.go).
 	Notifications bool
+	// ClaimConflict, when set, is told of every claim that lost a race
+	// (why: ClaimLost*) and of every create whose attempts all lost
+	// (ClaimExhausted); serve counts them.
+	ClaimConflict func(reason string)
 }
 
 func (o *Options) setDefaults() {

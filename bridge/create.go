@@ -203,8 +203,10 @@ func (c *Coordinator) schedule(ctx context.Context, sreq *scheduler.Request, onl
 			return c.fail(ctx, sreq, nil, err)
 		}
 		last = err
+		c.claimConflict(lostReason(err))
 		c.opts.Logger.DebugContext(ctx, "claim lost a race; re-planning", "workload", id, "host", d.Host, "attempt", attempt+1, "error", err)
 	}
+	c.claimConflict(ClaimExhausted)
 	nvh := fmt.Errorf("%w: every claim lost its race (%d attempts; last: %v)", scheduler.ErrNoValidHost, c.opts.ClaimAttempts, last)
 	return c.fail(ctx, sreq, nil, nvh)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unisched/unisched/bridge"
 	bridgeapi "github.com/unisched/unisched/bridge/api"
@@ -16,6 +17,7 @@ import (
 	"github.com/unisched/unisched/bridge/reconcile"
 	"github.com/unisched/unisched/bridge/scheduler"
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/zunext"
 )
 
@@ -34,13 +36,18 @@ type bridgeParts struct {
 
 // newBridge builds the coordinator over the pool and the engine, and the
 // deliverer that posts its outbox events to the hosts' agents.
-func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, notify bool, log *slog.Logger) bridgeParts {
-	coord := bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator"), Notifications: notify})
+func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, notify bool, reg prometheus.Registerer, log *slog.Logger) (bridgeParts, error) {
+	conflicts, err := metrics.NewClaimConflicts(reg)
+	if err != nil {
+		return bridgeParts{}, err
+	}
+	coord := bridge.New(pool, engine, bridge.Options{Logger: log.With("component", "coordinator"), Notifications: notify,
+		ClaimConflict: conflicts.Conflict})
 	return bridgeParts{
 		svc:       coord,
 		coord:     coord,
 		deliverer: bridge.NewAgentDeliverer(pool, bridge.AgentDelivererOptions{}),
-	}
+	}, nil
 }
 
 // zunAPI is Zun's v1 API over the coordinator.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/pgtest"
 )
@@ -121,6 +122,15 @@ func TestServeObservability(t *testing.T) {
 				t.Errorf("raw path in a label: %s %v", s.Name, s.Labels)
 			}
 		}
+	}
+	// the coordinator's claim conflicts: every reason the bridge gives, at 0
+	for _, reason := range bridge.ClaimConflictReasons {
+		if got := samples.Find("unisched_bridge_claim_conflicts_total", map[string]string{"reason": reason}); len(got) != 1 || got[0].Value != 0 {
+			t.Errorf("unisched_bridge_claim_conflicts_total{reason=%q}: %+v", reason, got)
+		}
+	}
+	if n := len(samples.Find("unisched_bridge_claim_conflicts_total", nil)); n != len(bridge.ClaimConflictReasons) {
+		t.Errorf("%d claim conflict series, want %d", n, len(bridge.ClaimConflictReasons))
 	}
 	// the other parts' metrics are on the same registry
 	for _, name := range []string{"unisched_reconcile_runs_total", "go_goroutines", "unisched_outbox_pending_events",

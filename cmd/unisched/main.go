@@ -161,6 +161,9 @@ func runServe(ctx context.Context, args []string) error {
 	if cfg.Test.Reset {
 		log.Warn("test reset endpoint enabled: POST /_test/reset empties the database")
 	}
+	// One registry for serve, passed down (no global one), served at
+	// /metrics on every listener.
+	reg := metrics.NewRegistry()
 	// The coordinator is built before Placement: Nova's candidates and
 	// claims go through it (nova.candidates) when the container side runs.
 	var parts bridgeParts
@@ -170,7 +173,9 @@ func runServe(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		parts = newBridge(pool, engine, cfg.Notifications.Enabled(), log)
+		if parts, err = newBridge(pool, engine, cfg.Notifications.Enabled(), reg, log); err != nil {
+			return err
+		}
 		hooks = novahook.New(parts.coord, mode)
 	}
 	api := placement.New(placement.Config{
@@ -191,9 +196,6 @@ func runServe(ctx context.Context, args []string) error {
 	// runs unless container_api.listen is off: then serve is placement
 	// alone, as the Placement conformance and benchmark harnesses run it.
 	servers := []*namedServer{{name: "placement API", addr: cfg.Placement.Listen, handler: api}}
-	// One registry for serve, passed down (no global one), served at
-	// /metrics on every listener.
-	reg := metrics.NewRegistry()
 	lead := newLeadership(cfg.Leader, reg, log) // cmd/unisched/leader.go
 	if cfg.ContainerAPI.Enabled() {
 		np, err := setupNotify(cfg, &parts, reg)
