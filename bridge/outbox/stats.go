@@ -21,8 +21,9 @@ type Backlog struct {
 	// OldestPending is the write time of the oldest pending event; zero
 	// when none waits.
 	OldestPending time.Time
-	// Window is the period the delivery figures cover, ending at the
-	// time Stats was given.
+	// Window is the period the delivery figures cover: the deliveries
+	// since the time Stats was given less Window. No upper bound, so that
+	// a relay on a replica whose clock is a little ahead still counts.
 	Window time.Duration
 	// Delivered counts the events delivered (or discarded) in the window;
 	// LagP50, LagP99 and LagMax are their times from write to delivery.
