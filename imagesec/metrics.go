@@ -2,14 +2,13 @@ package imagesec
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unisched/unisched/imagesec/store"
+	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/pg"
 )
 
@@ -60,10 +59,10 @@ func newRunnerMetrics() runnerMetrics {
 		for _, res := range []string{resultSucceeded, resultFailed, resultInterrupted} {
 			m.jobs.WithLabelValues(k, res)
 		}
-		m.running.WithLabelValues(k)
-		m.queued.WithLabelValues(k)
-		m.duration.WithLabelValues(k)
 	}
+	metrics.Touch(m.running, jobKinds...)
+	metrics.Touch(m.queued, jobKinds...)
+	metrics.Touch(m.duration, jobKinds...)
 	return m
 }
 
@@ -118,15 +117,6 @@ func (c *inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 // each scrape: unisched_images, unisched_images_outdated,
 // unisched_images_outdated_packages.
 func (r *Runner) RegisterMetrics(reg prometheus.Registerer) error {
-	var errs []error
-	for _, c := range []prometheus.Collector{r.metrics.jobs, r.metrics.running, r.metrics.queued, r.metrics.duration,
-		newInventoryCollector(r.cfg.DB, r.log)} {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("registering the image pipeline's metrics: %w", err)
-	}
-	return nil
+	return metrics.Register(reg, "the image pipeline's metrics", r.metrics.jobs, r.metrics.running, r.metrics.queued,
+		r.metrics.duration, newInventoryCollector(r.cfg.DB, r.log))
 }
