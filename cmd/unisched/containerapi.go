@@ -18,6 +18,7 @@ import (
 	"github.com/unisched/unisched/bridge/scheduler"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/metrics"
+	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/zunext"
 )
 
@@ -51,14 +52,15 @@ func newBridge(pool *pgxpool.Pool, engine *scheduler.Engine, notify bool, reg pr
 }
 
 // zunAPI is Zun's v1 API over the coordinator.
-func zunAPI(svc bridge.Service, log *slog.Logger) http.Handler {
-	return zunext.NewHandler(svc, zunext.Options{Logger: log})
+func zunAPI(svc bridge.Service, auth openstack.Authenticator, log *slog.Logger) http.Handler {
+	return zunext.NewHandler(svc, zunext.Options{Logger: log, Authenticator: auth})
 }
 
 // containerHandler is the container API listener's handler: Zun's API,
 // the native /v1/workloads and the agents' routes on one mux.
-func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger) http.Handler {
+func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config, auth serveAuth, log *slog.Logger) http.Handler {
 	native := bridgeapi.New(bridgeapi.Config{
+		Auth:         auth.agents,
 		Service:      parts.svc,
 		MaxBodyBytes: cfg.ContainerAPI.MaxBodyBytes,
 		Logger:       log,
@@ -67,7 +69,7 @@ func containerHandler(parts bridgeParts, pool *pgxpool.Pool, cfg *config.Config,
 		},
 		Reconciliation: reconcile.Reports{DB: pool},
 	})
-	return bridgeapi.Mount(native, zunAPI(parts.svc, log))
+	return bridgeapi.Mount(native, zunAPI(parts.svc, auth.users, log))
 }
 
 // startRelay starts the outbox relay that delivers the coordinator's

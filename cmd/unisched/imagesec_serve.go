@@ -21,6 +21,7 @@ import (
 	"github.com/unisched/unisched/imagesec/collect"
 	"github.com/unisched/unisched/imagesec/upgrade"
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/internal/pg"
 )
 
@@ -62,7 +63,7 @@ func newImagesecRunner(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger)
 // imagesec.collect_interval is set), exports its metrics on reg and
 // returns the /v1/images handler mounted in front of next. Stop the
 // runner when serve ends.
-func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, lead leadership, next http.Handler) (*imagesec.Runner, http.Handler, error) {
+func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, lead leadership, auth openstack.Authenticator, next http.Handler) (*imagesec.Runner, http.Handler, error) {
 	r := newImagesecRunner(pool, cfg, log)
 	if err := r.RegisterMetrics(reg); err != nil {
 		return nil, nil, err
@@ -78,7 +79,7 @@ func startImagesec(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, 
 		}
 		r.StartPeriodicCollect(cfg.Imagesec.CollectInterval, leading)
 	}
-	h := imagesapi.New(imagesapi.Config{DB: pool, Runner: r, MaxBodyBytes: cfg.ContainerAPI.MaxBodyBytes, Logger: log})
+	h := imagesapi.New(imagesapi.Config{Auth: auth, DB: pool, Runner: r, MaxBodyBytes: cfg.ContainerAPI.MaxBodyBytes, Logger: log})
 	return r, imagesapi.Mount(h, next), nil
 }
 

@@ -30,7 +30,7 @@ func TestStartImagesecMetrics(t *testing.T) {
 	reg := metrics.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
 	next := http.NotFoundHandler()
-	r, h, err := startImagesec(ctx, pool, cfg, log, reg, newLeadership(cfg.Leader, reg, log), next)
+	r, h, err := startImagesec(ctx, pool, cfg, log, reg, newLeadership(cfg.Leader, reg, log), nil, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestStartImagesecMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if r2, _, err := startImagesec(ctx, pool, cfg, log, reg, newLeadership(cfg.Leader, reg, log), next); err == nil {
+	if r2, _, err := startImagesec(ctx, pool, cfg, log, reg, newLeadership(cfg.Leader, reg, log), nil, next); err == nil {
 		r2.Stop()
 		t.Error("a second imagesec on the same registry was accepted")
 	}

@@ -41,6 +41,7 @@ commands:
   migrate   apply database migrations (migrate status|down N|force N|repair: migrate help)
   reconcile run one reconciliation and print its report (--dry-run repairs nothing)
   config    print the annotated sample (config sample --format yaml|ini) or check a file
+  catalog   print the openstack commands registering the services in Keystone's catalog
   version   print the version
 
 Configuration: etc/unisched.yaml keys, each overridable as UNISCHED_<SECTION>_<KEY>
@@ -70,6 +71,8 @@ func main() {
 		err = runImages(ctx, args) // cmd/unisched/images.go
 	case "config":
 		err = runConfig(args, os.Stdout) // cmd/unisched/config.go
+	case "catalog":
+		err = runCatalog(args, os.Stdout) // cmd/unisched/keystone.go
 	case "version":
 		fmt.Println("unisched", Version)
 	case "-h", "--help", "help":
@@ -155,8 +158,9 @@ func runServe(ctx context.Context, args []string) error {
 	if len(cfg.Placement.CORSAllowedOrigins) > 0 {
 		settings.CORS = &placement.CORS{AllowedOrigins: cfg.Placement.CORSAllowedOrigins, AllowHeaders: cfg.Placement.CORSAllowHeaders}
 	}
-	if cfg.Placement.AuthStrategy != "noauth2" {
-		return fmt.Errorf("placement.auth_strategy %q is not supported yet (noauth2 only)", cfg.Placement.AuthStrategy)
+	auth, err := newServeAuth(cfg, log) // cmd/unisched/keystone.go
+	if err != nil {
+		return err
 	}
 	if cfg.Test.Reset {
 		log.Warn("test reset endpoint enabled: POST /_test/reset empties the database")
@@ -179,6 +183,7 @@ func runServe(ctx context.Context, args []string) error {
 		hooks = novahook.New(parts.coord, mode)
 	}
 	api := placement.New(placement.Config{
+		Auth:                        auth.users,
 		Hooks:                       hooks,
 		Pool:                        pool,
 		Settings:                    settings,
@@ -211,7 +216,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 		defer stopConsumer()
 		// imagesec's /v1/images and its job runner share the listener
-		runner, handler, err := startImagesec(ctx, pool, cfg, log, reg, lead, containerHandler(parts, pool, cfg, log))
+		runner, handler, err := startImagesec(ctx, pool, cfg, log, reg, lead, auth.users, containerHandler(parts, pool, cfg, auth, log))
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,8 @@ type Config struct {
 	Leader Leader `mapstructure:"leader"`
 	// Dashboard is serve's read-only dashboard listener (dashboard.go).
 	Dashboard Dashboard `mapstructure:"dashboard"`
+	// KeystoneAuthtoken is Keystone token validation (keystone.go).
+	KeystoneAuthtoken KeystoneAuthtoken `mapstructure:"keystone_authtoken"`
 }
 
 // ContainerAPI configures the container API listener.
@@ -48,6 +50,9 @@ type ContainerAPI struct {
 	// RelayParallelism is how many keys (workloads) the outbox relay
 	// delivers to agents at once; 1 delivers one event at a time.
 	RelayParallelism int `mapstructure:"relay_parallelism"`
+	// AgentToken is the X-Auth-Token agents send when serve authenticates
+	// with Keystone (keystone.go); unused with noauth2.
+	AgentToken string `mapstructure:"agent_token"`
 }
 
 // Database is where all state lives.
