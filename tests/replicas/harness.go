@@ -243,18 +243,16 @@ func Start(t testing.TB, opts Options) *Cluster {
 			}
 		}
 	})
-	// The first replica migrates the empty database alone; the others
-	// then start together, as an operator's rolling start would.
-	if err := c.StartReplica(ctx, c.Replicas[0]); err != nil {
-		t.Fatal(err)
-	}
+	// All replicas start together on the empty database, as after a
+	// cluster-wide restart: one migrates it, the others wait for it (the
+	// migrations' advisory lock).
 	errs := make([]error, len(c.Replicas))
 	var wg sync.WaitGroup
-	for i, r := range c.Replicas[1:] {
+	for i, r := range c.Replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i+1] = c.StartReplica(ctx, r)
+			errs[i] = c.StartReplica(ctx, r)
 		}()
 	}
 	wg.Wait()
@@ -395,10 +393,11 @@ func (c *Cluster) healthPath(ctx context.Context) string {
 }
 
 // haproxyConfig balances round-robin over the replicas' placement and
-// container API listeners. A replica is taken out after one failed check
-// (every 250 ms) and back after two good ones; a request whose connection
-// to a dead replica fails is sent to another (redispatch), so a killed
-// replica costs only the requests it was answering.
+// container API listeners. A replica is taken out after three failed
+// checks in a row (every 250 ms: one slow /readyz on a loaded machine must
+// not empty a backend) and back after two good ones; a request whose
+// connection to a dead replica fails is sent to another (redispatch), so
+// a killed replica costs only the requests it was answering.
 func (c *Cluster) haproxyConfig(placementPort, containerPort, statsPort int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
@@ -414,8 +413,8 @@ defaults
     timeout connect 2s
     timeout client 5m
     timeout server 5m
-    timeout check 2s
-    default-server inter 250ms fall 1 rise 2
+    timeout check 3s
+    default-server inter 250ms fall 3 rise 2
 
 frontend placement
     bind 127.0.0.1:%d

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/unisched/unisched/tests/containers"
 )
@@ -35,8 +38,16 @@ func TestLeadership(t *testing.T) {
 			defer cancel()
 			for _, role := range []string{RoleRelay, RoleReconciler} {
 				first := c.checkOneLeader(ctx, t, role, nil)
+				if role == RoleReconciler {
+					c.checkRunsBy(ctx, t, first, time.Now())
+				}
+				killedAt := time.Now()
 				took := c.killAndWait(ctx, t, role, first)
 				t.Logf("FAILOVER %s over %s: %s from SIGKILL of %s to another replica holding the lock and its gauge at 1", role, name, took.Round(time.Millisecond), first.Name)
+				if role == RoleReconciler {
+					next := c.checkOneLeader(ctx, t, role, first)
+					c.checkRunsBy(ctx, t, next, killedAt)
+				}
 				// the balancer has taken the dead replica out and answers
 				if err := c.WaitBackends(ctx, len(c.Replicas)-1, 10*time.Second); err != nil {
 					t.Fatal(err)
@@ -58,6 +69,36 @@ func TestLeadership(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkRunsBy waits for a finished reconciliation run started after since
+// and checks that every run since then was the leader's (the stored
+// runs name the process: host:pid).
+func (c *Cluster) checkRunsBy(ctx context.Context, t *testing.T, leader *Replica, since time.Time) {
+	t.Helper()
+	suffix := fmt.Sprintf(":%d", leader.Pid())
+	err := containers.Eventually(ctx, failoverBound, func(ctx context.Context) error {
+		rows, err := c.DB.Query(ctx, `SELECT leader FROM bridge_reconcile_runs WHERE started_at > $1 AND finished_at IS NOT NULL`, since)
+		if err != nil {
+			return err
+		}
+		by, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(by) == 0 {
+			return fmt.Errorf("no reconciliation run since %s", since.Format(time.RFC3339Nano))
+		}
+		for _, b := range by {
+			if !strings.HasSuffix(b, suffix) {
+				t.Fatalf("a reconciliation run by %s since %s; only the leader %s (pid %d) runs them", b, since.Format(time.RFC3339Nano), leader.Name, leader.Pid())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c.Logs(20))
 	}
 }
 
