@@ -556,6 +556,23 @@ func TestHandler(t *testing.T) {
 	if res.StatusCode != 200 || json.Unmarshal([]byte(body), &v) != nil || len(v.Hosts) != 2 {
 		t.Errorf("GET /api/state: %s %.300s", res.Status, body)
 	}
+	// Pages asking within a second share one load; later ones load again.
+	generatedAt := func() time.Time {
+		_, body := get(t, h, http.MethodGet, "/api/state")
+		var v dashboard.View
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.GeneratedAt
+	}
+	first := generatedAt()
+	if again := generatedAt(); !again.Equal(first) {
+		t.Errorf("a second reading within a second loaded again (%v, %v)", first, again)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if later := generatedAt(); !later.After(first) {
+		t.Errorf("a reading after a second reused the view of %v", first)
+	}
 
 	cases := []struct {
 		method, path string
@@ -589,6 +606,7 @@ func TestHandlerEmptyAndBroken(t *testing.T) {
 		t.Errorf("empty page: %s\n%s", res.Status, body)
 	}
 	pool.Close()
+	time.Sleep(1100 * time.Millisecond) // past the reuse of the last view
 	res, body = get(t, h, http.MethodGet, "/")
 	if res.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "postgres") {
 		t.Errorf("closed pool: %s %q", res.Status, body)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/unisched/unisched/internal/pg"
@@ -64,12 +65,31 @@ func Handler(cfg Config) http.Handler {
 
 type handler struct {
 	cfg Config
+	// mu makes loads one at a time: however many pages are open, the
+	// database sees one dashboard transaction at a time, and a page
+	// asking within reuse of the last load gets that view.
+	mu   sync.Mutex
+	last *View
+	at   time.Time
 }
+
+// reuse is how old a view may be and still be served again.
+const reuse = time.Second
 
 func (h *handler) view(ctx context.Context) (*View, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
-	return Load(ctx, h.cfg.DB, h.cfg.Options)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last != nil && time.Since(h.at) < reuse {
+		return h.last, nil
+	}
+	v, err := Load(ctx, h.cfg.DB, h.cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	h.last, h.at = v, time.Now()
+	return v, nil
 }
 
 // unavailable answers a failed load without its detail (which names
