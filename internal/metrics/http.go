@@ -142,6 +142,11 @@ func (m *HTTP) observe(listener string, r *http.Request, info *openstack.Request
 	if mv != "" {
 		attrs = append(attrs, slog.String("microversion", mv))
 	}
+	// the Nova proxy answers with nova-api's own id: name it, so the
+	// line leads to nova-api's log
+	if rid := rw.Header().Get(openstack.RequestIDHeader); rid != "" && rid != openstack.RequestIDFrom(ctx) {
+		attrs = append(attrs, slog.String("response_request_id", rid))
+	}
 	log.LogAttrs(ctx, level, "request", attrs...)
 }
 

@@ -257,3 +257,24 @@ func TestParseText(t *testing.T) {
 		t.Error("unterminated label value parsed")
 	}
 }
+
+// A proxied answer's own request id (nova-api's) is named in the line,
+// beside ours.
+func TestHTTPResponseRequestID(t *testing.T) {
+	var logs syncBuffer
+	m, err := metrics.NewHTTP(metrics.NewRegistry(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nova = "req-99999999-8888-7777-6666-555555555555"
+	h := m.Wrap("nova_proxy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(openstack.RequestIDHeader, nova)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v2.1/servers", nil))
+	lines := logs.lines(t)
+	if len(lines) != 1 || lines[0]["response_request_id"] != nova || lines[0]["request_id"] == nova ||
+		!strings.HasPrefix(lines[0]["request_id"].(string), "req-") || lines[0]["status"] != float64(202) {
+		t.Errorf("log lines %v", lines)
+	}
+}
