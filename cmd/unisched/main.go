@@ -25,6 +25,7 @@ import (
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/openstack"
+	"github.com/unisched/unisched/internal/sdnotify"
 	"github.com/unisched/unisched/placement"
 	"github.com/unisched/unisched/placement/policy"
 	"github.com/unisched/unisched/placement/store"
@@ -273,11 +274,13 @@ func runServe(ctx context.Context, args []string) error {
 			}
 		}()
 	}
+	notifySystemd(log, sdnotify.Ready) // cmd/unisched/sdnotify.go
 	var serveErr error
 	select {
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
+	notifySystemd(log, sdnotify.Stopping)
 	// both listeners stop taking requests and finish the ones in flight;
 	// then the relay stops (events written meanwhile wait in the outbox
 	// for the next leader).
