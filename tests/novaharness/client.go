@@ -89,15 +89,23 @@ func (e *Env) Nova(ctx context.Context, method, path string, body, out any, mv .
 	if len(mv) > 0 {
 		v = mv[0]
 	}
+	tok, err := e.authToken(ctx, AdminToken)
+	if err != nil {
+		return 0, err
+	}
 	return e.do(ctx, method, e.NovaURL+path, map[string]string{
-		"X-Auth-Token": AdminToken, "OpenStack-API-Version": "compute " + v, "X-OpenStack-Nova-API-Version": v,
+		"X-Auth-Token": tok, "OpenStack-API-Version": "compute " + v, "X-OpenStack-Nova-API-Version": v,
 	}, body, out)
 }
 
 // Placement calls unisched's Placement directly as the admin at 1.39.
 func (e *Env) Placement(ctx context.Context, method, path string, body, out any) (int, error) {
+	tok, err := e.authToken(ctx, "admin")
+	if err != nil {
+		return 0, err
+	}
 	return e.do(ctx, method, e.PlacementURL+path, map[string]string{
-		"X-Auth-Token": "admin", "OpenStack-API-Version": "placement 1.39",
+		"X-Auth-Token": tok, "OpenStack-API-Version": "placement 1.39",
 	}, body, out)
 }
 

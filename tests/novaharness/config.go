@@ -58,7 +58,11 @@ func (c *ini) write(path string) error { return os.WriteFile(path, []byte(c.b.St
 // versioned notifications on the bus.
 func (e *Env) commonNova(c *ini) {
 	c.section("glance", "endpoint_override", e.GlanceURL)
-	c.section("placement", "auth_type", "admin_token", "endpoint", e.PlacementWireURL, "token", "admin")
+	if e.Keystone != nil {
+		e.keystoneNova(c)
+	} else {
+		c.section("placement", "auth_type", "admin_token", "endpoint", e.PlacementWireURL, "token", "admin")
+	}
 	c.section("neutron", "auth_type", "admin_token", "endpoint", e.NeutronURL, "endpoint_override", e.NeutronURL, "token", "admin")
 	c.section("cinder", "os_region_name", "RegionOne")
 	c.section("notifications", "notification_format", "versioned")
@@ -96,7 +100,11 @@ func (e *Env) writeNovaConf() error {
 	var c ini
 	e.defaultNova(&c, ControllerHost, filepath.Join(dir, "state"))
 	c.raw(fmt.Sprintf("enabled_apis = osapi_compute\nosapi_compute_listen = 127.0.0.1\nosapi_compute_listen_port = %d\nosapi_compute_workers = 1\n", e.ports.nova))
-	c.section("api", "auth_strategy", "noauth2")
+	if e.Keystone != nil {
+		c.section("api", "auth_strategy", "keystone")
+	} else {
+		c.section("api", "auth_strategy", "noauth2")
+	}
 	// a burst of 40 API calls must not wait out the pool (30 s): room to
 	// overflow, connections closed again when idle
 	pool := []string{"max_pool_size", "5", "max_overflow", "35"}

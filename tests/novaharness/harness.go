@@ -135,6 +135,11 @@ type Options struct {
 	ServeConfig map[string]any
 	// LogLevel of serve and the agents (default info).
 	LogLevel string
+	// Keystone, when set, is a running Keystone the environment is
+	// registered in and authenticates with (keystone.go): nova-api runs
+	// keystonemiddleware instead of noauth2, serve validates tokens with
+	// Keystone, the helpers authenticate as Keystone's admin.
+	Keystone *Keystone
 	// OwnPostgres runs a PostgreSQL cluster of the environment's own for
 	// all its databases (Env.Postgres, RestartPostgres) instead of using
 	// AdminURL's.
@@ -200,6 +205,9 @@ type Env struct {
 	ImageID string
 	// Timings of the start's phases, for the test log.
 	Timings []Timing
+
+	// Keystone is what Start registered in Options.Keystone (nil: none).
+	Keystone *KeystoneEnv
 
 	// NovaAPIDB and NovaCellDB are pgx URLs of nova's API and cell1 databases.
 	NovaAPIDB, NovaCellDB string
@@ -318,6 +326,11 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	e.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement)
 	e.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.container)
 	e.ProxyURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.proxy)
+	if opts.Keystone != nil {
+		if err := e.setupKeystone(ctx); err != nil {
+			return nil, err
+		}
+	}
 	prefix := "unisched_nova_" + id
 	apiDB, cellDB, cell0DB, glanceDB := prefix+"_api", prefix+"_cell1", prefix+"_cell0", prefix+"_glance"
 	for _, db := range []string{apiDB, cellDB, cell0DB, glanceDB} {

@@ -159,6 +159,9 @@ func (e *Env) serveConfig() map[string]any {
 		"notifications": map[string]any{"publish_url": e.AMQPURL},
 		"reconcile":     map[string]any{"interval": "15s"},
 	}
+	if e.Keystone != nil {
+		merge(cfg, e.keystoneServe())
+	}
 	merge(cfg, e.opts.ServeConfig)
 	return cfg
 }
@@ -365,7 +368,11 @@ func (e *Env) StartAgent(ctx context.Context, host string) error {
 		return fmt.Errorf("agent %s already runs (pid %d)", host, old.Pid())
 	}
 	path := filepath.Join(e.Dir, "unisched", "agent-"+host+".yaml")
-	b, err := json.MarshalIndent(e.agentConfig(e.Computes[i], e.ports.agents[i]), "", "  ")
+	cfg := e.agentConfig(e.Computes[i], e.ports.agents[i])
+	if err := e.keystoneAgent(ctx, cfg); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
 	}
