@@ -67,6 +67,9 @@ type KeystoneEnv struct {
 	ServiceProjectID string
 	// Users are the service users by name (NovaServiceUser ...).
 	Users map[string]Credentials
+	// AgentToken is the secret the agents send serve (its
+	// container_api.agent_token), not a Keystone token.
+	AgentToken string
 
 	http *http.Client
 	mu   sync.Mutex
@@ -228,7 +231,7 @@ func (e *Env) catalog() []catalogEntry {
 // its region: endpoints a previous environment left there are replaced.
 func (e *Env) setupKeystone(ctx context.Context) error {
 	t0 := time.Now()
-	k := &KeystoneEnv{Keystone: *e.opts.Keystone, Users: map[string]Credentials{},
+	k := &KeystoneEnv{Keystone: *e.opts.Keystone, Users: map[string]Credentials{}, AgentToken: randomPassword(),
 		// one connection per request: uwsgi's http-socket may close a
 		// kept-alive connection, and a POST is not retried on another
 		http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}, tokens: map[string]cachedToken{}}
@@ -397,7 +400,8 @@ func (e *Env) keystoneServe() map[string]any {
 	k := e.Keystone
 	u := k.Users[UnischedServiceUser]
 	return map[string]any{
-		"placement": map[string]any{"auth_strategy": "keystone"},
+		"placement":     map[string]any{"auth_strategy": "keystone"},
+		"container_api": map[string]any{"agent_token": k.AgentToken},
 		"keystone_authtoken": map[string]any{
 			"www_authenticate_uri": k.URL,
 			"auth_url":             k.URL,
@@ -423,19 +427,14 @@ func (e *Env) keystoneServe() map[string]any {
 	}
 }
 
-// keystoneAgent gives an agent's configuration the unisched service
-// user's Keystone token for serve's container API (a token lives as long
-// as Keystone's [token] expiration, an hour by default: long enough for a
-// test, not for a deployment).
-func (e *Env) keystoneAgent(ctx context.Context, cfg map[string]any) error {
+// keystoneAgent gives an agent's configuration the shared secret serve
+// accepts from agents beside Keystone's tokens (container_api.agent_token:
+// agents hold no Keystone credentials).
+func (e *Env) keystoneAgent(_ context.Context, cfg map[string]any) error {
 	if e.Keystone == nil {
 		return nil
 	}
-	tok, err := e.Keystone.Token(ctx, e.Keystone.Users[UnischedServiceUser])
-	if err != nil {
-		return err
-	}
-	cfg["agent"].(map[string]any)["token"] = tok
+	cfg["agent"].(map[string]any)["token"] = e.Keystone.AgentToken
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 // validates tokens at Keystone's public endpoint, and serve validates tokens
 // with Keystone and reaches Nova as its own service user.
 func TestKeystoneSections(t *testing.T) {
-	e := &Env{Keystone: &KeystoneEnv{Keystone: Keystone{URL: "http://ks:5000/v3"}, Users: map[string]Credentials{
+	e := &Env{Keystone: &KeystoneEnv{Keystone: Keystone{URL: "http://ks:5000/v3"}, AgentToken: "secret", Users: map[string]Credentials{
 		NovaServiceUser:     {Username: "nova", Password: "np", Project: ServiceProject},
 		UnischedServiceUser: {Username: "unisched", Password: "up", Project: ServiceProject},
 	}}}
@@ -44,6 +44,9 @@ func TestKeystoneSections(t *testing.T) {
 	auth := cfg["keystone_authtoken"].(map[string]any)
 	if auth["username"] != "unisched" || auth["password"] != "up" || auth["auth_url"] != "http://ks:5000/v3" {
 		t.Errorf("serve's keystone_authtoken = %v", auth)
+	}
+	if a := cfg["container_api"].(map[string]any); a["agent_token"] != "secret" || a["listen"] == nil {
+		t.Errorf("serve's container_api = %v, want the agents' secret beside the listener", a)
 	}
 	nova := cfg["nova"].(map[string]any)
 	if nova["auth_url"] != "http://ks:5000/v3" || nova["username"] != "unisched" || nova["token"] != "" || nova["interface"] != "internal" {
