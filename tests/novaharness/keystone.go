@@ -233,8 +233,9 @@ func (e *Env) setupKeystone(ctx context.Context) error {
 	t0 := time.Now()
 	k := &KeystoneEnv{Keystone: *e.opts.Keystone, Users: map[string]Credentials{}, AgentToken: randomPassword(),
 		// one connection per request: uwsgi's http-socket may close a
-		// kept-alive connection, and a POST is not retried on another
-		http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}, tokens: map[string]cachedToken{}}
+		// kept-alive connection, and a POST is not retried on another;
+		// minutes: a loaded machine's Keystone was seen to take over one
+		http: &http.Client{Timeout: 3 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}, tokens: map[string]cachedToken{}}
 	if k.URL == "" || k.AdminUser == "" || k.AdminProject == "" {
 		return errors.New("novaharness: Options.Keystone needs URL, AdminUser and AdminProject")
 	}
@@ -411,6 +412,9 @@ func (e *Env) keystoneServe() map[string]any {
 			"user_domain_name":     "Default",
 			"project_domain_name":  "Default",
 			"region_name":          k.region(),
+			// Keystone on a loaded test machine answers in seconds, not
+			// milliseconds: a refused validation fails Nova's call
+			"http_connect_timeout": 120,
 		},
 		"nova": map[string]any{
 			"auth_url":            k.URL,
