@@ -227,15 +227,52 @@ func seedImage(ctx context.Context, env *containers.Env) error {
 	})
 }
 
-// run runs one action on the tab and returns its value; an error ends
-// the test.
-func run[T any](t *testing.T, tab context.Context, a chromedp.Action[T]) T {
+// run runs one action on the tab, bounded by a minute, and returns its
+// value; an error ends the test and says which step failed.
+func run[T any](t *testing.T, tab context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	v, err := chromedp.Run(tab, a)
+	ctx, cancel := context.WithTimeout(tab, time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	return v
+}
+
+// pageState is what the test reads of the page, in one evaluation: the
+// page replaces its main part every refresh, and a read spread over
+// several calls could see two versions or a node that is gone.
+type pageState struct {
+	CPUs       []domCPU          `json:"cpus"`
+	Hover      string            `json:"hover"`
+	Usage      map[string]string `json:"usage"`
+	NovaRow    string            `json:"nova_row"`
+	RefusedRow string            `json:"refused_row"`
+	Pending    string            `json:"pending"`
+	Delivered  string            `json:"delivered"`
+	Outdated   string            `json:"outdated"`
+}
+
+// readPage hovers the pCPU hoverSel names (the page's script fills
+// #hover) and reads the page.
+func readPage(hoverSel, novaReq string) string {
+	return fmt.Sprintf(`(() => {
+	const text = sel => { const e = document.querySelector(sel); return e ? e.textContent.trim() : '<missing ' + sel + '>'; };
+	const h = document.querySelector(%q);
+	if (h) { h.dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); }
+	return {
+		cpus: %s,
+		hover: text('#hover'),
+		usage: Object.fromEntries(Array.from(document.querySelectorAll('.host')).flatMap(h =>
+			Array.from(h.querySelectorAll('.usage-row')).map(r => [h.dataset.host + '/' + r.dataset.class, r.querySelector('svg title').textContent]))),
+		nova_row: text(%q),
+		refused_row: text('tr.decision.refused'),
+		pending: text('#outbox-pending-count'),
+		delivered: text('#outbox-delivered'),
+		outdated: text('#images-outdated-count'),
+	};
+})()`, hoverSel, readCPUs, fmt.Sprintf(`tr.decision[data-request=%q] .reasons`, novaReq))
 }
 
 // domCPU is one pCPU cell of the page.
@@ -275,7 +312,7 @@ func TestDashboardInChromium(t *testing.T) {
 		fmt.Sprintf("UNISCHED_DASHBOARD_LISTEN=127.0.0.1:%d", port),
 		"UNISCHED_DASHBOARD_REFRESH=2s",
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 
 	// A dedicated container (one pCPU) and a shared one on host-a.
@@ -350,7 +387,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	// Settle: the agents have their events (the VM's pin moves the
 	// shared container), so that the outbox figure is stable.
-	if err := containers.Eventually(ctx, time.Minute, func(ctx context.Context) error {
+	if err := containers.Eventually(ctx, 3*time.Minute, func(ctx context.Context) error {
 		n, err := env.PendingEvents(ctx)
 		if err == nil && n != 0 {
 			err = fmt.Errorf("%d outbox events pending", n)
@@ -362,16 +399,17 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// The page, in Chromium.
 	tab := browser(t, chrome)
-	tab, cancelTab := context.WithTimeout(tab, 3*time.Minute)
-	defer cancelTab()
-	if err := chromedp.Do(tab, chromedp.Navigate(dashURL), chromedp.WaitVisible(chromedp.CSS(`.host[data-host] .cpu`))); err != nil {
-		t.Fatalf("loading %s: %v\n%s", dashURL, err, env.Logs(20))
-	}
-	generated := run(t, tab, chromedp.AttributeValue(chromedp.CSS(`#generated`), "datetime")).Value
+	run(t, tab, "loading "+dashURL, chromedp.Navigate(dashURL))
+	run(t, tab, "waiting for the hosts", chromedp.Poll[bool](`document.querySelector('.host[data-host] .cpu') !== null`,
+		chromedp.WithPollingInterval(100*time.Millisecond)))
+	generated := run(t, tab, "reading the page's time", chromedp.Evaluate[string](`document.querySelector('#generated').getAttribute('datetime')`))
+	sel := fmt.Sprintf(`.host[data-host=%q] .cpu[data-cpu="%d"]`, dw.Host, dw.PinnedCPUs[0])
+	st := run(t, tab, "reading the page", chromedp.Evaluate[pageState](readPage(sel, novaReq)))
+	t.Logf("page read (generated %s)", generated)
 
 	// Hosts and their pCPUs: every pin of the ledger, and nothing else,
 	// is drawn as held, by the right workload and kind.
-	cpus := run(t, tab, chromedp.Evaluate[[]domCPU](readCPUs))
+	cpus := st.CPUs
 	pins := map[string]string{} // host/cpu -> workload
 	rows, err := env.DB.Query(ctx, `SELECT h.name, p.cpu, p.workload_id::text FROM bridge_workload_cpus p JOIN bridge_hosts h ON h.id = p.host_id`)
 	if err != nil {
@@ -436,17 +474,14 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("no shared pCPU names the shared container %s: %+v", shared.UUID, cpus)
 	}
 	// Hovering a pinned pCPU says who holds it.
-	sel := fmt.Sprintf(`.host[data-host=%q] .cpu[data-cpu="%d"]`, dw.Host, dw.PinnedCPUs[0])
-	run(t, tab, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))`, sel)))
-	hover := run(t, tab, chromedp.Text(chromedp.CSS(`#hover`)))
+	hover := st.Hover
 	if !strings.Contains(hover, ded.UUID) || !strings.Contains(hover, dw.Host) {
 		t.Errorf("hover text %q does not name the container %s on %s", hover, ded.UUID, dw.Host)
 	}
 
 	// Usage split: the container's host shows container usage of PCPU,
 	// the VM's host VM usage.
-	usage := run(t, tab, chromedp.Evaluate[map[string]string](`Object.fromEntries(Array.from(document.querySelectorAll('.host')).flatMap(h =>
-		Array.from(h.querySelectorAll('.usage-row')).map(r => [h.dataset.host + '/' + r.dataset.class, r.querySelector('svg title').textContent])))`))
+	usage := st.Usage
 	if u := usage[dw.Host+"/PCPU"]; !strings.Contains(u, "VMs 0, containers 1") {
 		t.Errorf("PCPU bar of %s: %q", dw.Host, u)
 	}
@@ -456,8 +491,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Decisions: Nova's request with the rejected host and its reason,
 	// and the refused container with its reason.
-	novaRow := run(t, tab, chromedp.Text(chromedp.CSS(fmt.Sprintf(`tr.decision[data-request=%q] .reasons`, novaReq))))
-	refusedRow := run(t, tab, chromedp.Text(chromedp.CSS(`tr.decision.refused`)))
+	novaRow, refusedRow := st.NovaRow, st.RefusedRow
 	if !strings.Contains(novaRow, rejection.Host) || !strings.Contains(novaRow, rejection.Reason) {
 		t.Errorf("Nova's decision row says %q, the ledger rejected %s for %q", novaRow, rejection.Host, rejection.Reason)
 	}
@@ -480,9 +514,9 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	var page, before figures
 	matched := false
-	for try := 0; try < 10 && !matched; try++ {
+	for deadline := time.Now().Add(time.Minute); !matched && time.Now().Before(deadline); {
 		before = table()
-		p := run(t, tab, chromedp.Evaluate[[]string](`fetch('api/state', {cache: 'no-store'}).then(r => r.json()).then(v => [String(v.outbox.pending), String(v.outbox.delivered)])`,
+		p := run(t, tab, "reading api/state", chromedp.Evaluate[[]string](`fetch('api/state', {cache: 'no-store'}).then(r => r.json()).then(v => [String(v.outbox.pending), String(v.outbox.delivered)])`,
 			chromedp.EvalAwaitPromise))
 		page.pending, _ = strconv.Atoi(p[0])
 		page.delivered, _ = strconv.Atoi(p[1])
@@ -494,32 +528,28 @@ func TestDashboardInChromium(t *testing.T) {
 	if !matched || page.delivered == 0 {
 		t.Errorf("outbox figures: the dashboard says %+v, the table %+v", page, before)
 	}
-	pending := run(t, tab, chromedp.Text(chromedp.CSS(`#outbox-pending-count`)))
-	delivered := run(t, tab, chromedp.Text(chromedp.CSS(`#outbox-delivered`)))
+	pending, delivered := st.Pending, st.Delivered
 	if _, err := strconv.Atoi(pending); err != nil {
 		t.Errorf("the page's pending figure %q", pending)
 	}
 	if n, err := strconv.Atoi(delivered); err != nil || n == 0 {
 		t.Errorf("the page's delivered figure %q", delivered)
 	}
-	imagesOutdated := run(t, tab, chromedp.Text(chromedp.CSS(`#images-outdated-count`)))
+	imagesOutdated := st.Outdated
 	if imagesOutdated != "1" {
 		t.Errorf("outdated images: %q, want 1", imagesOutdated)
 	}
 
 	// The page refreshes itself in place (every 2 s here).
-	if _, err := chromedp.Run(tab, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector('#generated').getAttribute('datetime') !== %q`, generated),
-		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		t.Errorf("the page did not refresh: %v", err)
-	} else {
-		t.Logf("page generated at %s, refreshed at %s", generated, run(t, tab, chromedp.AttributeValue(chromedp.CSS(`#generated`), "datetime")).Value)
-	}
+	later := run(t, tab, "waiting for the page to refresh itself", chromedp.Poll[string](
+		fmt.Sprintf(`(() => { const d = document.querySelector('#generated').getAttribute('datetime'); return d !== %q ? d : false; })()`, generated),
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(50*time.Second)))
+	t.Logf("page generated at %s, refreshed at %s", generated, later)
 
 	// A full-page screenshot and the DOM, for the artifacts.
 	dir := artifactsDir(t)
-	run(t, tab, chromedp.WaitVisible(chromedp.CSS(`.host[data-host] .cpu`)))
-	png := run(t, tab, chromedp.FullScreenshot(100))
-	html := run(t, tab, chromedp.OuterHTML(chromedp.CSS(`html`)))
+	png := run(t, tab, "taking the screenshot", chromedp.FullScreenshot(100))
+	html := run(t, tab, "reading the DOM", chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Errorf("the screenshot is not a PNG (%d bytes)", len(png))
 	}
