@@ -230,4 +230,3 @@ func run(t *testing.T, cli *client.Client, img string, cmd []string) (string, in
 	}
 	return out.String(), code
 }
-
