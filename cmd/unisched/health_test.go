@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/pgtest"
@@ -23,7 +25,8 @@ const (
 // token, outside its API's routes; the request metrics carry route
 // templates and microversions, never raw paths.
 func TestServeObservability(t *testing.T) {
-	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	dbURL := pgtest.URL(t)
+	t.Setenv("UNISCHED_DATABASE_URL", dbURL)
 	t.Setenv("UNISCHED_PLACEMENT_LISTEN", obsPlacementAddr)
 	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", obsContainerAddr)
 	t.Setenv("UNISCHED_LOG_LEVEL", "error")
@@ -137,6 +140,26 @@ func TestServeObservability(t *testing.T) {
 		"unisched_placement_candidates_index_providers", "unisched_placement_allocation_conflicts_total"} {
 		if len(samples.Find(name, nil)) == 0 {
 			t.Errorf("%s missing from /metrics", name)
+		}
+	}
+
+	// a schema behind the binary takes every listener out of the
+	// balancer; liveness does not follow
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `UPDATE schema_migrations SET version = version - 1`); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{obsPlacementAddr, obsContainerAddr} {
+		if code, body := get(t, "http://"+addr+"/readyz", ""); code != http.StatusServiceUnavailable ||
+			!strings.Contains(body, `"migrations":{"status":"fail"`) || !strings.Contains(body, "unisched migrate") {
+			t.Errorf("GET %s/readyz with the schema behind: %d %s", addr, code, body)
+		}
+		if code, _ := get(t, "http://"+addr+"/healthz", ""); code != 200 {
+			t.Errorf("GET %s/healthz with the schema behind: %d", addr, code)
 		}
 	}
 
