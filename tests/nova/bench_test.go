@@ -75,8 +75,9 @@ func BenchmarkBootToActive(b *testing.B) {
 			}
 		}
 		res.rounds = append(res.rounds, rd)
-		b.Logf("round %d (%s first, load %s): unisched median %.2fs p95 %.2fs, upstream median %.2fs p95 %.2fs, ratio %.2f; %d lag observations",
-			i+1, rd.first, rd.load, rd.u.median(), rd.u.p95(), rd.up.median(), rd.up.p95(), rd.ratio(), len(rd.u.lags))
+		one := &benchRun{rounds: []benchRoundResult{rd}}
+		b.Logf("round %d (%s first, load %s, after %s): unisched median %.2fs p95 %.2fs, upstream median %.2fs p95 %.2fs, ratio %.2f; notify lag %s",
+			i+1, rd.first, rd.load, loadavg(), rd.u.median(), rd.u.p95(), rd.up.median(), rd.up.p95(), rd.ratio(), one.lag())
 	}
 	res.loadAfter = loadavg()
 	lag := res.lag()
