@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,14 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
-
-func dialTCP(port int) error {
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
 
 // APIError is a non-2xx answer of one of the services.
 type APIError struct {
