@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 // burst posts n creates (run=true, sleep) from a few clients at once,
@@ -168,7 +170,7 @@ func TestAgentKilledDuringCreates(t *testing.T) {
 	if err := victim.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if len(groupMembers(pid)) > 0 || victim.Pid() != 0 {
+	if left, _ := proctest.GroupMembers(pid); len(left) > 0 || victim.Pid() != 0 {
 		t.Fatalf("agent mem-a (pid %d) still runs after SIGKILL", pid)
 	}
 	t.Logf("killed agent mem-a (pid %d) with %d containers running; now %v", pid, len(before), snapshot(env, ctx))

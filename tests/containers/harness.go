@@ -44,6 +44,7 @@ import (
 
 	"github.com/unisched/unisched/bridge/agentproto"
 	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/tests/harness"
 )
 
@@ -124,7 +125,7 @@ type Env struct {
 	PlacementURL string
 	// ContainerURL is the container API (Zun v1, /v1/workloads, agent routes).
 	ContainerURL string
-	Serve        *Process
+	Serve        *proctest.Process
 	Agents       map[string]*Agent
 
 	// Zun is an admin client of the container API; Placement an admin
@@ -139,7 +140,7 @@ type Env struct {
 
 // Agent is one running `unisched agent`.
 type Agent struct {
-	*Process
+	*proctest.Process
 	Spec       AgentSpec
 	URL        string
 	Listen     string
@@ -354,7 +355,7 @@ func (e *Env) StartServe(ctx context.Context) error {
 		"UNISCHED_LOG_LEVEL="+e.opts.LogLevel,
 	)
 	cmd.Env = append(cmd.Env, e.opts.ServeEnv...)
-	p, err := startProcess(ctx, "unisched serve", filepath.Join(e.Dir, "serve.log"), cmd, e.opts.StartTimeout, func(ctx context.Context) error {
+	p, err := proctest.Start(ctx, "unisched serve", filepath.Join(e.Dir, "serve.log"), cmd, e.opts.StartTimeout, func(ctx context.Context) error {
 		if err := httpAnswers(ctx, e.PlacementURL+"/", http.StatusOK); err != nil {
 			return err
 		}
@@ -456,7 +457,7 @@ func (e *Env) StartAgent(ctx context.Context, spec AgentSpec) (*Agent, error) {
 	cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+e.opts.LogLevel)
 	cmd.Env = append(cmd.Env, e.opts.AgentEnv...)
 	started := time.Now()
-	p, err := startProcess(ctx, "unisched agent "+spec.Host, filepath.Join(e.Dir, "agent-"+spec.Host+".log"), cmd, e.opts.StartTimeout,
+	p, err := proctest.Start(ctx, "unisched agent "+spec.Host, filepath.Join(e.Dir, "agent-"+spec.Host+".log"), cmd, e.opts.StartTimeout,
 		func(ctx context.Context) error { return e.registeredSince(ctx, spec.Host, started) })
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/unisched/unisched/bridge/agentproto"
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -58,7 +59,7 @@ func TestServeStarts(t *testing.T) {
 	if err := env.Serve.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if left := groupMembers(pid); len(left) > 0 {
+	if left, _ := proctest.GroupMembers(pid); len(left) > 0 {
 		t.Fatalf("serve's processes left after Stop: %v", left)
 	}
 	if err := env.StartServe(ctx); err != nil {

@@ -53,6 +53,7 @@ import (
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/reconcile"
 	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/tests/containers"
 	"github.com/unisched/unisched/tests/harness"
 )
@@ -117,7 +118,7 @@ type Options struct {
 
 // Replica is one serve process and its listeners.
 type Replica struct {
-	*Process
+	*proctest.Process
 	Index        int
 	Name         string // also its application_name in pg_stat_activity
 	PlacementURL string
@@ -128,7 +129,7 @@ type Replica struct {
 
 // Agent is one running `unisched agent`.
 type Agent struct {
-	*Process
+	*proctest.Process
 	Spec containers.AgentSpec
 	URL  string
 }
@@ -146,7 +147,7 @@ type Cluster struct {
 	DB    *pgxpool.Pool
 
 	Replicas []*Replica
-	Balancer *Process
+	Balancer *proctest.Process
 	// PlacementURL and ContainerURL are the balancer's frontends; StatsURL
 	// haproxy's statistics page.
 	PlacementURL, ContainerURL, StatsURL string
@@ -346,7 +347,7 @@ func (c *Cluster) StartReplica(ctx context.Context, r *Replica) error {
 	}
 	cmd := exec.Command(c.Bin, "serve")
 	cmd.Env = c.serveEnv(r)
-	p, err := startProcess(ctx, r.Name, filepath.Join(c.Dir, r.Name+".log"), cmd, 2*time.Minute, func(ctx context.Context) error {
+	p, err := proctest.Start(ctx, r.Name, filepath.Join(c.Dir, r.Name+".log"), cmd, 2*time.Minute, func(ctx context.Context) error {
 		if err := get(ctx, r.PlacementURL+"/", http.StatusOK); err != nil {
 			return err
 		}
@@ -471,7 +472,7 @@ func (c *Cluster) startBalancer(ctx context.Context) error {
 	}
 	// -db: foreground, logs to stdout; the harness owns its pid.
 	cmd := exec.Command(HAProxy, "-db", "-f", cfg)
-	p, err := startProcess(ctx, "haproxy", filepath.Join(c.Dir, "haproxy.log"), cmd, time.Minute, func(ctx context.Context) error {
+	p, err := proctest.Start(ctx, "haproxy", filepath.Join(c.Dir, "haproxy.log"), cmd, time.Minute, func(ctx context.Context) error {
 		return c.backendsUp(ctx, len(c.Replicas))
 	})
 	if err != nil {
@@ -669,7 +670,7 @@ func (c *Cluster) StartAgent(ctx context.Context, spec containers.AgentSpec) err
 	}
 	cmd := exec.Command(c.Bin, "agent", "--config", path)
 	cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+c.opts.LogLevel, "UNISCHED_LOG_FORMAT=json")
-	p, err := startProcess(ctx, "agent "+spec.Host, filepath.Join(c.Dir, "agent-"+spec.Host+".log"), cmd, 2*time.Minute,
+	p, err := proctest.Start(ctx, "agent "+spec.Host, filepath.Join(c.Dir, "agent-"+spec.Host+".log"), cmd, 2*time.Minute,
 		func(ctx context.Context) error {
 			var url string
 			err := c.DB.QueryRow(ctx, `SELECT agent_url FROM bridge_hosts WHERE name = $1 AND heartbeat_at IS NOT NULL`, spec.Host).Scan(&url)

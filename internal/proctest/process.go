@@ -1,4 +1,4 @@
-package containers
+package proctest
 
 import (
 	"context"
@@ -8,13 +8,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/unisched/unisched/internal/proctest"
 )
 
-// Process is a unisched process (serve or agent) the harness started, in
-// its own process group, with its output in LogPath. It is stopped by its
-// pid only.
+// Process is one process a test harness started (serve, an agent, haproxy),
+// in its own process group, with its output in LogPath. It is signalled by
+// its pid (and its group) only: never by name.
 type Process struct {
 	Name    string
 	LogPath string
@@ -51,12 +49,12 @@ func (p *Process) Err() error {
 }
 
 // Log is the last lines of the process's output, for failure messages.
-func (p *Process) Log(lines int) string { return proctest.Tail(p.LogPath, lines) }
+func (p *Process) Log(lines int) string { return Tail(p.LogPath, lines) }
 
-// startProcess runs cmd with its output appended to logPath and waits until
+// Start runs cmd with its output appended to logPath and waits until
 // ready returns nil, failing early (with the log's tail) if the process
 // exits or timeout passes.
-func startProcess(ctx context.Context, name, logPath string, cmd *exec.Cmd, timeout time.Duration, ready func(context.Context) error) (*Process, error) {
+func Start(ctx context.Context, name, logPath string, cmd *exec.Cmd, timeout time.Duration, ready func(context.Context) error) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", logPath, err)
@@ -122,7 +120,7 @@ func (p *Process) signal(sig syscall.Signal, grace time.Duration) error {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(groupMembers(pid)) > 0 {
+	for members, _ := GroupMembers(pid); len(members) > 0; members, _ = GroupMembers(pid) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			break
@@ -130,11 +128,4 @@ func (p *Process) signal(sig syscall.Signal, grace time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return err
-}
-
-// groupMembers lists the live (non-zombie) processes of process group pgid
-// (none if /proc cannot be read).
-func groupMembers(pgid int) []int {
-	m, _ := proctest.GroupMembers(pgid)
-	return m
 }
