@@ -76,7 +76,8 @@ func start(t *testing.T) *novaharness.Env {
 }
 
 // outages are the windows a fault test had serve down on purpose: the
-// recorder answers Nova 502 then.
+// recorder answers Nova 503 then (nothing listening), or 502 for an answer
+// cut short by the kill.
 var outages struct {
 	sync.Mutex
 	windows [][2]time.Time
@@ -107,7 +108,7 @@ func checkWire(t *testing.T, since time.Time) {
 		if x.At.Before(since) {
 			continue
 		}
-		if x.Status == http.StatusBadGateway && inOutage(x.At) {
+		if (x.Status == http.StatusBadGateway || x.Status == http.StatusServiceUnavailable) && inOutage(x.At) {
 			t.Logf("placement unreachable while serve was down (expected):\n%s", x)
 			continue
 		}

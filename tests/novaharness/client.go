@@ -342,6 +342,7 @@ type Server struct {
 	TenantID   string `json:"tenant_id"`
 	UserID     string `json:"user_id"`
 	Host       string `json:"OS-EXT-SRV-ATTR:host"`
+	TaskState  string `json:"OS-EXT-STS:task_state"`
 	Hypervisor string `json:"OS-EXT-SRV-ATTR:hypervisor_hostname"`
 	Created    string `json:"created"`
 	LaunchedAt string `json:"OS-SRV-USG:launched_at"`
@@ -357,6 +358,14 @@ func (e *Env) GetServer(ctx context.Context, id string) (Server, error) {
 	return out.Server, err
 }
 
+// abandonedAfter is how long a server may look abandoned before BootServer
+// gives up on it: Nova's API creates a server with task "scheduling", and
+// every step of a build keeps a task, so BUILD without one is a build no
+// service will carry on (Nova then needs an operator's reset-state).
+const abandonedAfter = 15 * time.Second
+
+func abandoned(s Server) bool { return s.Status == "BUILD" && s.TaskState == "" && s.Host == "" }
+
 // BootServer creates a server without a network from the image cirros-fake
 // through the raw API and polls it every 100 ms until it is ACTIVE or in
 // ERROR; took is POST to the first ACTIVE seen. A server in ERROR is
@@ -368,6 +377,7 @@ func (e *Env) BootServer(ctx context.Context, name, flavorRef string) (s Server,
 		} `json:"server"`
 	}
 	t0 := time.Now()
+	var idle time.Time // since when the server looks abandoned
 	body := map[string]any{"server": map[string]any{"name": name, "imageRef": e.ImageID, "flavorRef": flavorRef, "networks": "none"}}
 	if _, err := e.Nova(ctx, http.MethodPost, "/servers", body, &created); err != nil {
 		return s, 0, err
@@ -382,6 +392,16 @@ func (e *Env) BootServer(ctx context.Context, name, flavorRef string) (s Server,
 			return s, time.Since(t0), nil
 		case "ERROR":
 			return s, time.Since(t0), fmt.Errorf("server %s (%s) went to ERROR: fault %v", name, s.ID, s.Fault)
+		}
+		if abandoned(s) {
+			if idle.IsZero() {
+				idle = time.Now()
+			} else if time.Since(idle) > abandonedAfter {
+				return s, time.Since(t0), fmt.Errorf("server %s (%s) abandoned by Nova: BUILD with no task and no host for %s "+
+					"(a compute failed the build and could not hand it back to the conductor; its log says why)", name, s.ID, abandonedAfter)
+			}
+		} else {
+			idle = time.Time{}
 		}
 		select {
 		case <-ctx.Done():

@@ -40,6 +40,16 @@ func sqlalchemyURL(admin, db string) (string, error) {
 	return out.String(), nil
 }
 
+// placementRetries are keystoneauth's retries in Nova's [placement], as
+// docs/operations.md advises for any deployment: Nova gives up a boot
+// (leaving it in BUILD for good when even its reschedule's clean-up fails)
+// on the first refused or 503 Placement request, so a restart or a
+// replica's failover must be ridden out by retrying for a few seconds.
+var placementRetries = []string{
+	"connect_retries", "20", "connect_retry_delay", "0.5",
+	"status_code_retries", "20", "status_code_retry_delay", "0.5",
+}
+
 type ini struct{ b strings.Builder }
 
 func (c *ini) section(name string, kv ...string) {
@@ -61,7 +71,8 @@ func (e *Env) commonNova(c *ini) {
 	if e.Keystone != nil {
 		e.keystoneNova(c)
 	} else {
-		c.section("placement", "auth_type", "admin_token", "endpoint", e.PlacementWireURL, "token", "admin")
+		c.section("placement", append([]string{"auth_type", "admin_token", "endpoint", e.PlacementWireURL, "token", "admin"},
+			placementRetries...)...)
 	}
 	c.section("neutron", "auth_type", "admin_token", "endpoint", e.NeutronURL, "endpoint_override", e.NeutronURL, "token", "admin")
 	c.section("cinder", "os_region_name", "RegionOne")

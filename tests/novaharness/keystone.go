@@ -390,7 +390,7 @@ func (e *Env) keystoneNova(c *ini) {
 		"service_token_roles_required", "true",
 		"service_type", "compute")...)
 	c.section("service_user", e.ksAuthSection(NovaServiceUser, "send_service_user_token", "true")...)
-	c.section("placement", e.ksAuthSection(NovaServiceUser, "valid_interfaces", "internal")...)
+	c.section("placement", e.ksAuthSection(NovaServiceUser, append([]string{"valid_interfaces", "internal"}, placementRetries...)...)...)
 }
 
 // keystoneServe is the part of serve's configuration that makes it

@@ -2,8 +2,10 @@ package novaharness
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -60,6 +62,7 @@ func newWire(target, logPath string) (*Wire, http.Handler, error) {
 	}
 	w := &Wire{LogPath: logPath, log: f}
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ErrorHandler = balancerError
 	return w, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		x := Exchange{At: time.Now(), Method: r.Method, URI: r.URL.RequestURI(),
 			Version: r.Header.Get("OpenStack-API-Version"), RequestID: r.Header.Get("X-Openstack-Request-Id")}
@@ -74,6 +77,22 @@ func newWire(target, logPath string) (*Wire, http.Handler, error) {
 		x.Status, x.ResponseBody, x.Took = rec.status, clip(rec.body.Bytes()), time.Since(x.At)
 		w.add(x)
 	}), nil
+}
+
+// balancerError answers as the balancer an operator puts in front of
+// Placement does (haproxy): 503 when no server took the connection (serve
+// is down or restarting), which keystoneauth retries when Nova's
+// [placement] sets status_code_retries, and 502 when the server went away
+// in the middle of an answer, which nobody can safely retry.
+func balancerError(w http.ResponseWriter, r *http.Request, err error) {
+	status, text := http.StatusBadGateway, "The server returned an invalid or incomplete response."
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		status, text = http.StatusServiceUnavailable, "No server is available to handle this request."
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<html><body><h1>%d %s</h1>\n%s\n</body></html>\n", status, http.StatusText(status), text)
 }
 
 func clip(b []byte) string {
