@@ -24,7 +24,9 @@ type Config struct {
 	// LockKey is the advisory lock the relays of one database compete for
 	// (DefaultLockKey).
 	LockKey int64
-	// BatchSize is how many events one claim takes (100).
+	// BatchSize bounds the events one claim takes (100): with Parallelism
+	// 1 the events delivered between two claims, otherwise a key's events
+	// one lane delivers before the key goes back to be claimed again.
 	BatchSize int
 	// PollInterval is how long the leader waits for a NOTIFY before
 	// looking anyway (1s): the fallback for a lost notification and the
@@ -41,10 +43,11 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 	// DeliverTimeout bounds one Deliver call (30s).
 	DeliverTimeout time.Duration
-	// Parallelism is how many keys of one batch are delivered at once (8):
-	// an agent slow to start one workload's container must not hold up
-	// the others. Each key's events still go one at a time, in id order;
-	// 1 delivers the whole batch in order.
+	// Parallelism is how many keys are delivered at once (8): an agent
+	// slow to start one workload's container holds up that workload's
+	// events only; the leader keeps claiming and delivering the other
+	// keys' meanwhile. Each key's events still go one at a time, in id
+	// order; 1 delivers one event at a time, in id order across keys.
 	Parallelism int
 	// Retention is how long delivered events stay for inspection (24h);
 	// the leader trims older ones every TrimInterval (1m).
@@ -56,7 +59,9 @@ type Config struct {
 	// outcome is committed, with the time its delivery returned (also
 	// stored as its delivered_at): the notify lag is at.Sub(ev.CreatedAt),
 	// from the event's INSERT (clock_timestamp(), not the start of its
-	// transaction) to the consumer's answer.
+	// transaction) to the consumer's answer. Each lane calls it once its
+	// own outcome is committed, so several may call it at once; an event
+	// is reported once by the relay that recorded its delivery.
 	Delivered func(ev Event, at time.Time)
 }
 
@@ -168,22 +173,97 @@ func (r *Relay) run(ctx context.Context) {
 	r.elector.Run(ctx, r.lead)
 }
 
+// lead relays while this replica holds the lock, without head-of-line
+// blocking across keys: it keeps the set of keys in flight (a lane being
+// delivered, or its outcome being recorded), claims the runnable events of
+// keys not in flight, hands each key's events to a lane of its own (at most
+// Parallelism lanes at once) and goes straight back to waiting. A NOTIFY, a
+// Wake, a finished lane or the poll brings it back to claim. Each lane
+// records its outcomes in a short transaction of its own as soon as it
+// ends, so a fast consumer's event is neither delivered nor recorded behind
+// a slow consumer's. With Parallelism 1 one lane takes every claimed event,
+// in id order across keys.
+//
+// The lanes run on a context derived from ctx: when lead returns (its
+// session failed, ctx ended, a claim failed) it cancels them and waits for
+// them, so that no lane of this lead delivers or records anything once lead
+// has returned. A lane cancelled records nothing, not even the deliveries
+// it completed: the next claim delivers them again.
+//
+// Claiming takes no row lock. Only the leader claims, and it claims on its
+// session, the one whose advisory lock makes it the leader: once that
+// session is gone its claims fail, and while it lives no other relay
+// claims. Inside the leader the in-flight set keeps two lanes of one key
+// apart, which FOR UPDATE SKIP LOCKED did while the rows stayed locked for
+// a whole batch's transaction; and unlike a lock held on the session, the
+// set costs no transaction open for as long as the slowest delivery.
+//
+// Outcomes go through the pool, so they are not fenced by the session: in
+// the window between the session's death and lead noticing it (at once
+// when the server ends the session, up to the keepalive bound when the
+// host vanished), a lane of the old leader may still finish and record its
+// outcome while the new leader delivers. That cannot reorder a key. A lane
+// delivers an event only after the previous event of its key was
+// delivered: by the lane itself, earlier on, or by anyone, when the claim
+// saw it marked; and an event is marked delivered (or discarded) only after
+// a Deliver of it returned. So the first delivery of every event follows a
+// completed delivery of each earlier event of its key, whichever relay made
+// them, and a late mark only records what did happen. The marks also leave
+// events already settled alone: a late outcome never replaces the new
+// leader's, nor puts a delivered event back into backoff (a late failure of
+// an event still pending only delays it). What the window costs is
+// duplicates: the new leader may deliver again, even at the same time,
+// what the old one delivered and had not recorded. Delivery is at least
+// once and consumers dedupe by event id, as after any failover.
 func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 	if err := listen(ctx, conn); err != nil {
 		return err
 	}
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	// finished receives each lane's keys once its outcome is recorded (or
+	// given up); never more sends than lanes running, so never blocking.
+	finished := make(chan []string, r.cfg.Parallelism)
+	inFlight := map[string]bool{}
+	running := 0
 	nextTrim := r.cfg.Now()
 	for {
-		// Claim until a batch comes back short. A batch with events held
-		// back (their key's head is elsewhere) is short too, so a relay
-		// never spins on events it may not deliver yet.
+	drain:
 		for {
-			n, err := r.pass(ctx, conn)
+			select {
+			case keys := <-finished:
+				running--
+				for _, k := range keys {
+					delete(inFlight, k)
+				}
+			default:
+				break drain
+			}
+		}
+		for running < r.cfg.Parallelism {
+			lanes, err := r.claim(ctx, conn, inFlight, r.cfg.Parallelism-running)
 			if err != nil {
 				return err
 			}
-			if n < r.cfg.BatchSize {
+			if len(lanes) == 0 {
 				break
+			}
+			for _, l := range lanes {
+				running++
+				for _, k := range l.keys {
+					inFlight[k] = true
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r.runLane(lctx, l)
+					finished <- l.keys
+					r.Wake()
+				}()
 			}
 		}
 		if now := r.cfg.Now(); !now.Before(nextTrim) {
@@ -231,147 +311,144 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn) error {
 	return fmt.Errorf("waiting for outbox notifications: %w", err)
 }
 
-// pass claims one batch, delivers it and records the outcome in one
-// transaction on the leader's connection: if the connection dies, nothing
-// is marked and the next leader delivers the batch again. It returns how
-// many events it settled (delivered, failed or discarded).
-//
-// The batch is split into one lane per key (a single lane with
-// Parallelism 1). Lanes run concurrently, up to Parallelism at once; a lane
-// delivers its events in id order and skips the rest of a key after its
-// first failure, so a failed event still holds back the later events of
-// its key. The transaction is not safe for concurrent use: the
-// outcomes are collected and written on it only after every lane ended.
-func (r *Relay) pass(ctx context.Context, conn *pgx.Conn) (int, error) {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("beginning the outbox claim: %w", err)
+// lane is what one worker delivers, in id order: one key's events, or
+// with Parallelism 1 every event claimed, of several keys.
+type lane struct {
+	keys []string
+	evs  []Event
+}
+
+// claim reads the runnable events of at most free keys not in flight and
+// splits them into lanes.
+func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]bool, free int) ([]lane, error) {
+	busy := make([]string, 0, len(inFlight))
+	for k := range inFlight {
+		busy = append(busy, k)
 	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tx.Rollback(rctx)
-	}()
-	evs, err := claim(ctx, tx, r.cfg.Now(), r.cfg.BatchSize)
+	keys := free
+	if r.cfg.Parallelism == 1 {
+		keys = r.cfg.BatchSize
+	}
+	evs, err := claim(ctx, conn, r.cfg.Now(), r.cfg.BatchSize, keys, busy)
 	if err != nil || len(evs) == 0 {
-		return 0, err
+		return nil, err
 	}
-	var keys []string
-	lanes := map[string][]int{} // key -> indexes into evs, in id order
-	for i, ev := range evs {
-		if _, ok := lanes[ev.Key]; !ok {
-			keys = append(keys, ev.Key)
-		}
-		lanes[ev.Key] = append(lanes[ev.Key], i)
-	}
-	head, err := heads(ctx, tx, keys)
-	if err != nil {
-		return 0, err
-	}
-	// A key whose oldest undelivered event is not in this batch (held by
-	// another transaction, or waiting for its backoff) is blocked.
-	var runnable [][]int
-	for _, k := range keys {
-		if lane := lanes[k]; head[k] == evs[lane[0]].ID {
-			runnable = append(runnable, lane)
-		}
-	}
-	if r.cfg.Parallelism == 1 && len(runnable) > 1 {
-		// One lane of every runnable event in id order: the batch goes
-		// out exactly as it was claimed.
-		var all []int
-		for i, ev := range evs {
-			if head[ev.Key] == evs[lanes[ev.Key][0]].ID {
-				all = append(all, i)
+	if r.cfg.Parallelism == 1 {
+		// One lane of every claimed event in id order: the batch goes out
+		// exactly as it was claimed, one event at a time.
+		l := lane{evs: evs}
+		seen := map[string]bool{}
+		for _, ev := range evs {
+			if !seen[ev.Key] {
+				seen[ev.Key] = true
+				l.keys = append(l.keys, ev.Key)
 			}
 		}
-		runnable = [][]int{all}
+		return []lane{l}, nil
 	}
-
-	// outcome[i] is evs[i]'s result; attempted[i] says whether it was
-	// delivered at all (not after its key failed, nor once ctx ended).
-	outcome := make([]error, len(evs))
-	attempted := make([]bool, len(evs))
-	doneAt := make([]time.Time, len(evs))
-	work := make(chan []int)
-	var wg sync.WaitGroup
-	for range min(r.cfg.Parallelism, len(runnable)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lane := range work {
-				failed := map[string]bool{}
-				for _, i := range lane {
-					if ctx.Err() != nil {
-						break
-					}
-					if failed[evs[i].Key] {
-						continue
-					}
-					derr := r.deliver(ctx, evs[i])
-					outcome[i], attempted[i], doneAt[i] = derr, true, r.cfg.Now()
-					if derr != nil && !isDiscard(derr) {
-						failed[evs[i].Key] = true
-					}
-				}
-			}
-		}()
-	}
-feed:
-	for _, lane := range runnable {
-		select {
-		case work <- lane:
-		case <-ctx.Done():
-			break feed
+	var lanes []lane
+	at := map[string]int{} // key -> index into lanes
+	for _, ev := range evs {
+		i, ok := at[ev.Key]
+		if !ok {
+			i = len(lanes)
+			at[ev.Key] = i
+			lanes = append(lanes, lane{keys: []string{ev.Key}})
 		}
+		lanes[i].evs = append(lanes[i].evs, ev)
 	}
-	close(work)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return 0, ctx.Err()
-	}
+	return lanes, nil
+}
 
-	var delivered []int64
-	var deliveredAt []time.Time
-	settled := 0
-	for i, ev := range evs {
-		if !attempted[i] {
+// outcome is one event's delivery: err nil when delivered, at when its
+// Deliver returned.
+type outcome struct {
+	ev  Event
+	err error
+	at  time.Time
+}
+
+// runLane delivers a lane's events in id order, skipping the rest of a
+// key after its first failure (a failed event holds back the later events
+// of its key), then records the outcomes. Once ctx ends it stops and
+// records nothing: a delivery cut short is no outcome, and the lead is
+// being given up.
+func (r *Relay) runLane(ctx context.Context, l lane) {
+	outs := make([]outcome, 0, len(l.evs))
+	failed := map[string]bool{}
+	for _, ev := range l.evs {
+		if failed[ev.Key] {
 			continue
 		}
-		settled++
-		derr := outcome[i]
+		derr := r.deliver(ctx, ev)
+		if ctx.Err() != nil {
+			return
+		}
+		outs = append(outs, outcome{ev: ev, err: derr, at: r.cfg.Now()})
+		if derr != nil && !isDiscard(derr) {
+			failed[ev.Key] = true
+		}
+	}
+	r.settle(ctx, outs)
+}
+
+// settle records a lane's outcomes in one short transaction on the pool,
+// then tells the Delivered hook about the deliveries it recorded. Should
+// the transaction fail, nothing is recorded and the events are delivered
+// again: at least once.
+func (r *Relay) settle(ctx context.Context, outs []outcome) {
+	var ids []int64
+	var ats []time.Time
+	for _, o := range outs {
 		switch {
-		case derr == nil:
-			delivered = append(delivered, ev.ID)
-			deliveredAt = append(deliveredAt, doneAt[i])
-		case isDiscard(derr):
-			r.cfg.Logger.Error("outbox relay: event discarded", "id", ev.ID, "topic", ev.Topic, "key", ev.Key, "error", derr)
-			if err := setDiscarded(ctx, tx, ev.ID, r.cfg.Now(), derr.Error()); err != nil {
-				return 0, err
-			}
+		case o.err == nil:
+			ids = append(ids, o.ev.ID)
+			ats = append(ats, o.at)
+		case isDiscard(o.err):
+			r.cfg.Logger.Error("outbox relay: event discarded", "id", o.ev.ID, "topic", o.ev.Topic, "key", o.ev.Key, "error", o.err)
 		default:
-			next := r.cfg.Now().Add(r.backoff(ev.Attempts + 1))
-			r.cfg.Logger.Warn("outbox relay: delivery failed", "id", ev.ID, "topic", ev.Topic, "key", ev.Key,
-				"attempt", ev.Attempts+1, "retry_at", next, "error", derr)
-			if err := setFailed(ctx, tx, ev.ID, derr.Error(), next); err != nil {
-				return 0, err
-			}
+			r.cfg.Logger.Warn("outbox relay: delivery failed", "id", o.ev.ID, "topic", o.ev.Topic, "key", o.ev.Key,
+				"attempt", o.ev.Attempts+1, "retry_at", o.at.Add(r.backoff(o.ev.Attempts+1)), "error", o.err)
 		}
 	}
-	if err := setDelivered(ctx, tx, delivered, deliveredAt); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("committing the outbox claim: %w", err)
-	}
-	if r.cfg.Delivered != nil {
-		for i, ev := range evs {
-			if attempted[i] && outcome[i] == nil {
-				r.cfg.Delivered(ev, doneAt[i])
+	var marked []int64
+	err := pg.WithTx(ctx, r.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		for _, o := range outs {
+			switch {
+			case o.err == nil:
+			case isDiscard(o.err):
+				if err := setDiscarded(ctx, tx, o.ev.ID, o.at, o.err.Error()); err != nil {
+					return err
+				}
+			default:
+				if err := setFailed(ctx, tx, o.ev.ID, o.err.Error(), o.at.Add(r.backoff(o.ev.Attempts+1))); err != nil {
+					return err
+				}
 			}
 		}
+		var err error
+		marked, err = setDelivered(ctx, tx, ids, ats)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.cfg.Logger.Error("outbox relay: recording a lane's outcomes failed; its events will be delivered again",
+				"events", len(outs), "error", err)
+		}
+		return
 	}
-	return settled, nil
+	if r.cfg.Delivered == nil || len(marked) == 0 {
+		return
+	}
+	mine := make(map[int64]bool, len(marked))
+	for _, id := range marked {
+		mine[id] = true
+	}
+	for _, o := range outs {
+		if o.err == nil && mine[o.ev.ID] {
+			r.cfg.Delivered(o.ev, o.at)
+		}
+	}
 }
 
 // deliver calls the Deliverer with a timeout; a panic is a failed delivery.

@@ -34,33 +34,51 @@ const (
 
 	notify = `SELECT pg_notify($1, '')`
 
-	// The oldest due events. An event whose key has an earlier event in
-	// backoff is not due: order per key outranks progress. SKIP LOCKED
-	// lets a relay that lost leadership finish its batch while the new
-	// leader moves on; the head check in claimable keeps it from taking a
-	// key's later events while the old one holds the earlier ones.
-	claimEvents = `SELECT o.id, o.topic, o.key, o.payload, o.created_at, o.attempts
-FROM bridge_outbox o
-WHERE o.delivered_at IS NULL
-	AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1)
-	AND NOT EXISTS (SELECT 1 FROM bridge_outbox p
-		WHERE p.key = o.key AND p.delivered_at IS NULL AND p.id < o.id AND p.next_attempt_at > $1)
-ORDER BY o.id
-LIMIT $2
-FOR UPDATE SKIP LOCKED`
-
-	keyHeads = `SELECT key, min(id) FROM bridge_outbox WHERE delivered_at IS NULL AND key = ANY ($1) GROUP BY key`
+	// The lanes to start: the runnable events of at most $4 keys, in id
+	// order, at most $2 events in all. A key is runnable when it is not in
+	// flight ($3) and its oldest undelivered event is due; its runnable
+	// events are that one and the key's following ones: an event whose key
+	// has an earlier event in backoff is not due, since order per key
+	// outranks progress. One statement, one snapshot: every key it returns
+	// comes with a prefix of its undelivered events (the writers' per-key
+	// lock hands a key's ids out in commit order, and the LIMIT cuts the
+	// id-ordered list, never a key's middle), so no second look at the
+	// keys' heads is needed. The keys chosen are those whose heads come
+	// first. No row lock: the leader alone claims, on its session; see
+	// Relay.lead.
+	claimEvents = `WITH runnable AS (
+	SELECT o.id, o.key FROM bridge_outbox o
+	WHERE o.delivered_at IS NULL
+		AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1)
+		AND o.key <> ALL ($3::text[])
+		AND NOT EXISTS (SELECT 1 FROM bridge_outbox p
+			WHERE p.key = o.key AND p.delivered_at IS NULL AND p.id < o.id AND p.next_attempt_at > $1)
+	ORDER BY o.id
+	LIMIT $2
+), lanes AS (
+	SELECT key FROM runnable GROUP BY key ORDER BY min(id) LIMIT $4
+)
+SELECT o.id, o.topic, o.key, o.payload, o.created_at, o.attempts
+FROM bridge_outbox o JOIN runnable r ON r.id = o.id
+WHERE r.key IN (SELECT key FROM lanes)
+ORDER BY o.id`
 
 	// Each event's own delivery time (when its Deliver returned), so that
-	// delivered_at - created_at is the lag the relay observed.
+	// delivered_at - created_at is the lag the relay observed. Every mark
+	// leaves an event already settled alone: an outcome recorded by a
+	// relay that lost the lead meanwhile (see Relay.lead) never replaces
+	// the next leader's, and the first delivery's time is the one kept.
+	// RETURNING says which events this relay settled, so that the
+	// Delivered hook counts each event once.
 	markDelivered = `UPDATE bridge_outbox o SET delivered_at = d.at, attempts = o.attempts + 1, next_attempt_at = NULL
-FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at) WHERE o.id = d.id`
+FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at) WHERE o.id = d.id AND o.delivered_at IS NULL
+RETURNING o.id`
 
 	markFailed = `UPDATE bridge_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
-WHERE id = $1`
+WHERE id = $1 AND delivered_at IS NULL`
 
 	markDiscarded = `UPDATE bridge_outbox SET delivered_at = $2, attempts = attempts + 1, last_error = $3,
-	next_attempt_at = NULL WHERE id = $1`
+	next_attempt_at = NULL WHERE id = $1 AND delivered_at IS NULL`
 
 	trimDelivered = `DELETE FROM bridge_outbox WHERE id IN (
 	SELECT id FROM bridge_outbox WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2)`
@@ -137,8 +155,13 @@ func Trim(ctx context.Context, db pg.DBTX, before time.Time, limit int) (int64, 
 	return tag.RowsAffected(), nil
 }
 
-func claim(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Event, error) {
-	rows, err := tx.Query(ctx, claimEvents, now, limit)
+// claim reads the events of the lanes to start (claimEvents): at most
+// limit events of at most keys keys, none of the busy ones.
+func claim(ctx context.Context, db pg.DBTX, now time.Time, limit, keys int, busy []string) ([]Event, error) {
+	if busy == nil {
+		busy = []string{} // NULL would make key <> ALL (...) exclude every key
+	}
+	rows, err := db.Query(ctx, claimEvents, now, limit, busy, keys)
 	if err != nil {
 		return nil, fmt.Errorf("claiming outbox events: %w", err)
 	}
@@ -153,29 +176,21 @@ func claim(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Event, e
 	return evs, nil
 }
 
-// heads returns each key's oldest undelivered event id.
-func heads(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int64, error) {
-	rows, err := tx.Query(ctx, keyHeads, keys)
-	if err != nil {
-		return nil, fmt.Errorf("reading outbox key heads: %w", err)
-	}
-	out := make(map[string]int64, len(keys))
-	var k string
-	var id int64
-	if _, err := pgx.ForEachRow(rows, []any{&k, &id}, func() error { out[k] = id; return nil }); err != nil {
-		return nil, fmt.Errorf("reading outbox key heads: %w", err)
-	}
-	return out, nil
-}
-
-func setDelivered(ctx context.Context, tx pgx.Tx, ids []int64, at []time.Time) error {
+// setDelivered marks events delivered, each at its own time, and returns
+// those it marked (not the ones already settled).
+func setDelivered(ctx context.Context, tx pgx.Tx, ids []int64, at []time.Time) ([]int64, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, markDelivered, ids, at); err != nil {
-		return fmt.Errorf("marking outbox events delivered: %w", err)
+	rows, err := tx.Query(ctx, markDelivered, ids, at)
+	if err != nil {
+		return nil, fmt.Errorf("marking outbox events delivered: %w", err)
 	}
-	return nil
+	marked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("marking outbox events delivered: %w", err)
+	}
+	return marked, nil
 }
 
 func setFailed(ctx context.Context, tx pgx.Tx, id int64, reason string, next time.Time) error {
