@@ -353,9 +353,11 @@ func TestRelayLeadLostCancelsLanes(t *testing.T) {
 		}
 	}
 
+	// a, having lost the lead, waits 2s before it campaigns again; b
+	// retries every 20ms: b takes over even on a loaded machine.
 	leadA := make(chan bool, 4)
 	a := startRelay(t, pool, outbox.Config{
-		Deliverer: deliverer("a"), Parallelism: 4, PollInterval: 100 * time.Millisecond, LeaderRetry: 100 * time.Millisecond,
+		Deliverer: deliverer("a"), Parallelism: 4, PollInterval: 100 * time.Millisecond, LeaderRetry: time.Second,
 		OnLeader: func(l bool) {
 			if !l {
 				// Called once lead returned: every lane must be gone.
@@ -396,7 +398,7 @@ func TestRelayLeadLostCancelsLanes(t *testing.T) {
 
 	leadB := make(chan bool, 4)
 	b := startRelay(t, pool, outbox.Config{
-		Deliverer: deliverer("b"), Parallelism: 4, PollInterval: 100 * time.Millisecond, LeaderRetry: 100 * time.Millisecond,
+		Deliverer: deliverer("b"), Parallelism: 4, PollInterval: 100 * time.Millisecond, LeaderRetry: 20 * time.Millisecond,
 		OnLeader: func(l bool) { leadB <- l },
 	})
 	pid := leaderPID(t, ctx, pool)
