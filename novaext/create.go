@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/unisched/unisched/bridge/ledger"
+	"github.com/unisched/unisched/internal/openstack"
 )
 
 // HeaderRequestID is the header Nova reads a global request id from and
@@ -221,11 +222,15 @@ func bootImage(raw json.RawMessage) string {
 	return ""
 }
 
-// identity is the user and project of a call as far as the proxy can tell
-// without validating the token: the project of a legacy URL, and the
+// identity is the user and project of a create. With Keystone they are
+// the validated token's (ServeHTTP put its credentials in the context).
+// Without, the proxy tells what it can without validating the token: the
 // "user:project" form of a noauth2 token (what nova-api's noauth2
-// middleware trusts). A Keystone token tells nothing here ("" then).
+// middleware trusts) and the project of a legacy URL; "" otherwise.
 func identity(r *http.Request, route createRoute) (user, project string) {
+	if c := openstack.CredentialsFrom(r.Context()); c != nil {
+		return c.UserID, c.ProjectID
+	}
 	if u, p, ok := strings.Cut(r.Header.Get("X-Auth-Token"), ":"); ok {
 		user, project = u, p
 	}

@@ -12,6 +12,12 @@
 // intent is filed under), one flavor lookup with the user's own token, and
 // two database writes; a failure of any of them is logged and the call
 // goes through all the same.
+//
+// With Keystone (Config.Auth) the proxy validates each token first, with
+// serve's cached validator, so that an intent names the token's project
+// and user; a token nova-api's keystonemiddleware would refuse gets the
+// same 401 from the proxy. A valid token still goes to nova-api as sent,
+// which validates it again itself.
 package novaext
 
 import (
@@ -26,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/internal/pg"
 )
 
@@ -48,7 +55,14 @@ type Config struct {
 	// intent (larger ones go through unread). Default 1 MiB; nova-api's own
 	// limit (oslo.middleware's max_request_body_size) is 112 KiB.
 	MaxIntentBody int64
-	Logger        *slog.Logger
+	// Auth, when set, validates every authenticated call's token before
+	// it is forwarded, as nova-api's keystonemiddleware would, and names
+	// the project and user an intent is recorded under: serve passes its
+	// Keystone validator (one service token and one cache with Placement
+	// and the container API). nil passes tokens on unvalidated, as under
+	// noauth2, where the "user:project" token itself names them.
+	Auth   openstack.Authenticator
+	Logger *slog.Logger
 }
 
 // Proxy is the Nova API proxy; it is an http.Handler.
@@ -59,6 +73,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	timeout  time.Duration
 	maxBody  int64
+	auth     openstack.Authenticator
 	log      *slog.Logger
 	// ownTransport is closed by Close; a transport passed in is the
 	// caller's.
@@ -88,7 +103,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("nova proxy: no database")
 	}
-	p := &Proxy{upstream: u, db: cfg.DB, timeout: cfg.LookupTimeout, maxBody: cfg.MaxIntentBody, log: cfg.Logger}
+	p := &Proxy{upstream: u, db: cfg.DB, timeout: cfg.LookupTimeout, maxBody: cfg.MaxIntentBody, auth: cfg.Auth, log: cfg.Logger}
 	if p.timeout <= 0 {
 		p.timeout = 5 * time.Second
 	}
@@ -135,9 +150,13 @@ func (p *Proxy) Close() {
 	}
 }
 
-// ServeHTTP forwards the call; a server create first has its intent
-// recorded.
+// ServeHTTP forwards the call (with Keystone, once its token is valid); a
+// server create first has its intent recorded.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, ok := p.authenticate(w, r)
+	if !ok {
+		return
+	}
 	if r.Method == http.MethodPost {
 		if route, ok := createPath(r.URL.Path); ok {
 			r = p.prepareCreate(r, route)

@@ -23,6 +23,10 @@ import (
 // since agents hold no Keystone credentials.
 type serveAuth struct {
 	users, agents openstack.Authenticator
+	// tokens is the Keystone validator alone, for the Nova API proxy to
+	// learn whose calls it forwards; nil under noauth2, where nova-api
+	// reads the token itself.
+	tokens openstack.Authenticator
 }
 
 // newServeAuth builds the authenticators placement.auth_strategy asks for.
@@ -37,7 +41,7 @@ func newServeAuth(cfg *config.Config, log *slog.Logger) (serveAuth, error) {
 		if err != nil {
 			return serveAuth{}, err
 		}
-		a := serveAuth{users: ks, agents: ks}
+		a := serveAuth{users: ks, agents: ks, tokens: ks}
 		if t := cfg.ContainerAPI.AgentToken; t != "" {
 			a.agents = agentToken{token: t, next: ks}
 		} else if cfg.ContainerAPI.Enabled() {

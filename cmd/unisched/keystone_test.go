@@ -74,6 +74,9 @@ func TestServeAuth(t *testing.T) {
 	if _, ok := a.users.(openstack.NoAuth2); !ok {
 		t.Errorf("noauth2: users %T", a.users)
 	}
+	if a.tokens != nil {
+		t.Errorf("noauth2: the Nova proxy validates tokens with %T; want it passing them on", a.tokens)
+	}
 
 	cfg.Placement.AuthStrategy = "keystone"
 	if _, err := newServeAuth(cfg, log); err == nil || !strings.Contains(err.Error(), "keystone_authtoken.auth_url") {
@@ -87,6 +90,11 @@ func TestServeAuth(t *testing.T) {
 	}
 	if _, ok := a.users.(*keystone.Authenticator); !ok {
 		t.Errorf("keystone: users %T", a.users)
+	}
+	// the proxy shares the users' validator (one cache), without the
+	// agents' token
+	if a.tokens != a.users {
+		t.Errorf("keystone: the Nova proxy's validator %T is not the users' one", a.tokens)
 	}
 	r := httptest.NewRequest("GET", "/v1/agents/h1/desired", nil)
 	r.Header.Set("X-Auth-Token", "s3cret")

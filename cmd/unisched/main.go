@@ -225,7 +225,7 @@ func runServe(ctx context.Context, args []string) error {
 		servers = append(servers, &namedServer{name: "container API", addr: cfg.ContainerAPI.Listen, handler: handler})
 	}
 	if cfg.NovaProxy.Enabled() {
-		proxy, err := newNovaProxy(cfg.NovaProxy, pool, log) // cmd/unisched/novaproxy.go
+		proxy, err := newNovaProxy(cfg.NovaProxy, pool, auth.tokens, log) // cmd/unisched/novaproxy.go
 		if err != nil {
 			return err
 		}

@@ -11,12 +11,14 @@ import (
 
 	"github.com/unisched/unisched/bridge/ledger"
 	"github.com/unisched/unisched/internal/config"
+	"github.com/unisched/unisched/internal/openstack"
 	"github.com/unisched/unisched/novaext"
 )
 
 // newNovaProxy builds the Nova API proxy of nova_proxy.* (the listener is
-// serve's to open).
-func newNovaProxy(cfg config.NovaProxy, pool *pgxpool.Pool, log *slog.Logger) (*novaext.Proxy, error) {
+// serve's to open). tokens is serve's Keystone validator (nil under
+// noauth2): the proxy validates each token with it before forwarding.
+func newNovaProxy(cfg config.NovaProxy, pool *pgxpool.Pool, tokens openstack.Authenticator, log *slog.Logger) (*novaext.Proxy, error) {
 	if cfg.Upstream == "" {
 		return nil, errors.New("nova_proxy.listen is set but nova_proxy.upstream (nova-api's URL) is not")
 	}
@@ -24,6 +26,7 @@ func newNovaProxy(cfg config.NovaProxy, pool *pgxpool.Pool, log *slog.Logger) (*
 		Upstream:      cfg.Upstream,
 		DB:            pool,
 		LookupTimeout: cfg.LookupTimeout,
+		Auth:          tokens,
 		Logger:        log.With("component", "nova-proxy"),
 	})
 }

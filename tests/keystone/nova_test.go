@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,10 +27,13 @@ import (
 // user through the catalog, unisched serve validating Nova's service tokens
 // and the users' tokens. A member of project A boots a server with the
 // `openstack` CLI and password auth; the catalog's compute endpoint is
-// unisched's Nova proxy, which passes the user's token on to nova-api. The
-// server is ACTIVE on the host the bridge's decision log chose, unisched's
-// ledger holds it under project A, and a member of project B can neither
-// see nor delete it (Nova's own policy, through the proxy).
+// unisched's Nova proxy, which validates the user's token with serve's
+// Keystone validator and passes it on to nova-api. The server is ACTIVE on
+// the host the bridge's decision log chose, the proxy's intent for it names
+// the member's project and user, unisched's ledger holds it under project
+// A, and a member of project B can neither see nor delete it (Nova's own
+// policy, through the proxy); a bogus token gets the proxy's 401, the one
+// nova-api's keystonemiddleware answers, without reaching nova-api.
 func TestNovaWithKeystone(t *testing.T) {
 	if missing := novaharness.Missing(); len(missing) > 0 {
 		msg := fmt.Sprintf("Nova's Debian packages are missing: %s (tests/novaharness/install.sh)", strings.Join(missing, " "))
@@ -113,7 +117,7 @@ func TestNovaWithKeystone(t *testing.T) {
 	t.Logf("boot through keystone and the proxy: ACTIVE on %s; openstack server create --wait %.1fs; nova created->launched_at %s",
 		s.Hypervisor, took.Seconds(), nova)
 
-	t.Run("decision", func(t *testing.T) { novaOnDecidedHost(ctx, t, env, s, projA.ID) })
+	t.Run("decision", func(t *testing.T) { novaOnDecidedHost(ctx, t, env, s, projA.ID, alice.ID) })
 	t.Run("ledger", func(t *testing.T) { novaInLedger(ctx, t, env, s, projA.ID) })
 	t.Run("isolation", func(t *testing.T) {
 		// the CLI of project B's member: not found, not deletable
@@ -141,9 +145,7 @@ func TestNovaWithKeystone(t *testing.T) {
 		if st := novaProxyGet(ctx, t, env, aliceTok, "/servers/"+s.ID); st != http.StatusOK {
 			t.Errorf("GET /servers/%s through the proxy with project A's token: %d, want 200", s.ID, st)
 		}
-		if st := novaProxyGet(ctx, t, env, "not-a-token", "/servers"); st != http.StatusUnauthorized {
-			t.Errorf("GET /servers through the proxy with a bogus token: %d, want 401", st)
-		}
+		novaBogusToken(ctx, t, env, suffix)
 		if got, err := env.GetServer(ctx, s.ID); err != nil || got.Status != "ACTIVE" {
 			t.Errorf("after project B's attempts the server is %q (%v), want still ACTIVE", got.Status, err)
 		}
@@ -191,6 +193,85 @@ func novaCLI(ctx context.Context, env *novaharness.Env, c novaharness.Credential
 	return out.String(), nil
 }
 
+// novaBogusToken requires a bogus token's call through the proxy to be
+// refused by the proxy itself with nova-api's own 401 (keystonemiddleware's
+// body and WWW-Authenticate scheme): the same call straight to nova-api
+// gives the reference answer and, once nova-api's log shows it, proves the
+// log current, so the proxied call's absence from it means nova-api never
+// saw that one.
+func novaBogusToken(ctx context.Context, t *testing.T, env *novaharness.Env, suffix string) {
+	t.Helper()
+	direct, proxied := "/servers?name=bogus-direct-"+suffix, "/servers?name=bogus-proxied-"+suffix
+	want := novaRawGet(ctx, t, env.NovaURL, "not-a-token", direct)
+	got := novaRawGet(ctx, t, env.ProxyURL, "not-a-token", proxied)
+	if want.status != http.StatusUnauthorized {
+		t.Fatalf("nova-api with a bogus token: %d %s, want 401", want.status, want.body)
+	}
+	if got.status != http.StatusUnauthorized || got.body != want.body {
+		t.Errorf("the proxy with a bogus token: %d %s\nwant nova-api's %d %s", got.status, got.body, want.status, want.body)
+	}
+	for _, h := range []string{"Content-Type"} {
+		if got.header.Get(h) != want.header.Get(h) {
+			t.Errorf("the proxy's 401: %s %q, nova-api's %q", h, got.header.Get(h), want.header.Get(h))
+		}
+	}
+	if w := got.header.Get("WWW-Authenticate"); !strings.HasPrefix(w, `Keystone uri="`) {
+		t.Errorf("the proxy's 401: WWW-Authenticate %q (nova-api's %q)", w, want.header.Get("WWW-Authenticate"))
+	}
+	if id := got.header.Get("X-Openstack-Request-Id"); !strings.HasPrefix(id, "req-") || got.header.Get("X-Compute-Request-Id") != id {
+		t.Errorf("the proxy's 401: request ids %q / %q, want nova-api's pair", id, got.header.Get("X-Compute-Request-Id"))
+	}
+	logPath := filepath.Join(env.Dir, "logs", "nova-api.log")
+	if p := env.Processes["nova-api"]; p != nil && p.LogPath != "" {
+		logPath = p.LogPath
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatalf("nova-api's log: %v", err)
+		}
+		if bytes.Contains(b, []byte("bogus-direct-"+suffix)) {
+			if bytes.Contains(b, []byte("bogus-proxied-"+suffix)) {
+				t.Errorf("the proxy forwarded a bogus token's call to nova-api (in %s)", logPath)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nova-api's log %s does not show the direct call %s after 30 s", logPath, direct)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("bogus token: the proxy answered %d %s itself; nova-api answers the same", got.status, got.body)
+}
+
+type rawAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// novaRawGet is a GET of base+path with token, the answer in full.
+func novaRawGet(ctx context.Context, t *testing.T, base, token, path string) rawAnswer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", token)
+	req.Header.Set("OpenStack-API-Version", "compute "+novaharness.NovaVersion)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
 // novaProxyGet is a GET of the compute API through serve's Nova proxy with
 // token; the status.
 func novaProxyGet(ctx context.Context, t *testing.T, env *novaharness.Env, token, path string) int {
@@ -210,25 +291,24 @@ func novaProxyGet(ctx context.Context, t *testing.T, env *novaharness.Env, token
 }
 
 // novaOnDecidedHost requires s on the host the bridge's decision log chose
-// for the request the proxy recorded (its intent, under project): with
+// for the request the proxy recorded (its intent, under the token's
+// project and user, which the proxy knows from validating the token): with
 // keystonemiddleware nova-api keeps the proxy's X-OpenStack-Request-ID as
 // the global id its services send Placement.
-func novaOnDecidedHost(ctx context.Context, t *testing.T, env *novaharness.Env, s novaharness.Server, project string) {
-	var reqID, intentProject string
+func novaOnDecidedHost(ctx context.Context, t *testing.T, env *novaharness.Env, s novaharness.Server, project, user string) {
+	var reqID, intentProject, intentUser string
 	var aliases []string
-	err := env.DB.QueryRow(ctx, `SELECT i.request_id, i.project_id,
+	err := env.DB.QueryRow(ctx, `SELECT i.request_id, i.project_id, i.user_id,
 	COALESCE((SELECT array_agg(alias) FROM bridge_vm_intent_aliases a WHERE a.request_id = i.request_id), '{}')
-FROM bridge_vm_intents i WHERE i.server_name = $1 ORDER BY created_at DESC LIMIT 1`, s.Name).Scan(&reqID, &intentProject, &aliases)
+FROM bridge_vm_intents i WHERE i.server_name = $1 ORDER BY created_at DESC LIMIT 1`, s.Name).Scan(&reqID, &intentProject, &intentUser, &aliases)
 	if errors.Is(err, pgx.ErrNoRows) {
 		t.Fatalf("the proxy recorded no intent for %s", s.Name)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if intentProject != project {
-		// the proxy passes Keystone tokens on without validating them, so
-		// it learns the project only from noauth2's "user:project" tokens
-		t.Logf("intent %s: project %q (the token's project %s is not known to the proxy)", reqID, intentProject, project)
+	if intentProject != project || intentUser != user {
+		t.Errorf("intent %s: project %q, user %q; want the member's token's project %s, user %s", reqID, intentProject, intentUser, project, user)
 	}
 	ids := append([]string{reqID}, aliases...)
 	var host *string
