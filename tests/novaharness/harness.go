@@ -385,7 +385,14 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	dbs := async(func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB, cell0Conn) })
 	glance := async(func() error { return e.startGlance(ctx, glanceDB) })
 	controllers := async(func() error {
-		if err := after(rabbit, dbs); err != nil {
+		deps := []*task{rabbit, dbs}
+		if opts.Keystone != nil {
+			// with Keystone, nova-conductor discovers Placement through
+			// the catalog as it starts and exits when it finds no version
+			// there (openstack.exceptions.NotSupported): it waits for serve
+			deps = append(deps, unisched)
+		}
+		if err := after(deps...); err != nil {
 			return err
 		}
 		return e.startControllers()
