@@ -72,7 +72,8 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Add(k, v)
 		}
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	// WebOb puts no charset on application/json (nova-api answers "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(unauthorizedBody)))
 	w.WriteHeader(http.StatusUnauthorized)
 	if r.Method != http.MethodHead {

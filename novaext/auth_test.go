@@ -194,7 +194,7 @@ func TestKeystoneRefusals(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized || string(b) != wantBody {
 				t.Fatalf("status %d body %s, want 401 %s", resp.StatusCode, b, wantBody)
 			}
-			if got := resp.Header.Get("Content-Type"); got != "application/json; charset=UTF-8" {
+			if got := resp.Header.Get("Content-Type"); got != "application/json" {
 				t.Errorf("Content-Type %q", got)
 			}
 			if got, want := resp.Header.Get("WWW-Authenticate"), `Keystone uri="http://keystone.example/identity"`; got != want {

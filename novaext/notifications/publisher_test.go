@@ -15,7 +15,6 @@ import (
 	"github.com/unisched/unisched/bridge/agentproto"
 	"github.com/unisched/unisched/bridge/bridgetest"
 	"github.com/unisched/unisched/bridge/outbox"
-	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/rabbittest"
 	"github.com/unisched/unisched/novaext/notifications"
 )
@@ -82,7 +81,7 @@ func TestContainerNotificationsOnTheBus(t *testing.T) {
 	}
 	defer pub.Close()
 	reg := prometheus.NewRegistry()
-	lag, err := metrics.NewNotifyLag(reg)
+	lag, err := outbox.NewNotifyLag(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,10 +221,9 @@ func novaBogusToken(ctx context.Context, t *testing.T, env *novaharness.Env, suf
 	if id := got.header.Get("X-Openstack-Request-Id"); !strings.HasPrefix(id, "req-") || got.header.Get("X-Compute-Request-Id") != id {
 		t.Errorf("the proxy's 401: request ids %q / %q, want nova-api's pair", id, got.header.Get("X-Compute-Request-Id"))
 	}
+	// nova-api's --log-file (its eventlet server logs each request line
+	// there, query string included)
 	logPath := filepath.Join(env.Dir, "logs", "nova-api.log")
-	if p := env.Processes["nova-api"]; p != nil && p.LogPath != "" {
-		logPath = p.LogPath
-	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, err := os.ReadFile(logPath)
