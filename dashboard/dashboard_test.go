@@ -27,7 +27,6 @@ import (
 	"github.com/unisched/unisched/imagesec/advise"
 	"github.com/unisched/unisched/imagesec/inspect"
 	imstore "github.com/unisched/unisched/imagesec/store"
-	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/internal/pgtest"
 	"github.com/unisched/unisched/placement/claims"
@@ -387,7 +386,7 @@ WHERE id = (SELECT max(id) FROM bridge_outbox)`); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	lag, err := metrics.NewNotifyLag(reg)
+	lag, err := outbox.NewNotifyLag(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

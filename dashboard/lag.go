@@ -8,11 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-)
 
-// NotifyLagMetric is the histogram internal/metrics registers for the
-// outbox relay's deliveries.
-const NotifyLagMetric = "unisched_notify_lag_seconds"
+	"github.com/unisched/unisched/bridge/outbox"
+)
 
 // notifyLag sums the notify-lag histogram over its topics; nil when this
 // process has observed no delivery (it does not lead the relay, or
@@ -26,7 +24,7 @@ func notifyLag(g prometheus.Gatherer) (*LagHistogram, error) {
 	var sum float64
 	buckets := map[float64]uint64{}
 	for _, f := range families {
-		if f.GetName() != NotifyLagMetric || f.GetType() != dto.MetricType_HISTOGRAM {
+		if f.GetName() != outbox.NotifyLagMetric || f.GetType() != dto.MetricType_HISTOGRAM {
 			continue
 		}
 		for _, m := range f.GetMetric() {

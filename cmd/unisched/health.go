@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/unisched/unisched/bridge"
+	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/health"
 	"github.com/unisched/unisched/internal/metrics"
@@ -49,7 +51,7 @@ func newObservability(cfg *config.Config, pool *pgxpool.Pool, reg *prometheus.Re
 		return nil, err
 	}
 	if cfg.ContainerAPI.Enabled() {
-		if _, err := metrics.NewOutboxCollector(reg, pool, log.With("component", "metrics")); err != nil {
+		if _, err := outbox.NewCollector(reg, pool, log.With("component", "metrics"), bridge.AgentTopic); err != nil {
 			return nil, err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/internal/config"
-	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/novaext"
 	"github.com/unisched/unisched/novaext/notifications"
 )
@@ -22,7 +21,7 @@ import (
 // notify-lag histogram the relay feeds.
 type notifyParts struct {
 	publisher *notifications.Publisher
-	lag       *metrics.NotifyLag
+	lag       *outbox.NotifyLag
 }
 
 // setupNotify routes the bridge's outbox: agent events to the agents,
@@ -30,7 +29,7 @@ type notifyParts struct {
 // set; and has the relay observe every delivery's lag.
 func setupNotify(cfg *config.Config, parts *bridgeParts, reg *prometheus.Registry) (notifyParts, error) {
 	var np notifyParts
-	lag, err := metrics.NewNotifyLag(reg)
+	lag, err := outbox.NewNotifyLag(reg)
 	if err != nil {
 		return np, err
 	}

@@ -1,4 +1,4 @@
-package metrics_test
+package outbox_test
 
 import (
 	"context"
@@ -8,16 +8,16 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// The outbox gauges are the database's pending rows, read on scrape; a
-// database that fails the query leaves them out and counts the error,
-// and the scrape still answers.
-func TestOutboxCollector(t *testing.T) {
+// The outbox gauges are the database's pending rows, read on scrape (the
+// topics named to the collector at 0 when idle); a database that fails the
+// query leaves them out and counts the error, and the scrape still
+// answers.
+func TestCollector(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
 	pool, err := pgxpool.New(ctx, u)
@@ -26,7 +26,7 @@ func TestOutboxCollector(t *testing.T) {
 	}
 	defer pool.Close()
 	reg := metrics.NewRegistry()
-	if _, err := metrics.NewOutboxCollector(reg, pool, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := outbox.NewCollector(reg, pool, slog.New(slog.DiscardHandler), "agent"); err != nil {
 		t.Fatal(err)
 	}
 	get := func() metrics.Samples {
