@@ -28,7 +28,8 @@ type AgentDelivererOptions struct {
 // the agentproto.Event, with ID set to the outbox id the agent dedupes by,
 // to {agent_url}/v1/events of the event's host, looked up per event so a
 // re-registered agent gets the next one at its new address. A 2xx answer is
-// delivered; an unknown host, an agent answering 404 or an event that
+// delivered (the agent answers 202 once it has journaled the event, and
+// applies it afterwards; its outcome arrives as a report); an unknown host, an agent answering 404 or an event that
 // cannot be decoded is discarded (retrying cannot help); anything else is
 // retried by the relay.
 func NewAgentDeliverer(db pg.DBTX, opts AgentDelivererOptions) outbox.Deliverer {

@@ -51,8 +51,10 @@ const (
 )
 
 // Event is what the relay posts to an agent. ID is the outbox id: an agent
-// that sees an ID again answers 200 without acting twice. A 2xx answer
-// marks the event delivered; anything else is retried with backoff.
+// that sees an ID again answers 2xx without acting twice. A 2xx answer
+// marks the event delivered; anything else is retried with backoff. The
+// agent answers 202 once it holds the event durably (its journal), before
+// applying it: the outcome comes back as a Report, not as the answer.
 type Event struct {
 	ID   int64  `json:"id"`
 	Type string `json:"type"`

@@ -38,7 +38,15 @@ func agentObservability(get func() *agent.Agent, log *slog.Logger) (func(http.Ha
 		Name: "unisched_agent_converged",
 		Help: "1 once the agent has converged on serve's desired state for its host.",
 	}, func() float64 { return bool01(isConverged(get())) })
-	if err := metrics.Register(reg, "the agent's metrics", dockerUp, converged); err != nil {
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "unisched_agent_events_pending",
+		Help: "Events the agent has acknowledged (journaled) and not applied yet.",
+	}, func() float64 { n, _ := get().EventStats(); return float64(n) })
+	retries := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "unisched_agent_event_retries_total",
+		Help: "Failed attempts at applying an acknowledged event (Docker or serve away), retried by the agent.",
+	}, func() float64 { _, n := get().EventStats(); return float64(n) })
+	if err := metrics.Register(reg, "the agent's metrics", dockerUp, converged, pending, retries); err != nil {
 		return nil, err
 	}
 	scrape := metrics.Handler(reg)

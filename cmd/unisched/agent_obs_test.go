@@ -61,6 +61,8 @@ func TestAgentObservability(t *testing.T) {
 	}{
 		{"unisched_agent_docker_up", nil, 0},
 		{"unisched_agent_converged", nil, 0},
+		{"unisched_agent_events_pending", nil, 0},
+		{"unisched_agent_event_retries_total", nil, 0},
 		{"unisched_http_requests_total", map[string]string{"listener": "agent", "route": "/v1/health", "status": "5xx"}, 1},
 		{"unisched_http_requests_total", map[string]string{"listener": "agent", "route": "/v1/containers/{id}/logs"}, 2},
 		{"unisched_http_requests_total", map[string]string{"listener": "agent", "route": metrics.Unmatched, "status": "4xx"}, 1},

@@ -24,6 +24,8 @@ type Agent struct {
 	serve   *serveClient
 	log     *slog.Logger
 	applied *appliedSet
+	journal *journal
+	apl     *applier
 	locks   keyedMutex
 
 	mu sync.Mutex
@@ -65,17 +67,29 @@ func New(cfg Config) (*Agent, error) {
 		drv.Close()
 		return nil, err
 	}
-	return &Agent{
+	jr, pending, err := openJournal(cfg.journalPath())
+	if err != nil {
+		applied.Close()
+		drv.Close()
+		return nil, err
+	}
+	a := &Agent{
 		cfg:       cfg,
 		drv:       drv,
 		serve:     &serveClient{base: cfg.ServeURL, token: cfg.Token, host: cfg.Host, http: &http.Client{Timeout: cfg.RequestTimeout}},
 		log:       cfg.Logger.With("host", cfg.Host),
 		applied:   applied,
+		journal:   jr,
 		shared:    cfg.SharedCPUs,
 		deleted:   map[string]struct{}{},
 		converged: make(chan struct{}),
 		kick:      make(chan struct{}, 1),
-	}, nil
+	}
+	a.apl = newApplier(a, jr, pending, cfg.ApplyWorkers)
+	if len(pending) > 0 {
+		a.log.Info("events journaled before the restart will be applied", "events", len(pending))
+	}
+	return a, nil
 }
 
 // Config is the agent's configuration with defaults applied.
@@ -95,8 +109,10 @@ func (a *Agent) URL() string {
 	return a.url
 }
 
-// Close releases the Docker client and the applied-events file.
+// Close releases the Docker client, the applied-events file and the
+// event journal.
 func (a *Agent) Close() {
+	a.journal.Close()
 	a.applied.Close()
 	a.drv.Close()
 }
@@ -111,7 +127,8 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // Serve runs the agent on ln until ctx ends: the HTTP server, then
-// registration, convergence, Docker's event stream and the heartbeat.
+// registration, convergence, Docker's event stream and the heartbeat; the
+// applier applies the events journaled (before a restart too) meanwhile.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	u := a.cfg.AdvertiseURL
 	if u == "" {
@@ -130,6 +147,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		a.log.Info("agent listening", "addr", ln.Addr().String(), "agent_url", u, "serve_url", a.cfg.ServeURL)
 		errc <- srv.Serve(ln)
 	}()
+	a.apl.start(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -146,6 +164,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	wg.Wait()
+	a.apl.wait()
 	return err
 }
 
@@ -194,6 +213,15 @@ func (a *Agent) setDockerUp(up bool) {
 	a.mu.Lock()
 	a.dockerUp = up
 	a.mu.Unlock()
+	if up {
+		a.apl.wakeUp() // events waiting for Docker go now
+	}
+}
+
+// EventStats are the applier's figures: events acknowledged and not
+// applied yet, and failed attempts retried since the start.
+func (a *Agent) EventStats() (pending int, retries int64) {
+	return a.apl.pending(), a.apl.retries.Load()
 }
 
 // DockerUp says whether the agent currently trusts its Docker connection.

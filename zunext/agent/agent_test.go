@@ -153,6 +153,8 @@ type testAgent struct {
 	url   string
 	serve *fakeServe
 	cli   *client.Client
+	// stop ends the agent (as its process would end) and closes it.
+	stop func()
 }
 
 // twoCells is the configured topology of the tests: on this 2-core
@@ -162,6 +164,12 @@ func twoCells() []agentproto.Cell {
 }
 
 func startAgent(t *testing.T, f *fakeServe, mod func(*Config)) *testAgent {
+	t.Helper()
+	return serveAgent(t, f, newAgent(t, f, mod))
+}
+
+// newAgent builds an agent on the test dockerd, not running yet.
+func newAgent(t *testing.T, f *fakeServe, mod func(*Config)) *Agent {
 	t.Helper()
 	cfg := Config{
 		Host:              "test-" + uuid.NewString()[:8],
@@ -182,6 +190,13 @@ func startAgent(t *testing.T, f *fakeServe, mod func(*Config)) *testAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// serveAgent runs a until the test ends (or its stop) and waits for its
+// first convergence.
+func serveAgent(t *testing.T, f *fakeServe, a *Agent) *testAgent {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -193,19 +208,25 @@ func startAgent(t *testing.T, f *fakeServe, mod func(*Config)) *testAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			a.Close()
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		<-done
-		removeHost(cli, cfg.Host)
+		stop()
+		removeHost(cli, a.cfg.Host)
 		cli.Close()
-		a.Close()
 	})
 	select {
 	case <-a.Converged():
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not converge")
 	}
-	return &testAgent{Agent: a, url: "http://" + ln.Addr().String(), serve: f, cli: cli}
+	return &testAgent{Agent: a, url: "http://" + ln.Addr().String(), serve: f, cli: cli, stop: stop}
 }
 
 // removeHost removes every container labelled with host.
@@ -255,6 +276,19 @@ func (ta *testAgent) event(t *testing.T, ev agentproto.Event, want int) {
 	if code != want {
 		t.Fatalf("event %d %s %s: %d %s, want %d", ev.ID, ev.Type, ev.Action, code, body, want)
 	}
+}
+
+// waitApplied waits until the agent has applied event id (the answer to
+// the POST only says it holds the event).
+func (ta *testAgent) waitApplied(t *testing.T, id int64) {
+	t.Helper()
+	for i := 0; i < 1200; i++ {
+		if ta.applied.Has(id) {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("event %d not applied after 30s", id)
 }
 
 func (ta *testAgent) inspect(t *testing.T, wid string) container.InspectResponse {
@@ -327,7 +361,7 @@ func TestEventLifecycle(t *testing.T) {
 	// dedicated create, run
 	ded := newContainer("dedicated", true)
 	id := eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: ded}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: ded}, 202)
 	r := f.waitReport(t, ded.WorkloadID, isStatus(id, agentproto.StatusRunning))
 	if r.ContainerID == "" || r.StartedAt.IsZero() {
 		t.Fatalf("report %+v", r)
@@ -351,17 +385,17 @@ func TestEventLifecycle(t *testing.T) {
 		}
 		return n
 	}
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: ded}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: ded}, 202)
 	if n := answers(id); n != 1 {
 		t.Fatalf("a duplicate event was applied again: %d reports answer it", n)
 	}
 	// a new create event for an existing container converges, no duplicate
-	ta.event(t, agentproto.Event{ID: eventID(), Type: agentproto.EventCreate, Container: ded}, 200)
+	ta.event(t, agentproto.Event{ID: eventID(), Type: agentproto.EventCreate, Container: ded}, 202)
 
 	// shared, created but not run
 	sh := newContainer("shared", false)
 	id = eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: sh}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: sh}, 202)
 	f.waitReport(t, sh.WorkloadID, isStatus(id, agentproto.StatusCreated))
 	info = ta.inspect(t, sh.WorkloadID)
 	if info.HostConfig.CpusetCpus != "0" || info.HostConfig.NanoCPUs != 5e8 || info.HostConfig.CpusetMems != "" {
@@ -380,12 +414,12 @@ func TestEventLifecycle(t *testing.T) {
 		{agentproto.ActionKill, agentproto.StatusStopped},
 	} {
 		id := eventID()
-		ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: sh, Action: step.action, Timeout: 1}, 200)
+		ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: sh, Action: step.action, Timeout: 1}, 202)
 		f.waitReport(t, sh.WorkloadID, isStatus(id, step.status))
 	}
 	// an action docker refuses (pause a stopped container) is reported, with the reason
 	id = eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: sh, Action: agentproto.ActionPause}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: sh, Action: agentproto.ActionPause}, 202)
 	if r := f.waitReport(t, sh.WorkloadID, isStatus(id, agentproto.StatusStopped)); r.Reason == "" {
 		t.Fatalf("refused action reported without reason: %+v", r)
 	}
@@ -394,7 +428,7 @@ func TestEventLifecycle(t *testing.T) {
 	up := *sh
 	up.CPU, up.MemoryMB = 0.25, 48
 	id = eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventUpdate, Container: &up}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventUpdate, Container: &up}, 202)
 	f.waitReport(t, sh.WorkloadID, func(r agentproto.Report) bool { return r.EventID == id })
 	info = ta.inspect(t, sh.WorkloadID)
 	if info.HostConfig.NanoCPUs != 2.5e8 || info.HostConfig.Memory != 48<<20 {
@@ -403,7 +437,8 @@ func TestEventLifecycle(t *testing.T) {
 
 	// re-pin: shared containers move, dedicated stay
 	hostEvent := eventID() + 50 // later than the next few events
-	ta.event(t, agentproto.Event{ID: hostEvent, Type: agentproto.EventHostCPUs, SharedCPUs: "0-1"}, 200)
+	ta.event(t, agentproto.Event{ID: hostEvent, Type: agentproto.EventHostCPUs, SharedCPUs: "0-1"}, 202)
+	ta.waitApplied(t, hostEvent)
 	if got := ta.inspect(t, sh.WorkloadID).HostConfig.CpusetCpus; got != "0-1" {
 		t.Fatalf("shared after re-pin: %q", got)
 	}
@@ -412,7 +447,9 @@ func TestEventLifecycle(t *testing.T) {
 	}
 	// a create older than the re-pin lands on the new pool
 	late := newContainer("shared", false)
-	ta.event(t, agentproto.Event{ID: eventID(), Type: agentproto.EventCreate, Container: late}, 200)
+	lateID := eventID()
+	ta.event(t, agentproto.Event{ID: lateID, Type: agentproto.EventCreate, Container: late}, 202)
+	ta.waitApplied(t, lateID)
 	if got := ta.inspect(t, late.WorkloadID).HostConfig.CpusetCpus; got != "0-1" {
 		t.Fatalf("late create: %q", got)
 	}
@@ -420,7 +457,7 @@ func TestEventLifecycle(t *testing.T) {
 	// delete
 	for _, c := range []*agentproto.Container{ded, sh, late} {
 		id := eventID()
-		ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventDelete, Container: c, Stop: true, Timeout: 1}, 200)
+		ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventDelete, Container: c, Stop: true, Timeout: 1}, 202)
 		f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusDeleted))
 		if _, err := ta.cli.ContainerInspect(context.Background(), docker.Name(c.WorkloadID)); err == nil {
 			t.Fatalf("%s still exists", c.WorkloadID)
@@ -428,7 +465,7 @@ func TestEventLifecycle(t *testing.T) {
 	}
 	// a late action for a deleted container does not bring it back
 	id = eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: sh, Action: agentproto.ActionStart}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: sh, Action: agentproto.ActionStart}, 202)
 	f.waitReport(t, sh.WorkloadID, isStatus(id, agentproto.StatusDeleted))
 	if _, err := ta.cli.ContainerInspect(context.Background(), docker.Name(sh.WorkloadID)); err == nil {
 		t.Fatal("a deleted container came back")
@@ -441,7 +478,7 @@ func TestMissingImageIsReported(t *testing.T) {
 	c := newContainer("shared", true)
 	c.Image = "unisched/nope:1"
 	id := eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
 	r := f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusError))
 	if r.Reason != "image unisched/nope:1 not found" {
 		t.Fatalf("reason %q", r.Reason)
@@ -457,19 +494,50 @@ func TestBadAndUnappliedEvents(t *testing.T) {
 	ta.event(t, agentproto.Event{ID: eventID(), Type: agentproto.EventCreate}, 400)
 	ta.event(t, agentproto.Event{ID: eventID(), Type: agentproto.EventCreate, Host: "elsewhere", Container: newContainer("shared", true)}, 400)
 
-	// serve cannot take the report: the event is not done (503), and its
-	// redelivery once serve is back converges without a second container
+	// an event of a type the agent does not know is answered and ignored
+	ta.event(t, agentproto.Event{ID: eventID(), Type: "container.teleport", Container: newContainer("shared", true)}, 202)
+
+	// serve cannot take the report: the event is taken (202) but not done;
+	// the agent retries it itself, and once serve is back the outcome
+	// arrives, with one container
 	c := newContainer("shared", true)
 	id := eventID()
 	f.mu.Lock()
 	f.failReports = true
 	f.mu.Unlock()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 503)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
+	for i := 0; i < 400; i++ {
+		if _, retries := ta.EventStats(); retries >= 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pending, retries := ta.EventStats(); pending != 1 || retries < 2 || ta.applied.Has(id) {
+		t.Fatalf("while serve refuses reports: %d pending, %d retries, applied %v", pending, retries, ta.applied.Has(id))
+	}
+	// a redelivery meanwhile is a no-op
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
 	f.mu.Lock()
 	f.failReports = false
 	f.mu.Unlock()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 200)
 	f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusRunning))
+	ta.waitApplied(t, id)
+	if pending, _ := ta.EventStats(); pending != 0 {
+		t.Fatalf("%d events pending after the outcome", pending)
+	}
+	list, err := ta.cli.ContainerList(context.Background(), container.ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ct := range list {
+		if ct.Labels[agentproto.LabelWorkload] == c.WorkloadID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d containers for the workload", n)
+	}
 }
 
 func TestSyncRoutes(t *testing.T) {
@@ -477,7 +545,7 @@ func TestSyncRoutes(t *testing.T) {
 	ta := startAgent(t, f, nil)
 	c := newContainer("shared", true)
 	id := eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
 	f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusRunning))
 	base := "/v1/containers/" + c.WorkloadID
 
@@ -527,7 +595,7 @@ func TestSyncRoutes(t *testing.T) {
 	}
 	// executing in a stopped container is a conflict, not a 500
 	id = eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: c, Action: agentproto.ActionStop, Timeout: 1}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventAction, Container: c, Action: agentproto.ActionStop, Timeout: 1}, 202)
 	f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusStopped))
 	if code, b := ta.post(t, base+"/execute", agentproto.ExecRequest{Command: []string{"true"}}); code != 409 {
 		t.Fatalf("exec in a stopped container: %d %s", code, b)
@@ -673,10 +741,10 @@ func TestDockerReconnectConverges(t *testing.T) {
 	f.mu.Unlock()
 
 	p.down()
-	// while Docker is away, events are refused for redelivery
+	// while Docker is away, events are taken and wait in the agent
 	c := newContainer("shared", true)
 	id := eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 503)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
 	f.setDesired(agentproto.Desired{SharedCPUs: "0", Containers: []agentproto.Container{*c}})
 	time.Sleep(100 * time.Millisecond)
 	p.up(t)
@@ -688,9 +756,9 @@ func TestDockerReconnectConverges(t *testing.T) {
 	if after <= calls {
 		t.Fatalf("desired fetched %d times before, %d after the reconnect", calls, after)
 	}
-	// the redelivered event finds the container converged
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 200)
+	// the agent's own retry of the event finds the container converged
 	f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusRunning))
+	ta.waitApplied(t, id)
 
 	// Docker's own events become reports: a container dying on its own
 	if err := ta.cli.ContainerKill(context.Background(), docker.Name(c.WorkloadID), "TERM"); err != nil {

@@ -83,10 +83,16 @@ type Config struct {
 
 	// StateFile keeps the ids of applied events across restarts (empty:
 	// memory only; replays still converge because events carry the whole
-	// desired container).
+	// desired container). Beside it, StateFile + ".journal" holds the
+	// events acknowledged to the relay and not applied yet (empty
+	// StateFile: in memory only, so an agent killed with events in it
+	// relies on its convergence at restart instead).
 	StateFile string
 	// AppliedIDs is how many applied event ids are remembered (default 10000).
 	AppliedIDs int
+	// ApplyWorkers bounds the workloads whose events are applied at once
+	// (default 8).
+	ApplyWorkers int
 	// HeartbeatInterval between re-registrations and periodic
 	// convergences, which start what a transient Docker failure left
 	// unstarted (default 30s);
@@ -127,6 +133,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.AppliedIDs <= 0 {
 		c.AppliedIDs = 10000
+	}
+	if c.ApplyWorkers <= 0 {
+		c.ApplyWorkers = 8
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 30 * time.Second
@@ -324,6 +333,14 @@ func diskGB(path string) int64 {
 		}
 	}
 	return int64(st.Blocks) * int64(st.Bsize) >> 30
+}
+
+// journalPath is the event journal's file ("" in memory only).
+func (c *Config) journalPath() string {
+	if c.StateFile == "" {
+		return ""
+	}
+	return c.StateFile + ".journal"
 }
 
 // registration is what the agent tells serve of its host.

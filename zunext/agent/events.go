@@ -11,8 +11,9 @@ import (
 	"github.com/unisched/unisched/zunext/docker"
 )
 
-// errRetry marks an event that was not applied and must be delivered
-// again (Docker or serve could not be reached): the agent answers 503.
+// errRetry marks an event that was not applied and must be applied again
+// later (Docker or serve could not be reached): the applier retries it
+// with backoff, holding the later events of its workload.
 type errRetry struct{ err error }
 
 func (e *errRetry) Error() string { return e.err.Error() }
@@ -23,28 +24,44 @@ type errBadEvent struct{ msg string }
 
 func (e *errBadEvent) Error() string { return e.msg }
 
-// Apply applies one event; nil means applied or its outcome reported, so
-// the event is done. Applying an event twice ends in the same state.
-func (a *Agent) Apply(ctx context.Context, ev *agentproto.Event) error {
+// validate refuses an event that can never be applied (400 at once);
+// known is false for an event type this agent does not know (ignored).
+func (a *Agent) validate(ev *agentproto.Event) (known bool, err error) {
 	if ev.Host != "" && ev.Host != a.cfg.Host {
-		return &errBadEvent{fmt.Sprintf("event %d is for host %s, this agent is %s", ev.ID, ev.Host, a.cfg.Host)}
+		return false, &errBadEvent{fmt.Sprintf("event %d is for host %s, this agent is %s", ev.ID, ev.Host, a.cfg.Host)}
 	}
 	switch ev.Type {
 	case agentproto.EventCreate, agentproto.EventAction, agentproto.EventUpdate, agentproto.EventDelete, agentproto.EventRename:
 		if ev.Container == nil || ev.Container.WorkloadID == "" {
-			return &errBadEvent{fmt.Sprintf("event %d (%s) carries no container", ev.ID, ev.Type)}
+			return false, &errBadEvent{fmt.Sprintf("event %d (%s) carries no container", ev.ID, ev.Type)}
 		}
-		unlock := a.locks.Lock(ev.Container.WorkloadID)
-		defer unlock()
 	case agentproto.EventHostCPUs:
 	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// Apply applies one event; nil means applied or its outcome reported, so
+// the event is done. Applying an event twice ends in the same state. The
+// agent calls it from its applier (queue.go), after acknowledging the
+// event; an errRetry means "not now", and the applier tries again.
+func (a *Agent) Apply(ctx context.Context, ev *agentproto.Event) error {
+	known, err := a.validate(ev)
+	if err != nil {
+		return err
+	}
+	if !known {
 		a.log.Warn("ignoring an event of unknown type", "event", ev.ID, "type", ev.Type)
 		return nil
 	}
-	if ev.ID != 0 && a.applied.Has(ev.ID) {
-		return nil // applied while this delivery waited for the lock
+	if ev.Container != nil && ev.Type != agentproto.EventHostCPUs {
+		unlock := a.locks.Lock(ev.Container.WorkloadID)
+		defer unlock()
 	}
-	var err error
+	if ev.ID != 0 && a.applied.Has(ev.ID) {
+		return nil
+	}
 	switch ev.Type {
 	case agentproto.EventCreate, agentproto.EventUpdate:
 		err = a.applyEnsure(ctx, ev)

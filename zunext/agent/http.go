@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -89,36 +88,43 @@ func readJSON(r *http.Request, dst any) error {
 	return nil
 }
 
-// postEvent applies one relay event; 2xx only once it is applied or its
-// outcome reported, 503 when it must come again.
+// postEvent takes one relay event: 202 once it is held durably (in the
+// journal, fsynced) or already known (journaled, applying or applied: the
+// redelivery is dropped), 400 for an event that can never be applied, 503
+// only when the journal cannot be written. The event is applied in the
+// background (queue.go); its outcome reaches serve as a report, i.e. the
+// container's status, never through this answer. So the relay's
+// "delivered", and the notify-lag histogram it feeds, mean "held by the
+// agent", not "applied in Docker".
 func (a *Agent) postEvent(w http.ResponseWriter, r *http.Request) error {
 	var ev agentproto.Event
 	if err := readJSON(r, &ev); err != nil {
 		return err
 	}
-	if ev.ID != 0 && a.applied.Has(ev.ID) {
-		openstack.WriteJSON(w, http.StatusOK, map[string]any{"id": ev.ID, "duplicate": true})
-		return nil
-	}
-	// The apply outlives a relay that gives up waiting: Docker is not left
-	// half-way, and the redelivery finds the event applied.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), applyTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := a.Apply(ctx, &ev); err != nil {
-		a.log.Info("event not applied", "event", ev.ID, "type", ev.Type, "action", ev.Action, "error", err)
+	known, err := a.validate(&ev)
+	if err != nil {
 		return err
 	}
-	wid := ""
-	if ev.Container != nil {
-		wid = ev.Container.WorkloadID
+	if !known {
+		a.log.Warn("ignoring an event of unknown type", "event", ev.ID, "type", ev.Type)
+		openstack.WriteJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID, "ignored": true})
+		return nil
 	}
-	a.log.Info("event applied", "event", ev.ID, "type", ev.Type, "action", ev.Action, "workload", wid, "took", time.Since(start).Round(time.Millisecond))
-	openstack.WriteJSON(w, http.StatusOK, map[string]any{"id": ev.ID})
+	dup, err := a.apl.take(&ev)
+	if err != nil {
+		a.log.Error("event not journaled", "event", ev.ID, "error", err)
+		return openstack.Errorf(http.StatusServiceUnavailable, "agent.unavailable", "%s", err.Error())
+	}
+	body := map[string]any{"id": ev.ID}
+	if dup {
+		body["duplicate"] = true
+	}
+	openstack.WriteJSON(w, http.StatusAccepted, body)
 	return nil
 }
 
-// applyTimeout bounds one event's work (a stop waits up to its timeout).
+// applyTimeout bounds one attempt at an event (a stop waits up to its
+// timeout).
 const applyTimeout = 5 * time.Minute
 
 // boolParam reads Zun's boolean query parameters (True/false/1/0/yes/no).
@@ -210,8 +216,10 @@ func (a *Agent) getHealth(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return openstack.Errorf(http.StatusServiceUnavailable, "agent.unavailable", "host %s has not converged yet", a.cfg.Host)
 	}
+	pending, retries := a.EventStats()
 	openstack.WriteJSON(w, http.StatusOK, map[string]any{
 		"host": a.cfg.Host, "docker": a.DockerUp(), "agent_url": a.URL(), "serve_url": a.cfg.ServeURL,
+		"events_pending": pending, "event_retries": retries,
 	})
 	return nil
 }

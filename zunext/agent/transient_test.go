@@ -25,8 +25,11 @@ type faultyDocker struct {
 
 	mu         sync.Mutex
 	failStarts int // starts still to refuse
-	starts     int // starts seen (refused or passed on)
-	creates    int // creates seen
+	// hold, when set, keeps every container create waiting until it is
+	// closed
+	hold    chan struct{}
+	starts  int // starts seen (refused or passed on)
+	creates int // creates seen
 }
 
 func newFaultyDocker(t *testing.T) *faultyDocker {
@@ -50,6 +53,14 @@ func newFaultyDocker(t *testing.T) *faultyDocker {
 			switch {
 			case strings.HasSuffix(r.URL.Path, "/containers/create"):
 				fd.creates++
+				if hold := fd.hold; hold != nil {
+					fd.mu.Unlock()
+					select {
+					case <-hold:
+					case <-r.Context().Done():
+					}
+					fd.mu.Lock()
+				}
 			case strings.HasSuffix(r.URL.Path, "/start"):
 				fd.starts++
 				if fd.failStarts > 0 {
@@ -104,7 +115,7 @@ func TestStaleTaskRecreated(t *testing.T) {
 	fd.set(1)
 	c := newContainer("shared", true)
 	id := eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 200)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
 	r := f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusRunning))
 	starts, creates := fd.counts()
 	if starts-starts0 != 2 || creates-creates0 != 2 {
@@ -122,10 +133,9 @@ func TestStaleTaskRecreated(t *testing.T) {
 }
 
 // TestTransientStartFailureRetried: a start that keeps failing on the
-// daemon's side is not the request's fault: the event is answered 503
-// (redelivered by the relay), nothing is reported in error, and the
-// periodic convergence starts the container once Docker recovers,
-// without a new event.
+// daemon's side is not the request's fault: the event is taken (202) and
+// retried by the agent, nothing is reported in error, and the container
+// starts once Docker recovers, without a new event.
 func TestTransientStartFailureRetried(t *testing.T) {
 	f := newFakeServe(t)
 	fd := newFaultyDocker(t)
@@ -137,8 +147,9 @@ func TestTransientStartFailureRetried(t *testing.T) {
 	c := newContainer("shared", true)
 	f.setDesired(agentproto.Desired{SharedCPUs: "0", Containers: []agentproto.Container{*c}})
 	id := eventID()
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 503)
-	// a periodic convergence or two meets the same failure
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
+	// the agent's retries and a periodic convergence or two meet the same
+	// failure
 	time.Sleep(time.Second)
 	for _, r := range f.reportsOf(c.WorkloadID) {
 		if r.Status == agentproto.StatusError {
@@ -148,8 +159,17 @@ func TestTransientStartFailureRetried(t *testing.T) {
 	if starts, _ := fd.counts(); starts < 3 {
 		t.Fatalf("%d starts: the periodic convergence did not retry", starts)
 	}
-	if _, err := ta.Driver().Inspect(context.Background(), c.WorkloadID); err != nil {
-		t.Fatalf("the container should exist, created but not started: %v", err)
+	// each retry removes and creates it again (the stale-task repair):
+	// look more than once
+	var ierr error
+	for range 10 {
+		if _, ierr = ta.Driver().Inspect(context.Background(), c.WorkloadID); ierr == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ierr != nil {
+		t.Fatalf("the container should exist, created but not started: %v", ierr)
 	}
 
 	fd.set(0)
@@ -157,9 +177,11 @@ func TestTransientStartFailureRetried(t *testing.T) {
 	if !ta.inspect(t, c.WorkloadID).State.Running {
 		t.Fatal("not running after the recovery")
 	}
-	// the relay's redelivery finds it converged
-	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 200)
+	// the agent's retry of the event finds it converged; a redelivery is
+	// a no-op
 	f.waitReport(t, c.WorkloadID, isStatus(id, agentproto.StatusRunning))
+	ta.waitApplied(t, id)
+	ta.event(t, agentproto.Event{ID: id, Type: agentproto.EventCreate, Container: c}, 202)
 	for _, r := range f.reportsOf(c.WorkloadID) {
 		if r.Status == agentproto.StatusError {
 			t.Fatalf("reported in error: %+v", r)
