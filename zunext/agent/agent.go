@@ -615,7 +615,7 @@ func isTransient(err error) bool {
 // holds a task for it (dockerd killed while starting it; the shim
 // survived) is repaired once: the container is removed and created again
 // from c, then started. Failing again is the daemon's trouble: the error
-// comes back as an errRetry (redelivery, no error report).
+// comes back as an errRetry (tried again later, no error report).
 func (a *Agent) start(ctx context.Context, c *agentproto.Container, shared string) error {
 	err := a.drv.Start(ctx, c.WorkloadID)
 	if !docker.IsStaleTask(err) {

@@ -5,11 +5,18 @@
 // of Docker converges on what serve says should run on the host.
 //
 // Rules that keep replays and restarts safe:
-//   - An event is answered 2xx only once applied or once its outcome (say,
-//     Error "image ... not found") is reported; Docker or serve being away
-//     gives 503, and the relay delivers again. Applied ids are remembered
-//     (bounded, optionally in a file), and since every event carries the
-//     whole desired container a replay converges anyway.
+//   - An event is answered 202 once it is held durably: appended to the
+//     journal beside the state file and fsynced. "Delivered", for the
+//     relay and its notify-lag histogram, means exactly that; the event is
+//     applied afterwards, and its outcome (Running, or Error "image ...
+//     not found") reaches serve as a report, i.e. the container's status.
+//     Docker or serve being away makes the agent retry the event itself
+//     with backoff, holding the later events of the workload, so the
+//     relay's per-workload order holds; a restarted agent applies what its
+//     journal still holds first. An id journaled, applying or applied is
+//     answered 202 and dropped. Applied ids are remembered (bounded,
+//     optionally in a file), and since every event carries the whole
+//     desired container a replay converges anyway.
 //   - A create event starts only a container that never ran, so a replay
 //     does not rerun one that exited. A convergence (agent start, Docker
 //     back after a failure) brings every container to its desired Running,

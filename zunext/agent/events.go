@@ -97,9 +97,9 @@ func (a *Agent) outcome(ctx context.Context, ev *agentproto.Event, o *docker.Obs
 	case err != nil && docker.IsUnavailable(err):
 		return &errRetry{err}
 	case errors.As(err, &retry), docker.IsTransient(err):
-		// the daemon's trouble, not the request's: the relay delivers the
+		// the daemon's trouble, not the request's: the agent applies the
 		// event again later, and the container is not put in error
-		a.log.Warn("event failed on a transient docker error; asking for redelivery", "event", ev.ID, "type", ev.Type, "action", ev.Action, "workload", wid, "error", err)
+		a.log.Warn("event failed on a transient docker error; retrying later", "event", ev.ID, "type", ev.Type, "action", ev.Action, "workload", wid, "error", err)
 		if retry != nil {
 			return retry
 		}
