@@ -315,7 +315,12 @@ func TestDockerKilledDuringCreates(t *testing.T) {
 	}
 	list, a := settle(t, env, ctx, 4*time.Minute)
 	if len(list) != n || total(a.Running) != n || len(a.Errored) != 0 {
-		t.Fatalf("%d containers listed, %d running, %d in error; want %d, %d, 0 (room for 20)", len(list), total(a.Running), len(a.Errored), n, n)
+		for _, c := range list {
+			if c.Status == "Error" {
+				t.Logf("%s (%s) in error: %s", c.Name, c.UUID, c.StatusReason)
+			}
+		}
+		t.Fatalf("%d containers listed, %d running, %d in error; want %d, %d, 0 (room for 20)\n%s", len(list), total(a.Running), len(a.Errored), n, n, env.Logs(60))
 	}
 	for _, id := range ids {
 		if !slices.Contains(a.Running["mem-a"], id) && !slices.Contains(a.Running["mem-b"], id) {

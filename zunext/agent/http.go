@@ -118,6 +118,7 @@ func (a *Agent) postEvent(w http.ResponseWriter, r *http.Request) error {
 	body := map[string]any{"id": ev.ID}
 	if dup {
 		body["duplicate"] = true
+		a.log.Info("event redelivered; already held, dropped", "event", ev.ID, "type", ev.Type, "action", ev.Action)
 	}
 	openstack.WriteJSON(w, http.StatusAccepted, body)
 	return nil
