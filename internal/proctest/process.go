@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// Process is one process a test harness started (serve, an agent, haproxy),
-// in its own process group, with its output in LogPath. It is signalled by
-// its pid (and its group) only: never by name.
+// Process is one process a test harness started (serve, an agent, haproxy,
+// uwsgi, a Nova service), leading its own process group, with its output
+// appended to LogPath. It is signalled by its pid (and its group) only:
+// never by name.
 type Process struct {
 	Name    string
 	LogPath string
@@ -21,6 +22,9 @@ type Process struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
+	// logFrom is LogPath's size when this process started: its own part
+	// of a log that earlier runs appended to.
+	logFrom int64
 }
 
 // Pid is the process id; 0 once it has exited.
@@ -51,22 +55,36 @@ func (p *Process) Err() error {
 // Log is the last lines of the process's output, for failure messages.
 func (p *Process) Log(lines int) string { return Tail(p.LogPath, lines) }
 
-// Start runs cmd with its output appended to logPath and waits until
-// ready returns nil, failing early (with the log's tail) if the process
-// exits or timeout passes.
-func Start(ctx context.Context, name, logPath string, cmd *exec.Cmd, timeout time.Duration, ready func(context.Context) error) (*Process, error) {
+// Failed describes a process that ended although it should run: its exit
+// status and the end of what this run of it wrote (so that AddrInUse can
+// tell a port taken from another failure).
+func (p *Process) Failed() error {
+	return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, tailFrom(p.LogPath, p.logFrom, 30))
+}
+
+// Launch starts cmd in its own process group with its output appended to
+// logPath, without waiting for anything. SysProcAttr settings of cmd (a
+// Credential) are kept.
+func Launch(name, logPath string, cmd *exec.Cmd) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", logPath, err)
 	}
+	var from int64
+	if st, err := logf.Stat(); err == nil {
+		from = st.Size()
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own group; and if the test binary dies, the process goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pdeathsig = true, syscall.SIGTERM
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, exited: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, exited: make(chan struct{}), logFrom: from}
 	go func() {
 		err := cmd.Wait()
 		logf.Close()
@@ -75,18 +93,37 @@ func Start(ctx context.Context, name, logPath string, cmd *exec.Cmd, timeout tim
 		p.mu.Unlock()
 		close(p.exited)
 	}()
+	return p, nil
+}
+
+// Start is Launch, then Wait for ready; a process that is not ready in
+// time is stopped again.
+func Start(ctx context.Context, name, logPath string, cmd *exec.Cmd, timeout time.Duration, ready func(context.Context) error) (*Process, error) {
+	p, err := Launch(name, logPath, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Wait(ctx, timeout, ready); err != nil {
+		_ = p.Stop(10 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// Wait polls ready until it returns nil, failing early (with the log's
+// tail) when the process exits, and when timeout passes or ctx ends.
+func (p *Process) Wait(ctx context.Context, timeout time.Duration, ready func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
-	var last error
 	for {
 		if p.Exited() {
-			return nil, fmt.Errorf("%s exited during startup (%v); log %s:\n%s", name, p.Err(), logPath, p.Log(30))
+			return p.Failed()
 		}
-		if last = ready(ctx); last == nil {
-			return p, nil
+		last := ready(ctx)
+		if last == nil {
+			return nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			_ = p.Stop(10 * time.Second)
-			return nil, fmt.Errorf("%s not ready after %s (%v); log %s:\n%s", name, timeout, last, logPath, p.Log(30))
+			return fmt.Errorf("%s not ready after %s (%v); last lines of %s:\n%s", p.Name, timeout, last, p.LogPath, tailFrom(p.LogPath, p.logFrom, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -95,15 +132,17 @@ func Start(ctx context.Context, name, logPath string, cmd *exec.Cmd, timeout tim
 // Stop sends SIGTERM and waits up to grace for the process and its group;
 // then SIGKILL to that group. Safe to call twice.
 func (p *Process) Stop(grace time.Duration) error {
-	return p.signal(syscall.SIGTERM, grace)
+	return p.Signal(syscall.SIGTERM, grace)
 }
 
 // Kill ends the process with SIGKILL (a crash) and waits for it.
 func (p *Process) Kill() error {
-	return p.signal(syscall.SIGKILL, 10*time.Second)
+	return p.Signal(syscall.SIGKILL, 10*time.Second)
 }
 
-func (p *Process) signal(sig syscall.Signal, grace time.Duration) error {
+// Signal sends sig (SIGINT: PostgreSQL's fast shutdown) and waits up to
+// grace for the process, then for its group; what is left gets SIGKILL.
+func (p *Process) Signal(sig syscall.Signal, grace time.Duration) error {
 	if p == nil || p.cmd == nil || p.cmd.Process == nil {
 		return nil
 	}

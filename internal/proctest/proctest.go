@@ -1,7 +1,8 @@
 // Package proctest reads what the test harnesses need to know about the
 // processes they start (dockerd, serve, agents, uwsgi) from /proc, so that
 // each stops exactly what it started, by pid or process group, and shows
-// the end of a log when one fails to start.
+// the end of a log when one fails to start. Process starts and stops them;
+// FreePort and RetryPorts give them ports that stay theirs.
 package proctest
 
 import (
@@ -60,10 +61,17 @@ func GroupMembers(pgid int) ([]int, error) {
 
 // Tail is the last lines of the file at path ("" if it cannot be read),
 // for the error of a process that failed to start.
-func Tail(path string, lines int) string {
+func Tail(path string, lines int) string { return tailFrom(path, 0, lines) }
+
+// tailFrom is Tail of what was written to path from offset on (what one
+// run of a process appended to a log kept across its restarts).
+func tailFrom(path string, offset int64, lines int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
+	}
+	if offset > 0 && offset <= int64(len(b)) {
+		b = b[offset:]
 	}
 	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(ls) > lines {

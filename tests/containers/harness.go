@@ -20,8 +20,6 @@ package containers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -133,9 +130,8 @@ type Env struct {
 	Zun       *Zun
 	Placement *Placement
 
-	opts          Options
-	placementPort int
-	containerPort int
+	opts  Options
+	serve harness.Serve
 }
 
 // Agent is one running `unisched agent`.
@@ -203,8 +199,6 @@ func NeedAgent(t testing.TB) {
 	}
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
 // Start brings up serve and the agents of opts; everything stops when t
 // ends. Any failure ends the test.
 func Start(t testing.TB, opts Options) *Env {
@@ -228,49 +222,17 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	env.Bin = Binary(t)
 
-	env.Dir = opts.Dir
-	if env.Dir == "" {
-		if a := os.Getenv("ARTIFACTS"); a != "" {
-			env.Dir = filepath.Join(a, "containers", unsafeName.ReplaceAllString(t.Name(), "_"))
-			_ = os.RemoveAll(env.Dir)
-		} else {
-			env.Dir = t.TempDir()
-		}
-	}
-	if err := os.MkdirAll(env.Dir, 0o755); err != nil {
+	if env.Dir = opts.Dir; env.Dir == "" {
+		env.Dir = harness.ArtifactsDir(t, "containers")
+	} else if err := os.MkdirAll(env.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	suffix := make([]byte, 5)
-	_, _ = rand.Read(suffix)
-	env.DBName = "unisched_ctr_" + hex.EncodeToString(suffix)
-	admin := harness.AdminURL()
-	if err := harness.CreateDatabase(ctx, admin, env.DBName); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := harness.DropDatabase(ctx, admin, env.DBName); err != nil {
-			t.Errorf("dropping %s: %v", env.DBName, err)
-		}
-	})
-	var err error
-	if env.DBURL, err = harness.DatabaseURL(admin, env.DBName); err != nil {
-		t.Fatal(err)
-	}
-	if env.placementPort, err = harness.FreePort(); err != nil {
-		t.Fatal(err)
-	}
-	if env.containerPort, err = harness.FreePort(); err != nil {
-		t.Fatal(err)
-	}
-	env.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", env.placementPort)
-	env.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", env.containerPort)
-	env.Zun = NewZun(env.ContainerURL, AdminToken)
-	env.Placement = &Placement{URL: env.PlacementURL, Token: "admin", HTTP: &http.Client{Timeout: 30 * time.Second}}
+	env.DBName, env.DBURL = harness.TestDatabase(ctx, t, "unisched_ctr")
+	env.serve = harness.Serve{Name: "unisched serve", Bin: env.Bin, LogPath: filepath.Join(env.Dir, "serve.log"), DBURL: env.DBURL,
+		Env: append([]string{"UNISCHED_TEST_RESET=true", "UNISCHED_LOG_LEVEL=" + opts.LogLevel}, opts.ServeEnv...), Timeout: opts.StartTimeout}
 
 	// Cleanups run last-registered first: agents stop before serve, and
 	// the hosts' containers go after both.
@@ -283,6 +245,10 @@ func Start(t testing.TB, opts Options) *Env {
 			t.Errorf("stopping serve: %v", err)
 		}
 	})
+	env.PlacementURL, env.ContainerURL = env.serve.PlacementURL(), env.serve.ContainerURL()
+	env.Zun = NewZun(env.ContainerURL, AdminToken)
+	env.Placement = &Placement{URL: env.PlacementURL, Token: "admin", HTTP: &http.Client{Timeout: 30 * time.Second}}
+	var err error
 	if env.DB, err = pgxpool.New(ctx, env.DBURL); err != nil {
 		t.Fatal(err)
 	}
@@ -343,47 +309,14 @@ func (e *Env) startOwnDocker(t testing.TB) {
 }
 
 // StartServe starts `unisched serve` on the environment's database and
-// ports (again, after Serve.Stop or Serve.Kill) and waits until both
-// listeners answer.
+// ports (again, after Serve.Stop or Serve.Kill: the same ports) and waits
+// until both listeners answer.
 func (e *Env) StartServe(ctx context.Context) error {
-	cmd := exec.Command(e.Bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"UNISCHED_DATABASE_URL="+e.DBURL,
-		fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", e.placementPort),
-		fmt.Sprintf("UNISCHED_CONTAINER_API_LISTEN=127.0.0.1:%d", e.containerPort),
-		"UNISCHED_TEST_RESET=true",
-		"UNISCHED_LOG_LEVEL="+e.opts.LogLevel,
-	)
-	cmd.Env = append(cmd.Env, e.opts.ServeEnv...)
-	p, err := proctest.Start(ctx, "unisched serve", filepath.Join(e.Dir, "serve.log"), cmd, e.opts.StartTimeout, func(ctx context.Context) error {
-		if err := httpAnswers(ctx, e.PlacementURL+"/", http.StatusOK); err != nil {
-			return err
-		}
-		return httpAnswers(ctx, e.ContainerURL+"/", 0)
-	})
+	p, err := e.serve.Start(ctx)
 	if err != nil {
 		return err
 	}
 	e.Serve = p
-	return nil
-}
-
-// httpAnswers GETs url; want 0 accepts any HTTP status.
-func httpAnswers(ctx context.Context, url string, want int) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if want != 0 && resp.StatusCode != want {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	return nil
 }
 
@@ -434,37 +367,38 @@ func (e *Env) StartAgent(ctx context.Context, spec AgentSpec) (*Agent, error) {
 	if old := e.Agents[spec.Host]; old != nil && !old.Exited() {
 		return nil, fmt.Errorf("agent %s already runs (pid %d)", spec.Host, old.Pid())
 	}
-	listen := ""
-	if old := e.Agents[spec.Host]; old != nil {
-		listen = old.Listen // same URL across restarts, as a real host keeps its address
-	} else {
-		port, err := harness.FreePort()
+	start := func(listen string) error {
+		path := filepath.Join(e.Dir, "agent-"+spec.Host+".yaml")
+		b, err := json.MarshalIndent(e.agentConfig(spec, listen), "", "  ")
 		if err != nil {
-			return nil, err
+			return err
 		}
-		listen = fmt.Sprintf("127.0.0.1:%d", port)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+		// Only what the agent needs: no database (an agent never reads it).
+		cmd := exec.Command(e.Bin, "agent", "--config", path)
+		cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+e.opts.LogLevel)
+		cmd.Env = append(cmd.Env, e.opts.AgentEnv...)
+		started := time.Now()
+		p, err := proctest.Start(ctx, "unisched agent "+spec.Host, filepath.Join(e.Dir, "agent-"+spec.Host+".log"), cmd, e.opts.StartTimeout,
+			func(ctx context.Context) error { return e.registeredSince(ctx, spec.Host, started) })
+		if err != nil {
+			return err
+		}
+		e.Agents[spec.Host] = &Agent{Process: p, Spec: spec, URL: "http://" + listen, Listen: listen, ConfigPath: path}
+		return nil
 	}
-	path := filepath.Join(e.Dir, "agent-"+spec.Host+".yaml")
-	b, err := json.MarshalIndent(e.agentConfig(spec, listen), "", "  ")
+	var err error
+	if old := e.Agents[spec.Host]; old != nil {
+		err = start(old.Listen) // same URL across restarts, as a real host keeps its address
+	} else {
+		err = proctest.RetryPorts(1, func(ps []int) error { return start(fmt.Sprintf("127.0.0.1:%d", ps[0])) })
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return nil, err
-	}
-	// Only what the agent needs: no database (an agent never reads it).
-	cmd := exec.Command(e.Bin, "agent", "--config", path)
-	cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+e.opts.LogLevel)
-	cmd.Env = append(cmd.Env, e.opts.AgentEnv...)
-	started := time.Now()
-	p, err := proctest.Start(ctx, "unisched agent "+spec.Host, filepath.Join(e.Dir, "agent-"+spec.Host+".log"), cmd, e.opts.StartTimeout,
-		func(ctx context.Context) error { return e.registeredSince(ctx, spec.Host, started) })
-	if err != nil {
-		return nil, err
-	}
-	a := &Agent{Process: p, Spec: spec, URL: "http://" + listen, Listen: listen, ConfigPath: path}
-	e.Agents[spec.Host] = a
-	return a, nil
+	return e.Agents[spec.Host], nil
 }
 
 // registeredSince is nil once host's row carries an agent URL and a

@@ -10,14 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,19 +42,22 @@ type Server struct {
 	DB      string
 	LogPath string
 
-	admin  string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // cmd.Wait's result, valid once exited is closed
+	admin string
+	proc  *proctest.Process
 }
 
-// Pid is the server's (for uwsgi: the master's) process id.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+// Pid is the server's (for uwsgi: the master's) process id; 0 once it
+// has exited.
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Memory sums VmRSS and VmHWM (peak) in KiB over the server's process group:
 // for unisched that is the one process, for uwsgi the master and its workers.
 func (s *Server) Memory() (map[string]int, error) {
-	pids, err := proctest.GroupMembers(s.Pid())
+	pid := s.Pid()
+	if pid == 0 {
+		return nil, fmt.Errorf("%s is not running", s.Name)
+	}
+	pids, err := proctest.GroupMembers(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -84,98 +85,52 @@ func (s *Server) Memory() (map[string]int, error) {
 // group to be gone (SIGKILL to that group after that), then drops its
 // database. It is safe to call twice.
 func (s *Server) Stop() error {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+	if s == nil {
 		return nil
 	}
-	pid := s.Pid()
-	select {
-	case <-s.exited:
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			<-s.exited
-		}
-	}
-	// uwsgi workers may outlive the master by a moment; the group is ours.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left, _ := proctest.GroupMembers(pid)
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	err := s.proc.Stop(30 * time.Second)
 	if s.DB == "" {
-		return nil
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := DropDatabase(ctx, s.admin, s.DB)
+	err = errors.Join(err, DropDatabase(ctx, s.admin, s.DB))
 	s.DB = ""
 	return err
 }
 
-// start runs cmd in its own process group with output to logPath and
-// waits until ready(ctx) succeeds, failing early if the process exits.
-func start(ctx context.Context, s *Server, cmd *exec.Cmd, timeout time.Duration, ready func(context.Context) bool) error {
-	logf, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", s.LogPath, err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting %s: %w", s.Name, err)
-	}
-	s.cmd = cmd
-	s.exited = make(chan struct{})
-	go func() {
-		s.err = cmd.Wait()
-		logf.Close()
-		close(s.exited)
-	}()
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("%s exited during startup (%v); log %s:\n%s", s.Name, s.err, s.LogPath, proctest.Tail(s.LogPath, 25))
-		default:
-		}
-		if ready(ctx) {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
+// startOnPort runs the server built by launch on port (0: a free one,
+// again on a new one while the port turns out taken), waiting until
+// ready; on failure nothing of it runs and its database is dropped.
+func startOnPort(ctx context.Context, s *Server, port int, timeout time.Duration,
+	launch func(port int) (*exec.Cmd, error), ready func(context.Context) bool) error {
+	run := func(port int) error {
+		s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		cmd, err := launch(port)
+		if err != nil {
 			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s; log %s:\n%s", s.Name, timeout, s.LogPath, proctest.Tail(s.LogPath, 25))
+		s.proc, err = proctest.Start(ctx, s.Name, s.LogPath, cmd, timeout, func(ctx context.Context) error {
+			if !ready(ctx) {
+				return fmt.Errorf("%s does not answer yet", s.URL)
+			}
+			return nil
+		})
+		return err
+	}
+	var err error
+	if port != 0 {
+		if err = CheckPortFree(port); err == nil {
+			err = run(port)
 		}
-		time.Sleep(200 * time.Millisecond)
+	} else {
+		err = proctest.RetryPorts(1, func(ps []int) error { return run(ps[0]) })
 	}
-}
-
-// answers reports whether GET url/ returns 200.
-func answers(ctx context.Context, base string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", base+"/", nil)
 	if err != nil {
-		return false
+		_ = s.Stop()
+		return fmt.Errorf("%s: %w", s.Name, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return nil
 }
 
 // CheckPortFree refuses a port something already listens on: measuring
@@ -189,15 +144,10 @@ func CheckPortFree(port int) error {
 	return nil
 }
 
-// FreePort asks the kernel for an unused loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort is a loopback port nothing is bound to now, outside the
+// kernel's ephemeral range (proctest.FreePort). A server given Port 0
+// picks its own and moves when that one turns out taken.
+func FreePort() (int, error) { return proctest.FreePort() }
 
 // CreateDatabase (re)creates an empty database through the admin URL.
 func CreateDatabase(ctx context.Context, admin, name string) error {

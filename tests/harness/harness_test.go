@@ -54,7 +54,7 @@ func checkServer(t *testing.T, s *Server) {
 	if left, _ := proctest.GroupMembers(pid); len(left) > 0 {
 		t.Fatalf("processes left after Stop: %v", left)
 	}
-	if answers(context.Background(), s.URL) {
+	if Get(context.Background(), s.URL+"/", 0) == nil {
 		t.Fatalf("%s still answers after Stop", s.URL)
 	}
 }
@@ -71,11 +71,7 @@ func TestUnischedStartStop(t *testing.T) {
 	if err := BuildUnisched(ctx, root, bin); err != nil {
 		t.Fatal(err)
 	}
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := StartUnisched(ctx, UnischedOptions{Bin: bin, Port: port, DB: "harness_test_unisched", Dir: dir})
+	s, err := StartUnisched(ctx, UnischedOptions{Bin: bin, DB: "harness_test_unisched", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +88,8 @@ func TestUpstreamStartStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	s, err := StartUpstream(ctx, UpstreamOptions{Port: port, Workers: 2, DB: "harness_test_upstream", Dir: dir})
+	s, err := StartUpstream(ctx, UpstreamOptions{ Workers: 2, DB: "harness_test_upstream", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,9 @@ func BuildUnisched(ctx context.Context, root, out string) error {
 
 // UnischedOptions configures one unisched server.
 type UnischedOptions struct {
-	Bin   string // built by BuildUnisched
+	Bin string // built by BuildUnisched
+	// Port on 127.0.0.1; 0 picks a free one (and another if it is taken
+	// before serve binds it).
 	Port  int
 	DB    string // database to (re)create; serve migrates it
 	Dir   string // the log goes here
@@ -36,9 +39,6 @@ func StartUnisched(ctx context.Context, o UnischedOptions) (*Server, error) {
 	if o.Admin == "" {
 		o.Admin = AdminURL()
 	}
-	if err := CheckPortFree(o.Port); err != nil {
-		return nil, fmt.Errorf("unisched: %w", err)
-	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -49,26 +49,23 @@ func StartUnisched(ctx context.Context, o UnischedOptions) (*Server, error) {
 	if err := CreateDatabase(ctx, o.Admin, o.DB); err != nil {
 		return nil, err
 	}
-	s := &Server{Name: "unisched", URL: fmt.Sprintf("http://127.0.0.1:%d", o.Port), DB: o.DB,
-		LogPath: filepath.Join(o.Dir, "unisched.log"), admin: o.Admin}
-	cmd := exec.Command(o.Bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"UNISCHED_DATABASE_URL="+dbURL,
-		fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", o.Port),
-		"UNISCHED_LOG_LEVEL=warn",
-		"UNISCHED_TEST_RESET=false",
-		// placement only unless o.Env says otherwise: the container API's
-		// default port would clash between servers
-		"UNISCHED_CONTAINER_API_LISTEN=off",
-	)
-	cmd.Env = append(cmd.Env, o.Env...)
-	if err := start(ctx, s, cmd, time.Minute, func(ctx context.Context) bool { return answers(ctx, s.URL) }); err != nil {
-		if s.cmd != nil {
-			_ = s.Stop()
-		} else {
-			_ = DropDatabase(context.Background(), o.Admin, o.DB)
-		}
-		return nil, fmt.Errorf("unisched: %w", err)
+	s := &Server{Name: "unisched", DB: o.DB, LogPath: filepath.Join(o.Dir, "unisched.log"), admin: o.Admin}
+	launch := func(port int) (*exec.Cmd, error) {
+		cmd := exec.Command(o.Bin, "serve")
+		cmd.Env = append(os.Environ(),
+			"UNISCHED_DATABASE_URL="+dbURL,
+			fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", port),
+			"UNISCHED_LOG_LEVEL=warn",
+			"UNISCHED_TEST_RESET=false",
+			// placement only unless o.Env says otherwise: the container API's
+			// default port would clash between servers
+			"UNISCHED_CONTAINER_API_LISTEN=off",
+		)
+		cmd.Env = append(cmd.Env, o.Env...)
+		return cmd, nil
+	}
+	if err := startOnPort(ctx, s, o.Port, time.Minute, launch, func(ctx context.Context) bool { return Get(ctx, s.URL+"/", http.StatusOK) == nil }); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -35,6 +36,8 @@ func UpstreamAvailable() error {
 
 // UpstreamOptions configures one upstream Placement.
 type UpstreamOptions struct {
+	// Port on 127.0.0.1; 0 picks a free one (and another if it is taken
+	// before uwsgi binds it).
 	Port    int
 	Workers int    // uwsgi processes, 1 thread each (issue 3's anchor: 4)
 	DB      string // database to (re)create
@@ -56,9 +59,6 @@ func StartUpstream(ctx context.Context, o UpstreamOptions) (*Server, error) {
 	if o.Admin == "" {
 		o.Admin = AdminURL()
 	}
-	if err := CheckPortFree(o.Port); err != nil {
-		return nil, fmt.Errorf("upstream placement: %w", err)
-	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -69,14 +69,9 @@ func StartUpstream(ctx context.Context, o UpstreamOptions) (*Server, error) {
 	if err := CreateDatabase(ctx, o.Admin, o.DB); err != nil {
 		return nil, err
 	}
-	s := &Server{Name: "upstream", URL: fmt.Sprintf("http://127.0.0.1:%d", o.Port), DB: o.DB,
-		LogPath: filepath.Join(o.Dir, "placement.log"), admin: o.Admin}
+	s := &Server{Name: "upstream placement", DB: o.DB, LogPath: filepath.Join(o.Dir, "placement.log"), admin: o.Admin}
 	cleanup := func(err error) (*Server, error) {
-		if s.cmd != nil {
-			_ = s.Stop()
-		} else {
-			_ = DropDatabase(context.Background(), o.Admin, o.DB)
-		}
+		_ = s.Stop()
 		return nil, err
 	}
 	conf := fmt.Sprintf(`# written by tests/harness
@@ -93,52 +88,35 @@ enforce_new_defaults = false
 	if err := os.WriteFile(filepath.Join(o.Dir, "placement.conf"), []byte(conf), 0o644); err != nil {
 		return cleanup(err)
 	}
-	// uwsgi settings as the lab runs placement-api: one thread per worker,
-	// the WSGI script loaded in every worker, no keep-alive.
-	ini := fmt.Sprintf(`# written by tests/harness
-[uwsgi]
-plugins = python3
-http-socket = 127.0.0.1:%d
-wsgi-file = %s
-env = OS_PLACEMENT_CONFIG_DIR=%s
-master = true
-processes = %d
-threads = 1
-enable-threads = true
-lazy-apps = true
-thunder-lock = true
-buffer-size = 65535
-http-auto-chunked = true
-http-chunked-input = true
-http-raw-body = true
-wsgi-manage-chunked-input = true
-add-header = Connection: close
-die-on-term = true
-no-orphans = true
-listen = 100
-`, o.Port, placementAPI, o.Dir, o.Workers)
-	iniPath := filepath.Join(o.Dir, "uwsgi.ini")
-	if err := os.WriteFile(iniPath, []byte(ini), 0o644); err != nil {
-		return cleanup(err)
-	}
 	sync := exec.CommandContext(ctx, placementManage, "--config-file", filepath.Join(o.Dir, "placement.conf"), "db", "sync")
 	sync.Env = debianEnv("OS_PLACEMENT_CONFIG_DIR=" + o.Dir)
 	sync.Dir = "/"
 	if out, err := sync.CombinedOutput(); err != nil {
 		return cleanup(fmt.Errorf("placement-manage db sync: %w\n%s", err, out))
 	}
-	cmd := exec.Command(uwsgiBin, "--ini", iniPath)
-	cmd.Env = debianEnv()
-	cmd.Dir = "/"
+	iniPath := filepath.Join(o.Dir, "uwsgi.ini")
 	// Ready when every worker logged that it loaded the app: GET / alone
 	// would answer as soon as the first one is up and the first measured
 	// requests would wait for the others' imports.
-	ready := func(ctx context.Context) bool {
-		b, _ := os.ReadFile(s.LogPath)
-		return strings.Count(string(b), "WSGI app 0 (mountpoint='') ready") >= o.Workers && answers(ctx, s.URL)
+	var from int64
+	launch := func(port int) (*exec.Cmd, error) {
+		from = LogSize(s.LogPath)
+		// uwsgi settings as the lab runs placement-api: one thread per
+		// worker, the WSGI script loaded in every worker, no keep-alive.
+		ini := UWSGIConfig(port, placementAPI, "OS_PLACEMENT_CONFIG_DIR="+o.Dir, o.Workers, 1,
+			"http-auto-chunked = true\nhttp-chunked-input = true\nhttp-raw-body = true\nwsgi-manage-chunked-input = true\n")
+		if err := os.WriteFile(iniPath, []byte(ini), 0o644); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(uwsgiBin, "--ini", iniPath)
+		cmd.Env = debianEnv()
+		cmd.Dir = "/"
+		return cmd, nil
 	}
-	if err := start(ctx, s, cmd, 3*time.Minute, ready); err != nil {
-		return cleanup(fmt.Errorf("upstream placement: %w", err))
+	if err := startOnPort(ctx, s, o.Port, 3*time.Minute, launch, func(ctx context.Context) bool {
+		return UWSGIReady(s.LogPath, from, o.Workers) && Get(ctx, s.URL+"/", http.StatusOK) == nil
+	}); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -166,4 +144,50 @@ func sqlalchemyURL(admin, db string) (string, error) {
 	u.Scheme = "postgresql+psycopg2"
 	u.Path = "/" + db
 	return u.String(), nil
+}
+
+// UWSGIConfig is the uwsgi.ini the harnesses run Debian's WSGI
+// applications with (placement-api, keystone-wsgi-public): a master and
+// processes workers of threads threads on 127.0.0.1:port, the script
+// loaded in every worker, env one KEY=value setting, no keep-alive; extra
+// adds lines.
+func UWSGIConfig(port int, wsgiFile, env string, processes, threads int, extra string) string {
+	return fmt.Sprintf(`# written by tests/harness
+[uwsgi]
+plugins = python3
+http-socket = 127.0.0.1:%d
+wsgi-file = %s
+env = %s
+master = true
+processes = %d
+threads = %d
+enable-threads = true
+lazy-apps = true
+thunder-lock = true
+buffer-size = 65535
+add-header = Connection: close
+die-on-term = true
+no-orphans = true
+listen = 100
+%s`, port, wsgiFile, env, processes, threads, extra)
+}
+
+// LogSize is the size of the log at path (0 when there is none yet): where
+// the next run's lines begin.
+func LogSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// UWSGIReady reports whether uwsgi logged, after the first from bytes of
+// its log, that all its workers loaded the application.
+func UWSGIReady(logPath string, from int64, workers int) bool {
+	b, _ := os.ReadFile(logPath)
+	if from > int64(len(b)) {
+		from = 0
+	}
+	return strings.Count(string(b[from:]), "WSGI app 0 (mountpoint='') ready") >= workers
 }

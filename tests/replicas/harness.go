@@ -21,15 +21,11 @@ package replicas
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -124,7 +120,7 @@ type Replica struct {
 	PlacementURL string
 	ContainerURL string
 
-	placementPort, containerPort int
+	serve harness.Serve
 }
 
 // Agent is one running `unisched agent`.
@@ -165,8 +161,6 @@ type Cluster struct {
 	serveDBURL string
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
 // Start brings up the cluster; everything stops when t ends. Any failure
 // ends the test.
 func Start(t testing.TB, opts Options) *Cluster {
@@ -185,36 +179,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 		containers.NeedAgent(t)
 	}
 	c.Bin = containers.Binary(t)
-	if a := os.Getenv("ARTIFACTS"); a != "" {
-		c.Dir = filepath.Join(a, "replicas", unsafeName.ReplaceAllString(t.Name(), "_"))
-		_ = os.RemoveAll(c.Dir)
-	} else {
-		c.Dir = t.TempDir()
-	}
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	c.Dir = harness.ArtifactsDir(t, "replicas")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	suffix := make([]byte, 5)
-	_, _ = rand.Read(suffix)
-	c.DBName = "unisched_rep_" + hex.EncodeToString(suffix)
-	admin := harness.AdminURL()
-	if err := harness.CreateDatabase(ctx, admin, c.DBName); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := harness.DropDatabase(ctx, admin, c.DBName); err != nil {
-			t.Errorf("dropping %s: %v", c.DBName, err)
-		}
-	})
-	var err error
-	if c.DBURL, err = harness.DatabaseURL(admin, c.DBName); err != nil {
-		t.Fatal(err)
-	}
+	c.DBName, c.DBURL = harness.TestDatabase(ctx, t, "unisched_rep")
 	c.serveDBURL = c.DBURL
 	if opts.TCP {
 		c.serveDBURL = "postgres://postgres@127.0.0.1:5432/" + c.DBName
@@ -222,14 +191,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 
 	for i := range opts.Replicas {
 		r := &Replica{Index: i, Name: fmt.Sprintf("unisched-r%d", i)}
-		if r.placementPort, err = freePort(); err != nil {
-			t.Fatal(err)
-		}
-		if r.containerPort, err = freePort(); err != nil {
-			t.Fatal(err)
-		}
-		r.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", r.placementPort)
-		r.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", r.containerPort)
+		r.serve = harness.Serve{Name: r.Name, Bin: c.Bin, LogPath: filepath.Join(c.Dir, r.Name+".log"), DBURL: c.replicaDBURL(r),
+			Env: c.serveEnv(), Timeout: 2 * time.Minute}
 		c.Replicas = append(c.Replicas, r)
 	}
 	// Cleanups run last-registered first: agents, then haproxy, then the
@@ -260,6 +223,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	if c.DB, err = pgxpool.New(ctx, c.DBURL); err != nil {
 		t.Fatal(err)
 	}
@@ -295,48 +259,25 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-var (
-	portMu   sync.Mutex
-	portNext = 23000 + mrand.IntN(900)
-)
-
-// freePort is a free port of this suite's range, 23000-23999.
-func freePort() (int, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	for range 1000 {
-		p := portNext
-		portNext++
-		if portNext > 23999 {
-			portNext = 23000
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p, nil
-	}
-	return 0, errors.New("no free port in 23000-23999")
-}
-
-// serveEnv is what every replica runs with: short leader and reconcile
-// intervals, so that the tests see failovers and runs in seconds.
-func (c *Cluster) serveEnv(r *Replica) []string {
+// replicaDBURL is the database URL of replica r: its name as
+// application_name, so that pg_stat_activity tells its sessions.
+func (c *Cluster) replicaDBURL(r *Replica) string {
 	u, _ := url.Parse(c.serveDBURL)
 	q := u.Query()
 	q.Set("application_name", r.Name)
 	u.RawQuery = q.Encode()
-	env := append(os.Environ(),
-		"UNISCHED_DATABASE_URL="+u.String(),
-		fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", r.placementPort),
-		fmt.Sprintf("UNISCHED_CONTAINER_API_LISTEN=127.0.0.1:%d", r.containerPort),
+	return u.String()
+}
+
+// serveEnv is what every replica runs with: short leader and reconcile
+// intervals, so that the tests see failovers and runs in seconds.
+func (c *Cluster) serveEnv() []string {
+	return append([]string{
 		"UNISCHED_TEST_RESET=false",
-		"UNISCHED_LOG_LEVEL="+c.opts.LogLevel,
+		"UNISCHED_LOG_LEVEL=" + c.opts.LogLevel,
 		"UNISCHED_LEADER_RETRY_INTERVAL=250ms",
 		"UNISCHED_RECONCILE_INTERVAL=2s",
-	)
-	return append(env, c.opts.ServeEnv...)
+	}, c.opts.ServeEnv...)
 }
 
 // StartReplica starts (or restarts, after Kill or Stop) one replica and
@@ -345,40 +286,17 @@ func (c *Cluster) StartReplica(ctx context.Context, r *Replica) error {
 	if r.Process != nil && !r.Exited() {
 		return fmt.Errorf("%s already runs (pid %d)", r.Name, r.Pid())
 	}
-	cmd := exec.Command(c.Bin, "serve")
-	cmd.Env = c.serveEnv(r)
-	p, err := proctest.Start(ctx, r.Name, filepath.Join(c.Dir, r.Name+".log"), cmd, 2*time.Minute, func(ctx context.Context) error {
-		if err := get(ctx, r.PlacementURL+"/", http.StatusOK); err != nil {
-			return err
-		}
-		return get(ctx, r.ContainerURL+"/", 0)
-	})
+	p, err := r.serve.Start(ctx)
 	if err != nil {
 		return err
 	}
 	r.Process = p
+	r.PlacementURL, r.ContainerURL = r.serve.PlacementURL(), r.serve.ContainerURL()
 	return nil
 }
 
-// get GETs url; want 0 accepts any HTTP status.
-func get(ctx context.Context, url string, want int) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if want != 0 && resp.StatusCode != want {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
-}
+// get is harness.Get: GET url; want 0 accepts any HTTP status.
+var get = harness.Get
 
 // healthPath is the route haproxy checks: serve's readiness endpoint when
 // this tree has one (/readyz, then /healthz), else GET / of Placement
@@ -440,8 +358,8 @@ listen stats
 		name, expect string
 		port         func(*Replica) int
 	}{
-		{"placement", expect, func(r *Replica) int { return r.placementPort }},
-		{"container", cexpect, func(r *Replica) int { return r.containerPort }},
+		{"placement", expect, func(r *Replica) int { return r.serve.PlacementPort }},
+		{"container", cexpect, func(r *Replica) int { return r.serve.ContainerPort }},
 	} {
 		fmt.Fprintf(&b, "\nbackend %s\n    balance roundrobin\n    option httpchk GET %s\n    %s\n", be.name, c.HealthPath, be.expect)
 		for _, r := range c.Replicas {
@@ -451,35 +369,31 @@ listen stats
 	return b.String()
 }
 
+// startBalancer starts haproxy on three free ports (new ones while one
+// turns out taken) and waits until it sees every replica UP.
 func (c *Cluster) startBalancer(ctx context.Context) error {
-	var ports [3]int
-	for i := range ports {
-		p, err := freePort()
+	return proctest.RetryPorts(3, func(ports []int) error {
+		c.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		c.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+		c.StatsURL = fmt.Sprintf("http://127.0.0.1:%d/stats", ports[2])
+		cfg := filepath.Join(c.Dir, "haproxy.cfg")
+		if err := os.WriteFile(cfg, []byte(c.haproxyConfig(ports[0], ports[1], ports[2])), 0o644); err != nil {
+			return err
+		}
+		if out, err := exec.CommandContext(ctx, HAProxy, "-c", "-f", cfg).CombinedOutput(); err != nil {
+			return fmt.Errorf("haproxy -c -f %s: %v\n%s", cfg, err, out)
+		}
+		// -db: foreground, logs to stdout; the harness owns its pid.
+		cmd := exec.Command(HAProxy, "-db", "-f", cfg)
+		p, err := proctest.Start(ctx, "haproxy", filepath.Join(c.Dir, "haproxy.log"), cmd, time.Minute, func(ctx context.Context) error {
+			return c.backendsUp(ctx, len(c.Replicas))
+		})
 		if err != nil {
 			return err
 		}
-		ports[i] = p
-	}
-	c.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	c.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	c.StatsURL = fmt.Sprintf("http://127.0.0.1:%d/stats", ports[2])
-	cfg := filepath.Join(c.Dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(c.haproxyConfig(ports[0], ports[1], ports[2])), 0o644); err != nil {
-		return err
-	}
-	if out, err := exec.CommandContext(ctx, HAProxy, "-c", "-f", cfg).CombinedOutput(); err != nil {
-		return fmt.Errorf("haproxy -c -f %s: %v\n%s", cfg, err, out)
-	}
-	// -db: foreground, logs to stdout; the harness owns its pid.
-	cmd := exec.Command(HAProxy, "-db", "-f", cfg)
-	p, err := proctest.Start(ctx, "haproxy", filepath.Join(c.Dir, "haproxy.log"), cmd, time.Minute, func(ctx context.Context) error {
-		return c.backendsUp(ctx, len(c.Replicas))
+		c.Balancer = p
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	c.Balancer = p
-	return nil
 }
 
 // Backends is haproxy's view: backend -> server -> status (UP, DOWN, ...).
@@ -655,35 +569,33 @@ func (c *Cluster) agentConfig(spec containers.AgentSpec, listen string) map[stri
 
 // StartAgent starts one agent and waits until its host is registered.
 func (c *Cluster) StartAgent(ctx context.Context, spec containers.AgentSpec) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	path := filepath.Join(c.Dir, "agent-"+spec.Host+".yaml")
-	b, err := json.MarshalIndent(c.agentConfig(spec, listen), "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return err
-	}
-	cmd := exec.Command(c.Bin, "agent", "--config", path)
-	cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+c.opts.LogLevel, "UNISCHED_LOG_FORMAT=json")
-	p, err := proctest.Start(ctx, "agent "+spec.Host, filepath.Join(c.Dir, "agent-"+spec.Host+".log"), cmd, 2*time.Minute,
-		func(ctx context.Context) error {
-			var url string
-			err := c.DB.QueryRow(ctx, `SELECT agent_url FROM bridge_hosts WHERE name = $1 AND heartbeat_at IS NOT NULL`, spec.Host).Scan(&url)
-			if err != nil {
-				return fmt.Errorf("host %s not registered: %w", spec.Host, err)
-			}
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-	c.Agents[spec.Host] = &Agent{Process: p, Spec: spec, URL: "http://" + listen}
-	return nil
+	return proctest.RetryPorts(1, func(ports []int) error {
+		listen := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		path := filepath.Join(c.Dir, "agent-"+spec.Host+".yaml")
+		b, err := json.MarshalIndent(c.agentConfig(spec, listen), "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+		cmd := exec.Command(c.Bin, "agent", "--config", path)
+		cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+c.opts.LogLevel, "UNISCHED_LOG_FORMAT=json")
+		p, err := proctest.Start(ctx, "agent "+spec.Host, filepath.Join(c.Dir, "agent-"+spec.Host+".log"), cmd, 2*time.Minute,
+			func(ctx context.Context) error {
+				var url string
+				err := c.DB.QueryRow(ctx, `SELECT agent_url FROM bridge_hosts WHERE name = $1 AND heartbeat_at IS NOT NULL`, spec.Host).Scan(&url)
+				if err != nil {
+					return fmt.Errorf("host %s not registered: %w", spec.Host, err)
+				}
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+		c.Agents[spec.Host] = &Agent{Process: p, Spec: spec, URL: "http://" + listen}
+		return nil
+	})
 }
 
 // AppliedEvent is one "event applied" line of an agent's log.
