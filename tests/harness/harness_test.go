@@ -89,7 +89,7 @@ func TestUpstreamStartStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	s, err := StartUpstream(ctx, UpstreamOptions{ Workers: 2, DB: "harness_test_upstream", Dir: dir})
+	s, err := StartUpstream(ctx, UpstreamOptions{Workers: 2, DB: "harness_test_upstream", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
