@@ -117,13 +117,30 @@ const PortAttempts = 5
 // again with n new ones, PortAttempts times at most. start must leave
 // nothing running when it fails.
 func RetryPorts(n int, start func(ports []int) error) error {
-	var err error
-	for range PortAttempts {
-		var ps []int
-		if ps, err = FreePorts(n); err != nil {
-			return err
+	ps := make([]int, n)
+	ptrs := make([]*int, n)
+	for i := range ps {
+		ptrs[i] = &ps[i]
+	}
+	return MovePorts(ptrs, func() error { return start(ps) })
+}
+
+// MovePorts is RetryPorts for ports chosen already (written into
+// configuration before the process starts): start runs on them, zero ones
+// picked first, and while it fails with AddrInUse, new FreePorts are
+// written into ports and start runs again (start must then update
+// whatever refers to the old ones).
+func MovePorts(ports []*int, start func() error) (err error) {
+	for attempt := range PortAttempts {
+		for _, p := range ports {
+			if *p != 0 && attempt == 0 {
+				continue
+			}
+			if *p, err = FreePort(); err != nil {
+				return err
+			}
 		}
-		if err = start(ps); !AddrInUse(err) {
+		if err = start(); !AddrInUse(err) {
 			return err
 		}
 	}

@@ -103,3 +103,34 @@ time.sleep(60)`, ps[0])
 		t.Errorf("the second run's own output says address in use:\n%v", got.Failed())
 	}
 }
+
+func TestMovePorts(t *testing.T) {
+	a, b := 31999, 0
+	var seen [][2]int
+	err := MovePorts([]*int{&a, &b}, func() error {
+		seen = append(seen, [2]int{a, b})
+		if len(seen) < 3 {
+			return errors.New("bind: address already in use")
+		}
+		return nil
+	})
+	if err != nil || len(seen) != 3 {
+		t.Fatalf("err %v after %v", err, seen)
+	}
+	if seen[0][0] != 31999 || seen[0][1] == 0 {
+		t.Errorf("first attempt %v: want the given port kept and the zero one picked", seen[0])
+	}
+	if seen[1][0] == 31999 || seen[1] == seen[0] || seen[2] == seen[1] {
+		t.Errorf("attempts %v: want new ports after each failure", seen)
+	}
+	n := 0
+	err = MovePorts([]*int{&a}, func() error { n++; return errors.New("address already in use") })
+	if err == nil || n != PortAttempts {
+		t.Errorf("always taken: %d attempts, err %v", n, err)
+	}
+	n = 0
+	err = MovePorts([]*int{&a}, func() error { n++; return errors.New("boom") })
+	if err == nil || n != 1 {
+		t.Errorf("other failure: %d attempts, err %v; want one", n, err)
+	}
+}

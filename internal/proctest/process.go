@@ -59,7 +59,7 @@ func (p *Process) Log(lines int) string { return Tail(p.LogPath, lines) }
 // status and the end of what this run of it wrote (so that AddrInUse can
 // tell a port taken from another failure).
 func (p *Process) Failed() error {
-	return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, tailFrom(p.LogPath, p.logFrom, 30))
+	return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, TailFrom(p.LogPath, p.logFrom, 30))
 }
 
 // Launch starts cmd in its own process group with its output appended to
@@ -123,7 +123,7 @@ func (p *Process) Wait(ctx context.Context, timeout time.Duration, ready func(co
 			return nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s (%v); last lines of %s:\n%s", p.Name, timeout, last, p.LogPath, tailFrom(p.LogPath, p.logFrom, 30))
+			return fmt.Errorf("%s not ready after %s (%v); last lines of %s:\n%s", p.Name, timeout, last, p.LogPath, TailFrom(p.LogPath, p.logFrom, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

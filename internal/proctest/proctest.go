@@ -61,11 +61,11 @@ func GroupMembers(pgid int) ([]int, error) {
 
 // Tail is the last lines of the file at path ("" if it cannot be read),
 // for the error of a process that failed to start.
-func Tail(path string, lines int) string { return tailFrom(path, 0, lines) }
+func Tail(path string, lines int) string { return TailFrom(path, 0, lines) }
 
-// tailFrom is Tail of what was written to path from offset on (what one
+// TailFrom is Tail of what was written to path from offset on (what one
 // run of a process appended to a log kept across its restarts).
-func tailFrom(path string, offset int64, lines int) string {
+func TailFrom(path string, offset int64, lines int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""

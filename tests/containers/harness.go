@@ -230,7 +230,7 @@ func Start(t testing.TB, opts Options) *Env {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	env.DBName, env.DBURL = harness.TestDatabase(ctx, t, "unisched_ctr")
+	env.DBName, env.DBURL = harness.TestDatabase(ctx, t, "", "unisched_ctr")
 	env.serve = harness.Serve{Name: "unisched serve", Bin: env.Bin, LogPath: filepath.Join(env.Dir, "serve.log"), DBURL: env.DBURL,
 		Env: append([]string{"UNISCHED_TEST_RESET=true", "UNISCHED_LOG_LEVEL=" + opts.LogLevel}, opts.ServeEnv...), Timeout: opts.StartTimeout}
 

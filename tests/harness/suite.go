@@ -40,15 +40,17 @@ func ArtifactsDir(t testing.TB, suite string) string {
 	return dir
 }
 
-// TestDatabase creates an empty database prefix_<random hex> on the
-// PostgreSQL of AdminURL, dropped when t ends, and returns its name and
-// URL.
-func TestDatabase(ctx context.Context, t testing.TB, prefix string) (name, url string) {
+// TestDatabase creates an empty database prefix_<random hex> through the
+// admin URL ("": AdminURL()), dropped when t ends, and returns its name
+// and URL.
+func TestDatabase(ctx context.Context, t testing.TB, admin, prefix string) (name, url string) {
 	t.Helper()
 	suffix := make([]byte, 5)
 	_, _ = rand.Read(suffix)
 	name = prefix + "_" + hex.EncodeToString(suffix)
-	admin := AdminURL()
+	if admin == "" {
+		admin = AdminURL()
+	}
 	if err := CreateDatabase(ctx, admin, name); err != nil {
 		t.Fatal(err)
 	}

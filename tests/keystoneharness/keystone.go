@@ -30,7 +30,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,7 +70,8 @@ func Required() bool { return os.Getenv(EnvRequire) == "1" }
 
 // Options configures one Keystone. The zero value is usable.
 type Options struct {
-	// Port on 127.0.0.1; 0 picks a free one.
+	// Port on 127.0.0.1; 0 picks a free one (and another while the one
+	// picked turns out taken when uwsgi binds it).
 	Port int
 	// AdminPassword of the bootstrap admin; default a random one.
 	AdminPassword string
@@ -103,10 +103,8 @@ type Keystone struct {
 	Dir     string
 	LogPath string
 
-	db, admin string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	waitErr   error
+	db   string
+	proc *proctest.Process
 
 	mu         sync.Mutex
 	adminToken Token
@@ -151,18 +149,13 @@ func start(t testing.TB, o Options) (*Keystone, error) {
 	if o.AdminURL == "" {
 		o.AdminURL = harness.AdminURL()
 	}
-	if o.Port == 0 {
-		p, err := harness.FreePort()
-		if err != nil {
+	if o.Port != 0 {
+		if err := harness.CheckPortFree(o.Port); err != nil {
 			return nil, err
 		}
-		o.Port = p
-	} else if err := harness.CheckPortFree(o.Port); err != nil {
-		return nil, err
 	}
 	dir := t.TempDir()
 	ks := &Keystone{
-		URL:             fmt.Sprintf("http://127.0.0.1:%d/v3", o.Port),
 		AdminUser:       "admin",
 		AdminPassword:   o.AdminPassword,
 		AdminProject:    "admin",
@@ -170,18 +163,16 @@ func start(t testing.TB, o Options) (*Keystone, error) {
 		TokenExpiration: o.TokenExpiration.Truncate(time.Second),
 		Dir:             dir,
 		LogPath:         filepath.Join(dir, "keystone.log"),
-		db:              "keystone_" + dbSuffix(t.Name()),
-		admin:           o.AdminURL,
 		client:          &http.Client{Timeout: 3 * time.Minute}, // minutes: a loaded machine
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	if err := harness.CreateDatabase(ctx, o.AdminURL, ks.db); err != nil {
-		return nil, err
-	}
+	ks.db, _ = harness.TestDatabase(ctx, t, o.AdminURL, "keystone_"+testName(t.Name()))
 	t.Cleanup(func() {
-		if err := ks.stop(); err != nil {
-			t.Errorf("stopping keystone: %v", err)
+		// SIGKILL to its group after a minute: a loaded machine, not a
+		// fault of the code under test
+		if err := ks.proc.Stop(60 * time.Second); err != nil {
+			t.Logf("stopping keystone: %v", err)
 		}
 	})
 	conn, err := connection(o.AdminURL, ks.db)
@@ -243,148 +234,79 @@ enabled = false
 	if err := errors.Join(all...); err != nil {
 		return nil, err
 	}
-	if err := manage(ctx, dir, conf, "bootstrap",
-		"--bootstrap-username", ks.AdminUser, "--bootstrap-password", ks.AdminPassword,
-		"--bootstrap-project-name", ks.AdminProject, "--bootstrap-role-name", "admin",
-		"--bootstrap-service-name", "keystone", "--bootstrap-region-id", ks.Region,
-		"--bootstrap-public-url", ks.URL, "--bootstrap-internal-url", ks.URL, "--bootstrap-admin-url", ks.URL); err != nil {
-		return nil, err
+	// The port is in the catalog bootstrap writes (a second bootstrap
+	// updates the endpoints) and in uwsgi.ini: both again on a new port.
+	run := func(port int) error {
+		ks.URL = fmt.Sprintf("http://127.0.0.1:%d/v3", port)
+		if err := manage(ctx, dir, conf, "bootstrap",
+			"--bootstrap-username", ks.AdminUser, "--bootstrap-password", ks.AdminPassword,
+			"--bootstrap-project-name", ks.AdminProject, "--bootstrap-role-name", "admin",
+			"--bootstrap-service-name", "keystone", "--bootstrap-region-id", ks.Region,
+			"--bootstrap-public-url", ks.URL, "--bootstrap-internal-url", ks.URL, "--bootstrap-admin-url", ks.URL); err != nil {
+			return err
+		}
+		return ks.run(ctx, port, conf, o.Workers)
 	}
-	ini := fmt.Sprintf(`# written by tests/keystoneharness
-[uwsgi]
-plugins = python3
-http-socket = 127.0.0.1:%d
-wsgi-file = %s
-env = OS_KEYSTONE_CONFIG_FILES=%s
-master = true
-processes = %d
-threads = 4
-enable-threads = true
-lazy-apps = true
-thunder-lock = true
-buffer-size = 65535
-die-on-term = true
-no-orphans = true
-add-header = Connection: close
-listen = 100
-`, o.Port, keystoneWSGI, conf, o.Workers)
-	iniPath := filepath.Join(dir, "uwsgi.ini")
-	if err := os.WriteFile(iniPath, []byte(ini), 0o600); err != nil {
-		return nil, err
+	if o.Port != 0 {
+		err = run(o.Port)
+	} else {
+		err = proctest.RetryPorts(1, func(ps []int) error { return run(ps[0]) })
 	}
-	if err := ks.run(ctx, iniPath, o.Workers); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return ks, nil
 }
 
-// run starts uwsgi and waits until every worker loaded Keystone and GET
-// /v3 answers.
-func (ks *Keystone) run(ctx context.Context, iniPath string, workers int) error {
-	logf, err := os.OpenFile(ks.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+// run starts uwsgi on port and waits until every worker loaded Keystone
+// and GET /v3 answers.
+func (ks *Keystone) run(ctx context.Context, port int, conf string, workers int) error {
+	iniPath := filepath.Join(ks.Dir, "uwsgi.ini")
+	ini := harness.UWSGIConfig(port, keystoneWSGI, "OS_KEYSTONE_CONFIG_FILES="+conf, workers, 4, "")
+	if err := os.WriteFile(iniPath, []byte(ini), 0o600); err != nil {
 		return err
 	}
 	cmd := exec.Command(uwsgiBin, "--ini", iniPath)
 	cmd.Env, cmd.Dir = debianEnv(ks.Dir), ks.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// own group: the workers are waited for and, as a last resort, killed
-	// with it; if the test binary dies, uwsgi gets SIGTERM.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting uwsgi: %w", err)
-	}
-	ks.cmd, ks.exited = cmd, make(chan struct{})
-	go func() {
-		ks.waitErr = cmd.Wait()
-		logf.Close()
-		close(ks.exited)
-	}()
+	from := harness.LogSize(ks.LogPath)
 	// minutes, not seconds: on a loaded 2-core machine loading Keystone
 	// has taken over two
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		select {
-		case <-ks.exited:
-			return fmt.Errorf("keystone (uwsgi) exited during startup (%v); %s:\n%s", ks.waitErr, ks.LogPath, proctest.Tail(ks.LogPath, 30))
-		default:
+	p, err := proctest.Start(ctx, "keystone (uwsgi)", ks.LogPath, cmd, 5*time.Minute, func(ctx context.Context) error {
+		if !harness.UWSGIReady(ks.LogPath, from, workers) {
+			return errors.New("workers still loading keystone")
 		}
-		b, _ := os.ReadFile(ks.LogPath)
-		if strings.Count(string(b), "WSGI app 0 (mountpoint='') ready") >= workers && ks.answers(ctx) {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("keystone not ready after 5m; %s:\n%s", ks.LogPath, proctest.Tail(ks.LogPath, 30))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return ks.answers(ctx)
+	})
+	if err != nil {
+		return err
 	}
+	ks.proc = p
+	return nil
 }
 
-func (ks *Keystone) answers(ctx context.Context) bool {
+func (ks *Keystone) answers(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", ks.URL, nil)
 	if err != nil {
-		return false
+		return err
 	}
 	resp, err := ks.client.Do(req)
 	if err != nil {
-		return false
+		return err
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", ks.URL, resp.Status)
+	}
+	return nil
 }
 
 // Pid is the uwsgi master's process id (0 when not running).
-func (ks *Keystone) Pid() int {
-	if ks.cmd == nil || ks.cmd.Process == nil {
-		return 0
-	}
-	return ks.cmd.Process.Pid
-}
+func (ks *Keystone) Pid() int { return ks.proc.Pid() }
 
 // Log is the end of Keystone's log, for failure messages.
 func (ks *Keystone) Log(lines int) string { return proctest.Tail(ks.LogPath, lines) }
-
-// stop sends SIGTERM to uwsgi, waits for its group to be gone (SIGKILL
-// to that group after 60 s), then drops the database.
-func (ks *Keystone) stop() error {
-	var errs []error
-	if pid := ks.Pid(); pid != 0 {
-		select {
-		case <-ks.exited:
-		default:
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			select {
-			case <-ks.exited:
-			case <-time.After(60 * time.Second):
-				// a loaded machine, not a fault of the code under test
-				fmt.Fprintf(os.Stderr, "keystoneharness: uwsgi %d still ran 60s after SIGTERM: killed its group\n", pid)
-				_ = syscall.Kill(-pid, syscall.SIGKILL)
-				<-ks.exited
-			}
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			left, _ := proctest.GroupMembers(pid)
-			if len(left) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				_ = syscall.Kill(-pid, syscall.SIGKILL)
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := harness.DropDatabase(ctx, ks.admin, ks.db); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
 
 // manage runs keystone-manage with the harness's configuration.
 func manage(ctx context.Context, dir, conf string, args ...string) error {
@@ -419,13 +341,13 @@ func connection(admin, db string) (string, error) {
 
 var nonIdent = regexp.MustCompile(`[^a-z0-9]+`)
 
-// dbSuffix makes a database name unique per test and run.
-func dbSuffix(name string) string {
+// testName is the test's name as part of a database name.
+func testName(name string) string {
 	s := strings.Trim(nonIdent.ReplaceAllString(strings.ToLower(name), "_"), "_")
 	if len(s) > 30 {
 		s = s[:30]
 	}
-	return s + "_" + randomHex(4)
+	return s
 }
 
 func randomHex(n int) string {

@@ -100,11 +100,11 @@ func mustProjectID(t *testing.T, ks *Keystone, name string) string {
 	return out.Projects[0].ID
 }
 
-func TestDBSuffix(t *testing.T) {
+func TestTestName(t *testing.T) {
 	for _, name := range []string{"TestX", "TestKeystone/sub test", strings.Repeat("a", 80)} {
-		s := dbSuffix(name)
-		if len(s) > 40 || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
-			t.Errorf("dbSuffix(%q) = %q", name, s)
+		s := testName(name)
+		if s == "" || len(s) > 30 || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+			t.Errorf("testName(%q) = %q", name, s)
 		}
 	}
 }

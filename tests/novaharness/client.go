@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 // APIError is a non-2xx answer of one of the services.
@@ -170,7 +172,7 @@ func (e *Env) Allocations(ctx context.Context, consumer string) (map[string]map[
 // (the scheduler's periodic discovery) and each compute's provider is in
 // unisched's Placement with its inventory.
 func (e *Env) waitNova(ctx context.Context) error {
-	procs := []*Process{e.Processes["nova-api"], e.Processes["nova-conductor"], e.Processes["nova-scheduler"]}
+	procs := []*proctest.Process{e.Processes["nova-api"], e.Processes["nova-conductor"], e.Processes["nova-scheduler"]}
 	queues := []string{"conductor", "scheduler"}
 	for _, c := range e.Computes {
 		procs = append(procs, e.Processes["nova-compute-"+c.Host])
@@ -179,7 +181,7 @@ func (e *Env) waitNova(ctx context.Context) error {
 	alive := func() error {
 		for _, p := range procs {
 			if p.Exited() {
-				return p.failed()
+				return p.Failed()
 			}
 		}
 		return nil

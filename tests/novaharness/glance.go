@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/tests/harness"
 )
 
@@ -70,7 +71,7 @@ func StartGlance(ctx context.Context, opts GlanceOptions) (g *Glance, err error)
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	t0 := time.Now()
-	e := &Env{opts: Options{AdminURL: opts.AdminURL}, admin: opts.AdminURL, Processes: map[string]*Process{},
+	e := &Env{opts: Options{AdminURL: opts.AdminURL}, admin: opts.AdminURL, Processes: map[string]*proctest.Process{},
 		startedAt: t0, http: &http.Client{Timeout: 60 * time.Second}}
 	g = &Glance{env: e}
 	defer func() {
@@ -123,7 +124,7 @@ func (g *Glance) LogPath() string { return filepath.Join(g.Dir, "logs", "glance-
 
 // Log is the tail of glance-api's log and output, for failure messages.
 func (g *Glance) Log(lines int) string {
-	out := tail(g.LogPath(), lines)
+	out := proctest.Tail(g.LogPath(), lines)
 	if p := g.env.Processes["glance-api"]; p != nil {
 		out += "\n--- glance-api.out\n" + p.Log(lines)
 	}

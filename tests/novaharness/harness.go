@@ -42,6 +42,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/internal/rabbittest"
 	"github.com/unisched/unisched/tests/harness"
 )
@@ -176,7 +177,7 @@ type Env struct {
 	Upstream *harness.Server
 	// Serve is `unisched serve` (StartServe, StopServe, KillServe restart
 	// it on the same database); DBName, DBURL and DB (a pool) its database.
-	Serve         *Process
+	Serve         *proctest.Process
 	DBName, DBURL string
 	DB            *pgxpool.Pool
 	// ContainerURL is serve's container API (Zun v1, /v1/..., /metrics);
@@ -198,7 +199,7 @@ type Env struct {
 	// Processes by name: glance-api, nova-api,
 	// nova-conductor, nova-scheduler, nova-compute-<host>, unisched-serve,
 	// unisched-agent-<host>.
-	Processes map[string]*Process
+	Processes map[string]*proctest.Process
 	Computes  []ComputeSpec
 	// ImageID is the 1 KiB raw image "cirros-fake" (never read by the fake
 	// driver); flavor "m1.tiny" (id 1: 1 vCPU, 512 MB, 1 GB) exists too.
@@ -279,7 +280,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	e := &Env{opts: opts, admin: opts.AdminURL, Processes: map[string]*Process{}, Computes: opts.Computes,
+	e := &Env{opts: opts, admin: opts.AdminURL, Processes: map[string]*proctest.Process{}, Computes: opts.Computes,
 		startedAt: time.Now(), http: &http.Client{Timeout: 5 * time.Minute}}
 	defer func() {
 		if err != nil {
@@ -538,7 +539,7 @@ func firstErrors(tasks ...*task) error {
 	return errors.Join(errs...)
 }
 
-func (e *Env) addProcess(p *Process) {
+func (e *Env) addProcess(p *proctest.Process) {
 	e.mu.Lock()
 	e.Processes[p.Name] = p
 	e.mu.Unlock()
@@ -583,7 +584,7 @@ func (e *Env) run(ctx context.Context, name string, cmd *exec.Cmd) error {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("%s (%s): %w; last lines of %s:\n%s", name, strings.Join(cmd.Args, " "), err, logPath, tail(logPath, 30))
+		return fmt.Errorf("%s (%s): %w; last lines of %s:\n%s", name, strings.Join(cmd.Args, " "), err, logPath, proctest.Tail(logPath, 30))
 	}
 	e.timed(name, t0)
 	return nil
@@ -641,40 +642,18 @@ func (e *Env) startGlance(ctx context.Context, db string) error {
 	if err := e.run(ctx, "glance-manage", e.pythonCmd("/usr/bin/glance-manage", "--config-file", conf, "db", "sync")); err != nil {
 		return err
 	}
-	p, err := startProcess("glance-api", filepath.Join(e.Dir, "logs", "glance-api.out"), e.pythonCmd("/usr/bin/glance-api", "--config-file", conf))
+	p, err := proctest.Launch("glance-api", filepath.Join(e.Dir, "logs", "glance-api.out"), e.pythonCmd("/usr/bin/glance-api", "--config-file", conf))
 	if err != nil {
 		return err
 	}
 	e.addProcess(p)
-	if err := e.waitFor(ctx, p, stepTimeout, func(ctx context.Context) error {
+	if err := p.Wait(ctx, stepTimeout, func(ctx context.Context) error {
 		return e.expectStatus(ctx, e.GlanceURL+"/versions", http.StatusOK)
 	}); err != nil {
 		return err
 	}
 	e.timed("glance", t0)
 	return nil
-}
-
-// waitFor polls ready until it succeeds, p exits, or timeout passes.
-func (e *Env) waitFor(ctx context.Context, p *Process, timeout time.Duration, ready func(context.Context) error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if p != nil && p.Exited() {
-			return p.failed()
-		}
-		err := ready(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			name := "service"
-			if p != nil {
-				name = p.Name + " (log " + p.LogPath + ")"
-			}
-			return fmt.Errorf("%s not ready after %s: %v", name, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // expectStatus GETs url; want 0 accepts any HTTP answer.
@@ -782,7 +761,7 @@ func (e *Env) startControllers() error {
 	conf := filepath.Join(e.Dir, "nova", "nova.conf")
 	logs := filepath.Join(e.Dir, "logs")
 	for _, name := range []string{"nova-conductor", "nova-scheduler", "nova-api"} {
-		p, err := startProcess(name, filepath.Join(logs, name+".out"),
+		p, err := proctest.Launch(name, filepath.Join(logs, name+".out"),
 			e.pythonCmd("/usr/bin/"+name, "--config-file", conf, "--log-file", filepath.Join(logs, name+".log")))
 		if err != nil {
 			return err
@@ -809,7 +788,7 @@ func (e *Env) startComputes() error {
 				cmd.Env = append(cmd.Env, fmt.Sprintf("UNISCHED_FAKE_%s=%d", k, v))
 			}
 		}
-		p, err := startProcess(name, filepath.Join(logs, name+".out"), cmd)
+		p, err := proctest.Launch(name, filepath.Join(logs, name+".out"), cmd)
 		if err != nil {
 			return err
 		}
@@ -919,11 +898,11 @@ func (e *Env) Close() error {
 func (e *Env) Logs(lines int) string {
 	var b strings.Builder
 	for _, name := range []string{"nova-api", "nova-conductor", "nova-scheduler"} {
-		fmt.Fprintf(&b, "--- %s\n%s\n", name, tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
+		fmt.Fprintf(&b, "--- %s\n%s\n", name, proctest.Tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
 	}
 	for _, c := range e.Computes {
 		name := "nova-compute-" + c.Host
-		fmt.Fprintf(&b, "--- %s\n%s\n", name, tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
+		fmt.Fprintf(&b, "--- %s\n%s\n", name, proctest.Tail(filepath.Join(e.Dir, "logs", name+".log"), lines))
 	}
 	for _, name := range []string{"unisched-serve"} {
 		if p := e.Processes[name]; p != nil {
@@ -936,7 +915,7 @@ func (e *Env) Logs(lines int) string {
 		}
 	}
 	if e.Upstream != nil {
-		fmt.Fprintf(&b, "--- upstream placement\n%s\n", tail(e.Upstream.LogPath, lines))
+		fmt.Fprintf(&b, "--- upstream placement\n%s\n", proctest.Tail(e.Upstream.LogPath, lines))
 	}
 	return b.String()
 }

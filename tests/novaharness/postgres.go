@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/unisched/unisched/internal/proctest"
 )
 
 // Postgres is a PostgreSQL cluster of the environment's own
@@ -29,7 +31,7 @@ type Postgres struct {
 
 	bin      string
 	uid, gid uint32
-	proc     *Process
+	proc     *proctest.Process
 }
 
 // postgresBin is the newest installed server's bin directory.
@@ -101,26 +103,18 @@ func (p *Postgres) Start(ctx context.Context, logs string) error {
 	cmd := exec.Command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.Dir, "data"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: p.uid, Gid: p.gid}}
 	cmd.Dir = p.Dir
-	proc, err := startProcess("postgres", filepath.Join(logs, "postgres.log"), cmd)
+	proc, err := proctest.Launch("postgres", filepath.Join(logs, "postgres.log"), cmd)
 	if err != nil {
 		return err
 	}
 	p.proc = proc
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if proc.Exited() {
-			return proc.failed()
-		}
+	return proc.Wait(ctx, 2*time.Minute, func(ctx context.Context) error {
 		c, err := pgx.Connect(ctx, p.AdminURL)
-		if err == nil {
-			_ = c.Close(ctx)
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
+		if err != nil {
 			return fmt.Errorf("own PostgreSQL not accepting connections: %w", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return c.Close(ctx)
+	})
 }
 
 // Stop shuts the server down fast (SIGINT: clients are disconnected,
@@ -129,16 +123,7 @@ func (p *Postgres) Stop() error {
 	if p == nil || p.proc == nil || p.proc.Exited() {
 		return nil
 	}
-	pid := p.proc.cmd.Process.Pid
-	_ = syscall.Kill(pid, syscall.SIGINT)
-	select {
-	case <-p.proc.exited:
-	case <-time.After(60 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-p.proc.exited
-		return fmt.Errorf("postgres (pid %d) still ran 60 s after SIGINT: killed", pid)
-	}
-	return p.proc.Stop(10 * time.Second) // its group's leftovers, if any
+	return p.proc.Signal(syscall.SIGINT, 60*time.Second)
 }
 
 // Restart is Stop then Start: every client loses its connections.

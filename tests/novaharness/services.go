@@ -10,13 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/dockertest"
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/tests/harness"
 )
 
@@ -277,7 +277,7 @@ func (e *Env) StartServe(ctx context.Context) error {
 	}
 	cmd := exec.Command(e.bin, "serve", "--config", path)
 	cmd.Env = append(os.Environ(), e.opts.UnischedEnv...)
-	p, err := startProcess("unisched-serve", filepath.Join(e.Dir, "logs", "unisched.log"), cmd)
+	p, err := proctest.Launch("unisched-serve", filepath.Join(e.Dir, "logs", "unisched.log"), cmd)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (e *Env) StartServe(ctx context.Context) error {
 	e.mu.Lock()
 	e.Serve = p
 	e.mu.Unlock()
-	return e.waitFor(ctx, p, 2*time.Minute, func(ctx context.Context) error {
+	return p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error {
 		if err := e.expectStatus(ctx, e.PlacementURL+"/", http.StatusOK); err != nil {
 			return err
 		}
@@ -380,12 +380,12 @@ func (e *Env) StartAgent(ctx context.Context, host string) error {
 		return err
 	}
 	started := time.Now()
-	p, err := startProcess(name, filepath.Join(e.Dir, "logs", name+".log"), exec.Command(e.bin, "agent", "--config", path))
+	p, err := proctest.Launch(name, filepath.Join(e.Dir, "logs", name+".log"), exec.Command(e.bin, "agent", "--config", path))
 	if err != nil {
 		return err
 	}
 	e.addProcess(p)
-	return e.waitFor(ctx, p, 2*time.Minute, func(ctx context.Context) error { return e.registeredSince(ctx, host, started) })
+	return p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error { return e.registeredSince(ctx, host, started) })
 }
 
 // registeredSince is nil once host's row carries an agent URL and a
@@ -421,7 +421,7 @@ func (e *Env) startAgents(ctx context.Context) error {
 }
 
 // Agent is the running agent process of a compute host (nil: none).
-func (e *Env) Agent(host string) *Process {
+func (e *Env) Agent(host string) *proctest.Process {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.Processes["unisched-agent-"+host]
@@ -448,19 +448,4 @@ func (e *Env) StartRabbit(ctx context.Context) error {
 		return errors.New("no rabbitmq node")
 	}
 	return n.Start(ctx)
-}
-
-// Kill ends the process with SIGKILL (a crash) and waits for its group.
-func (p *Process) Kill() error {
-	if p == nil || p.Exited() {
-		return nil
-	}
-	pid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("%s (pid %d) still runs 30 s after SIGKILL", p.Name, pid)
-	}
-	return nil
 }

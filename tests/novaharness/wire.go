@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,12 @@ type Wire struct {
 	mu   sync.Mutex
 	log  *os.File
 	seen []Exchange
+
+	// proxy forwards to Placement; setTarget swaps it when Placement
+	// moved to another port. gate is held (hold) while Placement restarts:
+	// requests wait instead of being answered 502.
+	proxy atomic.Pointer[httputil.ReverseProxy]
+	gate  sync.RWMutex
 }
 
 const wireBodyLimit = 8192
@@ -61,9 +68,10 @@ func newWire(target, logPath string) (*Wire, http.Handler, error) {
 		return nil, nil, err
 	}
 	w := &Wire{LogPath: logPath, log: f}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ErrorHandler = balancerError
+	w.proxy.Store(newProxy(u))
 	return w, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.gate.RLock()
+		defer w.gate.RUnlock()
 		x := Exchange{At: time.Now(), Method: r.Method, URI: r.URL.RequestURI(),
 			Version: r.Header.Get("OpenStack-API-Version"), RequestID: r.Header.Get("X-Openstack-Request-Id")}
 		if r.Body != nil {
@@ -73,7 +81,7 @@ func newWire(target, logPath string) (*Wire, http.Handler, error) {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
-		proxy.ServeHTTP(rec, r)
+		w.proxy.Load().ServeHTTP(rec, r)
 		x.Status, x.ResponseBody, x.Took = rec.status, clip(rec.body.Bytes()), time.Since(x.At)
 		w.add(x)
 	}), nil
@@ -93,6 +101,29 @@ func balancerError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "text/html")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "<html><body><h1>%d %s</h1>\n%s\n</body></html>\n", status, http.StatusText(status), text)
+}
+
+func newProxy(u *url.URL) *httputil.ReverseProxy {
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.ErrorHandler = balancerError
+	return p
+}
+
+// setTarget sends what comes next to Placement at target.
+func (w *Wire) setTarget(target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("placement url %q: %w", target, err)
+	}
+	w.proxy.Store(newProxy(u))
+	return nil
+}
+
+// hold makes requests wait until release is called (a restart of
+// Placement the harness makes is not an outage Nova should see).
+func (w *Wire) hold() (release func()) {
+	w.gate.Lock()
+	return w.gate.Unlock
 }
 
 func clip(b []byte) string {

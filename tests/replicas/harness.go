@@ -183,7 +183,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c.DBName, c.DBURL = harness.TestDatabase(ctx, t, "unisched_rep")
+	c.DBName, c.DBURL = harness.TestDatabase(ctx, t, "", "unisched_rep")
 	c.serveDBURL = c.DBURL
 	if opts.TCP {
 		c.serveDBURL = "postgres://postgres@127.0.0.1:5432/" + c.DBName
