@@ -96,8 +96,9 @@ func FreePorts(n int) ([]int, error) {
 
 // AddrInUse reports whether err (a start failure carrying the process's
 // output, as Start's and Failed's do) says a listener's port was taken:
-// Go's and Python's "address already in use", Erlang's eaddrinuse, and
-// Glance's "Could not bind to" (it retries EADDRINUSE for 30 s first).
+// Go's and Python's "address already in use", Erlang's eaddrinuse,
+// RabbitMQ's dist_port_already_used, and Glance's "Could not bind to" (it
+// retries EADDRINUSE for 30 s first).
 func AddrInUse(err error) bool {
 	if err == nil {
 		return false
@@ -106,7 +107,8 @@ func AddrInUse(err error) bool {
 		return true
 	}
 	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "address already in use") || strings.Contains(s, "eaddrinuse") || strings.Contains(s, "could not bind to")
+	return strings.Contains(s, "address already in use") || strings.Contains(s, "eaddrinuse") ||
+		strings.Contains(s, "dist_port_already_used") || strings.Contains(s, "could not bind to")
 }
 
 // PortAttempts is how many times RetryPorts calls start at most.

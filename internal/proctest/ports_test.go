@@ -41,6 +41,7 @@ func TestAddrInUse(t *testing.T) {
 		{errors.New("uwsgi: bind(): Address already in use [core/socket.c line 769]"), true},
 		{errors.New("OSError: [Errno 98] Address already in use"), true},
 		{errors.New("{listen_error,eaddrinuse}"), true},
+		{errors.New("{failed_to_start_child,prelaunch,{dist_port_already_used,38665,not_erlang,\"localhost\"}}"), true},
 		{errors.New("RuntimeError: Could not bind to 127.0.0.1:29002 after trying for 30 seconds"), true},
 		{fmt.Errorf("listening: %w", syscall.EADDRINUSE), true},
 		{errors.New("serve not ready after 1m0s (connection refused)"), false},

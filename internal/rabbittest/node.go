@@ -49,7 +49,8 @@ func Available() error {
 	return nil
 }
 
-// Options tune StartNode. Zero ports are picked free.
+// Options tune StartNode. Zero ports are picked free (and picked again
+// when one turns out taken before the node bound it).
 type Options struct {
 	// Dir holds the node's configuration, data and logs (required).
 	Dir string
@@ -91,15 +92,25 @@ func StartNode(ctx context.Context, opts Options) (*Node, error) {
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 3 * time.Minute
 	}
+	var picked []*int
 	for _, p := range []*int{&opts.AMQPPort, &opts.DistPort, &opts.EpmdPort} {
 		if *p == 0 {
-			port, err := freePort()
-			if err != nil {
-				return nil, err
-			}
-			*p = port
+			picked = append(picked, p)
 		}
 	}
+	if len(picked) == 0 {
+		return startNode(ctx, opts)
+	}
+	var n *Node
+	err := proctest.MovePorts(picked, func() error {
+		var err error
+		n, err = startNode(ctx, opts)
+		return err
+	})
+	return n, err
+}
+
+func startNode(ctx context.Context, opts Options) (*Node, error) {
 	n := &Node{Dir: opts.Dir, Name: opts.Name + "@localhost", opts: opts,
 		URL: fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", opts.AMQPPort)}
 	if err := n.writeConfig(); err != nil {
@@ -111,13 +122,22 @@ func StartNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.epmd = epmd
-	if err := waitUntil(ctx, epmd, time.Minute, func() error {
+	err = waitUntil(ctx, epmd, time.Minute, func() error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", opts.EpmdPort), time.Second)
 		if err == nil {
 			c.Close()
 		}
 		return err
-	}); err != nil {
+	})
+	if err == nil {
+		// An epmd that finds its port taken exits at once, silently, and
+		// what answered was the port's owner.
+		time.Sleep(500 * time.Millisecond)
+		if epmd.exited() {
+			err = fmt.Errorf("rabbittest: epmd exited at once (%v): port %d: %w", epmd.err, opts.EpmdPort, syscall.EADDRINUSE)
+		}
+	}
+	if err != nil {
 		_ = epmd.stop(10 * time.Second)
 		return nil, err
 	}
@@ -324,13 +344,4 @@ func waitUntil(ctx context.Context, p *proc, timeout time.Duration, ready func()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("rabbittest: picking a port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -2,12 +2,14 @@ package rabbittest_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/internal/rabbittest"
 )
 
@@ -60,5 +62,29 @@ func TestRestartKeepsDurableMessages(t *testing.T) {
 	m, ok, err := ch.Get("rabbittest-durable", true)
 	if err != nil || !ok || string(m.Body) != "kept" {
 		t.Fatalf("after the restart: %q %v %v", m.Body, ok, err)
+	}
+}
+
+// TestEpmdPortTaken: an epmd port something else holds is reported as a
+// port taken (so that a harness moves to another), not waited out.
+func TestEpmdPortTaken(t *testing.T) {
+	if err := rabbittest.Available(); err != nil {
+		t.Skip(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := rabbittest.StartNode(ctx, rabbittest.Options{Dir: t.TempDir(), AMQPPort: 1, DistPort: 2, EpmdPort: port})
+	if err == nil {
+		n.Close()
+		t.Fatal("started with its epmd port taken")
+	}
+	if !proctest.AddrInUse(err) {
+		t.Fatalf("error does not say the port is taken: %v", err)
 	}
 }

@@ -178,11 +178,23 @@ func (e *Env) waitNova(ctx context.Context) error {
 		procs = append(procs, e.Processes["nova-compute-"+c.Host])
 		queues = append(queues, "compute."+c.Host)
 	}
+	// nova-api (procs[0]) moves to another port when its own was taken
+	moves := 0
 	alive := func() error {
-		for _, p := range procs {
-			if p.Exited() {
-				return p.Failed()
+		for i, p := range procs {
+			if !p.Exited() {
+				continue
 			}
+			if i == 0 && moves < proctest.PortAttempts-1 && e.novaAPIPortTaken(p) {
+				moves++
+				np, err := e.moveNovaAPI(ctx)
+				if err != nil {
+					return fmt.Errorf("moving nova-api off a taken port: %w (it had failed: %v)", err, p.Failed())
+				}
+				procs[0] = np
+				continue
+			}
+			return p.Failed()
 		}
 		return nil
 	}

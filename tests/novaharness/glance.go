@@ -26,7 +26,8 @@ type GlanceOptions struct {
 	// Dir receives configuration, the file store and logs. Default: a new
 	// temporary directory, removed by Close when nothing failed.
 	Dir string
-	// Port on 127.0.0.1; 0 picks a free one.
+	// Port on 127.0.0.1; 0 picks a free one (another one if it turns out
+	// taken when glance-api binds it).
 	Port int
 	// AdminURL is the PostgreSQL superuser URL (default harness.AdminURL()).
 	AdminURL string
@@ -90,14 +91,14 @@ func StartGlance(ctx context.Context, opts GlanceOptions) (g *Glance, err error)
 		return nil, err
 	}
 	if e.ports.glance = opts.Port; e.ports.glance == 0 {
-		if e.ports.glance, err = harness.FreePort(); err != nil {
+		// picked: startGlance moves it when it turns out taken
+		e.ports.picked = true
+		if e.ports.glance, err = proctest.FreePort(); err != nil {
 			return nil, err
 		}
-	}
-	if err := harness.CheckPortFree(e.ports.glance); err != nil {
+	} else if err := harness.CheckPortFree(e.ports.glance); err != nil {
 		return nil, fmt.Errorf("novaharness: %w", err)
 	}
-	e.GlanceURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.glance)
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	db := "unisched_glance_" + hex.EncodeToString(suffix)

@@ -156,9 +156,12 @@ const stepTimeout = 8 * time.Minute
 type ports struct {
 	placement, wire, amqp, dist, epmd, glance, neutron, nova int
 	container, proxy, pg                                     int
-	// agents[i] is compute i's agent's port (picked with the others, so
-	// that each one is checked free, not only the first).
+	// agents[i] is compute i's agent's port (0 until its first start when
+	// the ports are picked).
 	agents []int
+	// picked: the environment chose the ports (no PortBase), so a service
+	// whose port turns out taken when it binds moves to another one.
+	picked bool
 }
 
 // Env is a running environment.
@@ -224,6 +227,13 @@ type Env struct {
 	startedAt                             time.Time
 	http                                  *http.Client
 	mu                                    sync.Mutex
+	// moved: a service moved to another port after the catalog was
+	// registered (Keystone): it is registered again at the end of Start.
+	moved bool
+	// novaAPILog and novaAPILogFrom: nova-api's log and where its current
+	// run's lines begin (it logs a failure to bind there, not to stdout).
+	novaAPILog     string
+	novaAPILogFrom int64
 }
 
 // Timing is how long one phase of Start took.
@@ -318,15 +328,14 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	_, _ = rand.Read(suffix)
 	id := hex.EncodeToString(suffix)
 	e.RabbitNode = "unisched-nova-" + id + "@localhost"
-	e.AMQPURL = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", e.ports.amqp)
-	e.TransportURL = fmt.Sprintf("rabbit://guest:guest@127.0.0.1:%d/", e.ports.amqp)
-	e.GlanceURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.glance)
-	e.NeutronURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.neutron)
-	e.NovaURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.nova)
-	e.PlacementWireURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.wire)
-	e.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement)
-	e.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.container)
-	e.ProxyURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.proxy)
+	e.setRabbitURLs()
+	e.setGlanceURL()
+	e.setNovaURL()
+	e.setServeURLs()
+	// the stand-ins first: they bind ports of their own at once
+	if err := e.startStandIns(); err != nil {
+		return nil, err
+	}
 	if opts.Keystone != nil {
 		if err := e.setupKeystone(ctx); err != nil {
 			return nil, err
@@ -360,21 +369,21 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 
 	// Everything starts as soon as what it needs is there: the nova
-	// controllers once RabbitMQ and their databases are, the computes once
-	// unisched is too (a compute that finds no Placement retries only at
-	// its next periodic update, a minute later); Glance, needed only when
-	// a server is created, on the side.
+	// controllers once RabbitMQ, their databases and Glance are (their
+	// configuration names RabbitMQ's and Glance's final ports: a service
+	// whose port was taken moves), serve once RabbitMQ is, the computes
+	// once serve is too (a compute that finds no Placement retries only
+	// at its next periodic update, a minute later). nova.conf is written
+	// now for nova-manage and again, final, before the controllers start.
 	if err := e.writeNovaConf(); err != nil {
 		return nil, err
 	}
-	if err := e.startStandIns(); err != nil {
-		return nil, err
-	}
+	rabbit := async(func() error { return e.startRabbit(ctx) })
 	unisched := async(func() error {
 		if opts.Placement == "upstream" {
 			return e.startUpstream(ctx, prefix+"_placement")
 		}
-		return e.startUnisched(ctx, prefix+"_placement")
+		return e.startUnisched(ctx, prefix+"_placement", rabbit)
 	})
 	docker := async(func() error {
 		if opts.NoContainers {
@@ -382,11 +391,10 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 		return e.startDocker(ctx)
 	})
-	rabbit := async(func() error { return e.startRabbit(ctx) })
-	dbs := async(func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB, cell0Conn) })
+	dbs := async(func() error { return e.setupNovaDBs(ctx, apiDB, cellDB, cell0DB) })
 	glance := async(func() error { return e.startGlance(ctx, glanceDB) })
 	controllers := async(func() error {
-		deps := []*task{rabbit, dbs}
+		deps := []*task{rabbit, dbs, glance}
 		if opts.Keystone != nil {
 			// with Keystone, nova-conductor discovers Placement through
 			// the catalog as it starts and exits when it finds no version
@@ -394,6 +402,12 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 			deps = append(deps, unisched)
 		}
 		if err := after(deps...); err != nil {
+			return err
+		}
+		if err := e.mapCells(ctx, cell0Conn); err != nil {
+			return err
+		}
+		if err := e.writeNovaConf(); err != nil {
 			return err
 		}
 		return e.startControllers()
@@ -416,6 +430,11 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		// after the computes' providers exist: an agent finding none
 		// would create one of its own under the compute's name
 		if err := e.startAgents(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if e.moved && e.Keystone != nil {
+		if err := e.registerCatalog(ctx, e.Keystone); err != nil {
 			return nil, err
 		}
 	}
@@ -445,6 +464,10 @@ func (e *Env) writePython() error {
 	return nil
 }
 
+// pickPorts chooses every port up front, so that each configuration file
+// and the catalog can be written before the services start: base..base+N
+// (PortBase), or free ones (proctest.FreePort) that a service moves off
+// when one was taken before it bound it.
 func (e *Env) pickPorts() error {
 	base := e.opts.PortBase
 	if base == 0 {
@@ -458,26 +481,76 @@ func (e *Env) pickPorts() error {
 	}
 	all := []*int{&e.ports.placement, &e.ports.wire, &e.ports.amqp, &e.ports.dist, &e.ports.epmd, &e.ports.glance, &e.ports.neutron, &e.ports.nova,
 		&e.ports.container, &e.ports.proxy, &e.ports.pg}
-	agents := make([]int, len(e.Computes))
-	for i := range agents {
-		all = append(all, &agents[i])
-	}
-	defer func() { e.ports.agents = agents }()
-	for i, p := range all {
-		if base > 0 {
-			*p = base + i
-		} else {
-			n, err := harness.FreePort()
+	e.ports.agents = make([]int, len(e.Computes))
+	if base == 0 {
+		// the stand-ins bind port 0; the agents pick at their first start
+		e.ports.picked = true
+		for _, p := range all {
+			if p == &e.ports.wire || p == &e.ports.neutron {
+				continue
+			}
+			n, err := proctest.FreePort()
 			if err != nil {
 				return err
 			}
 			*p = n
 		}
+		return nil
+	}
+	for i := range e.ports.agents {
+		all = append(all, &e.ports.agents[i])
+	}
+	for i, p := range all {
+		*p = base + i
 		if err := harness.CheckPortFree(*p); err != nil {
 			return fmt.Errorf("novaharness: %w", err)
 		}
 	}
 	return nil
+}
+
+// movePorts runs start on ports and, when the environment picked them and
+// one turns out taken, again on new ones (start sets what refers to them).
+func (e *Env) movePorts(ports []*int, start func() error) error {
+	if !e.ports.picked {
+		return start()
+	}
+	attempt := 0
+	return proctest.MovePorts(ports, func() error {
+		if attempt++; attempt > 1 {
+			e.mu.Lock()
+			e.moved = true
+			e.mu.Unlock()
+		}
+		return start()
+	})
+}
+
+func (e *Env) setRabbitURLs() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.AMQPURL = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", e.ports.amqp)
+	e.TransportURL = fmt.Sprintf("rabbit://guest:guest@127.0.0.1:%d/", e.ports.amqp)
+}
+
+func (e *Env) setGlanceURL() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.GlanceURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.glance)
+}
+
+func (e *Env) setNovaURL() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.NovaURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.nova)
+}
+
+func (e *Env) setServeURLs() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.PlacementURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement)
+	e.ContainerURL = fmt.Sprintf("http://127.0.0.1:%d", e.ports.container)
+	e.ProxyURL = fmt.Sprintf("http://127.0.0.1:%d/v2.1", e.ports.proxy)
 }
 
 // parallel runs fns at once and returns their errors (all finish first).
@@ -590,37 +663,51 @@ func (e *Env) run(ctx context.Context, name string, cmd *exec.Cmd) error {
 	return nil
 }
 
-// startUpstream runs Debian's Placement in unisched's place.
+// startUpstream runs Debian's Placement in unisched's place (on a port of
+// its own choosing unless PortBase fixed it).
 func (e *Env) startUpstream(ctx context.Context, db string) error {
 	t0 := time.Now()
-	s, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: e.ports.placement, Workers: 4, DB: db,
+	port := e.ports.placement
+	if e.ports.picked {
+		port = 0
+	}
+	s, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: port, Workers: 4, DB: db,
 		Dir: filepath.Join(e.Dir, "logs", "upstream-placement"), Admin: e.admin})
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	e.Upstream = s
+	e.PlacementURL = s.URL
+	e.moved = e.moved || s.URL != fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement)
 	e.mu.Unlock()
+	if err := e.Wire.setTarget(s.URL); err != nil {
+		return err
+	}
 	e.timed("upstream placement", t0)
 	return nil
 }
 
 // startStandIns serves the Neutron stand-in and the Placement recorder
-// from the test binary.
+// from the test binary, on listeners bound at once (port 0 unless
+// PortBase fixed them): their URLs go into nova.conf.
 func (e *Env) startStandIns() error {
-	w, proxy, err := newWire(fmt.Sprintf("http://127.0.0.1:%d", e.ports.placement), filepath.Join(e.Dir, "logs", "placement-wire.log"))
+	w, proxy, err := newWire(e.PlacementURL, filepath.Join(e.Dir, "logs", "placement-wire.log"))
 	if err != nil {
 		return err
 	}
 	e.Wire = w
 	for _, s := range []struct {
-		port int
+		port *int
+		url  *string
 		h    http.Handler
-	}{{e.ports.neutron, neutronStandIn()}, {e.ports.wire, proxy}} {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	}{{&e.ports.neutron, &e.NeutronURL, neutronStandIn()}, {&e.ports.wire, &e.PlacementWireURL, proxy}} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *s.port))
 		if err != nil {
 			return fmt.Errorf("novaharness: %w", err)
 		}
+		*s.port = l.Addr().(*net.TCPAddr).Port
+		*s.url = fmt.Sprintf("http://127.0.0.1:%d", *s.port)
 		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
 		e.mu.Lock()
 		e.servers = append(e.servers, srv)
@@ -642,13 +729,24 @@ func (e *Env) startGlance(ctx context.Context, db string) error {
 	if err := e.run(ctx, "glance-manage", e.pythonCmd("/usr/bin/glance-manage", "--config-file", conf, "db", "sync")); err != nil {
 		return err
 	}
-	p, err := proctest.Launch("glance-api", filepath.Join(e.Dir, "logs", "glance-api.out"), e.pythonCmd("/usr/bin/glance-api", "--config-file", conf))
-	if err != nil {
+	// glance-api itself retries a taken port for 30 s before it gives up
+	if err := e.movePorts([]*int{&e.ports.glance}, func() error {
+		e.setGlanceURL()
+		if _, err := e.writeGlanceConf(); err != nil {
+			return err
+		}
+		p, err := proctest.Launch("glance-api", filepath.Join(e.Dir, "logs", "glance-api.out"), e.pythonCmd("/usr/bin/glance-api", "--config-file", conf))
+		if err != nil {
+			return err
+		}
+		e.addProcess(p)
+		err = p.Wait(ctx, stepTimeout, func(ctx context.Context) error {
+			return e.expectStatus(ctx, e.GlanceURL+"/versions", http.StatusOK)
+		})
+		if err != nil {
+			_ = p.Stop(10 * time.Second)
+		}
 		return err
-	}
-	e.addProcess(p)
-	if err := p.Wait(ctx, stepTimeout, func(ctx context.Context) error {
-		return e.expectStatus(ctx, e.GlanceURL+"/versions", http.StatusOK)
 	}); err != nil {
 		return err
 	}
@@ -690,7 +788,7 @@ func (e *Env) createDB(ctx context.Context, name string) error {
 // cell1 as a template instead of being migrated a second time; the cell
 // mappings nova-manage's map_cell0/create_cell would write are inserted
 // directly (each nova-manage run costs seconds of Python start-up).
-func (e *Env) setupNovaDBs(ctx context.Context, apiDB, cellDB, cell0DB, cell0Conn string) error {
+func (e *Env) setupNovaDBs(ctx context.Context, apiDB, cellDB, cell0DB string) error {
 	t0 := time.Now()
 	if err := e.createDB(ctx, apiDB); err != nil {
 		return err
@@ -719,6 +817,13 @@ func (e *Env) setupNovaDBs(ctx context.Context, apiDB, cellDB, cell0DB, cell0Con
 	e.mu.Lock()
 	e.dbs = append(e.dbs, cell0DB)
 	e.mu.Unlock()
+	e.timed("nova databases", t0)
+	return nil
+}
+
+// mapCells inserts the cell mappings (once RabbitMQ runs: cell1's names
+// its transport URL).
+func (e *Env) mapCells(ctx context.Context, cell0Conn string) error {
 	conn, err := pgx.Connect(ctx, e.NovaAPIDB)
 	if err != nil {
 		return fmt.Errorf("connecting to nova's API database: %w", err)
@@ -731,7 +836,6 @@ func (e *Env) setupNovaDBs(ctx context.Context, apiDB, cellDB, cell0DB, cell0Con
 	if err != nil {
 		return fmt.Errorf("inserting nova's cell mappings: %w", err)
 	}
-	e.timed("nova databases", t0)
 	return nil
 }
 
@@ -758,18 +862,73 @@ func adminExec(ctx context.Context, admin, stmt string) error {
 
 // startControllers starts nova-conductor, nova-scheduler and nova-api.
 func (e *Env) startControllers() error {
-	conf := filepath.Join(e.Dir, "nova", "nova.conf")
-	logs := filepath.Join(e.Dir, "logs")
 	for _, name := range []string{"nova-conductor", "nova-scheduler", "nova-api"} {
-		p, err := proctest.Launch(name, filepath.Join(logs, name+".out"),
-			e.pythonCmd("/usr/bin/"+name, "--config-file", conf, "--log-file", filepath.Join(logs, name+".log")))
-		if err != nil {
+		if _, err := e.launchController(name); err != nil {
 			return err
 		}
-		e.addProcess(p)
 	}
 	e.timed("nova controllers started at", e.startedAt)
 	return nil
+}
+
+func (e *Env) launchController(name string) (*proctest.Process, error) {
+	conf := filepath.Join(e.Dir, "nova", "nova.conf")
+	logs := filepath.Join(e.Dir, "logs")
+	logPath := filepath.Join(logs, name+".log")
+	if name == "nova-api" {
+		e.mu.Lock()
+		e.novaAPILog, e.novaAPILogFrom = logPath, harness.LogSize(logPath)
+		e.mu.Unlock()
+	}
+	p, err := proctest.Launch(name, filepath.Join(logs, name+".out"),
+		e.pythonCmd("/usr/bin/"+name, "--config-file", conf, "--log-file", logPath))
+	if err != nil {
+		return nil, err
+	}
+	e.addProcess(p)
+	return p, nil
+}
+
+// novaAPIPortTaken reports whether nova-api ended because its port was
+// taken (oslo.log writes that to its log file, not to stdout).
+func (e *Env) novaAPIPortTaken(p *proctest.Process) bool {
+	e.mu.Lock()
+	log, from := e.novaAPILog, e.novaAPILogFrom
+	e.mu.Unlock()
+	return e.ports.picked && (proctest.AddrInUse(p.Failed()) || proctest.AddrInUse(errors.New(proctest.TailFrom(log, from, 30))))
+}
+
+// moveNovaAPI starts nova-api again on a new port after its own was taken.
+// nova.conf names the new one (the other services never read it), and so
+// must serve's configuration (its Nova proxy and client): serve restarts,
+// with the recorder holding Nova's Placement requests meanwhile.
+func (e *Env) moveNovaAPI(ctx context.Context) (*proctest.Process, error) {
+	port, err := proctest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.ports.nova, e.moved = port, true
+	e.mu.Unlock()
+	e.setNovaURL()
+	if err := e.writeNovaConf(); err != nil {
+		return nil, err
+	}
+	p, err := e.launchController("nova-api")
+	if err != nil {
+		return nil, err
+	}
+	if e.Serve != nil {
+		release := e.Wire.hold()
+		defer release()
+		if err := e.StopServe(); err != nil {
+			return nil, err
+		}
+		if err := e.StartServe(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // startComputes starts one fake nova-compute per ComputeSpec.

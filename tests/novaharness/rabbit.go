@@ -17,18 +17,24 @@ import (
 // startRabbit starts a RabbitMQ node of the environment's own
 // (internal/rabbittest: its name, its ports, its own epmd on its own port
 // so a foreign epmd or RabbitMQ on the machine is never shared, its data
-// and logs under Dir/rabbitmq) and waits until AMQP answers.
+// and logs under Dir/rabbitmq) and waits until AMQP answers; on new ports
+// when one was taken (what names them is written after it runs).
 func (e *Env) startRabbit(ctx context.Context) error {
 	t0 := time.Now()
-	n, err := rabbittest.StartNode(ctx, rabbittest.Options{
-		Dir:          filepath.Join(e.Dir, "rabbitmq"),
-		Name:         strings.TrimSuffix(e.RabbitNode, "@localhost"),
-		AMQPPort:     e.ports.amqp,
-		DistPort:     e.ports.dist,
-		EpmdPort:     e.ports.epmd,
-		StartTimeout: stepTimeout,
-	})
-	if err != nil {
+	var n *rabbittest.Node
+	if err := e.movePorts([]*int{&e.ports.amqp, &e.ports.dist, &e.ports.epmd}, func() error {
+		e.setRabbitURLs()
+		var err error
+		n, err = rabbittest.StartNode(ctx, rabbittest.Options{
+			Dir:          filepath.Join(e.Dir, "rabbitmq"),
+			Name:         strings.TrimSuffix(e.RabbitNode, "@localhost"),
+			AMQPPort:     e.ports.amqp,
+			DistPort:     e.ports.dist,
+			EpmdPort:     e.ports.epmd,
+			StartTimeout: stepTimeout,
+		})
+		return err
+	}); err != nil {
 		return err
 	}
 	e.mu.Lock()

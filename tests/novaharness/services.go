@@ -227,8 +227,10 @@ func (e *Env) buildUnisched(ctx context.Context) (string, error) {
 	return bin, nil
 }
 
-// startUnisched builds unisched, creates its database and starts serve.
-func (e *Env) startUnisched(ctx context.Context, db string) error {
+// startUnisched builds unisched, creates its database and starts serve
+// once rabbit, whose AMQP URL its configuration names, runs: on ports that
+// move when one was taken (the recorder follows Placement).
+func (e *Env) startUnisched(ctx context.Context, db string, rabbit *task) error {
 	t0 := time.Now()
 	bin, err := e.buildUnisched(ctx)
 	if err != nil {
@@ -240,7 +242,16 @@ func (e *Env) startUnisched(ctx context.Context, db string) error {
 	if err := e.createServeDB(ctx, db); err != nil {
 		return err
 	}
-	if err := e.StartServe(ctx); err != nil {
+	if err := after(rabbit); err != nil {
+		return err
+	}
+	if err := e.movePorts([]*int{&e.ports.placement, &e.ports.container, &e.ports.proxy}, func() error {
+		e.setServeURLs()
+		if err := e.Wire.setTarget(e.PlacementURL); err != nil {
+			return err
+		}
+		return e.StartServe(ctx)
+	}); err != nil {
 		return err
 	}
 	pool, err := pgxpool.New(ctx, e.DBURL)
@@ -285,12 +296,16 @@ func (e *Env) StartServe(ctx context.Context) error {
 	e.mu.Lock()
 	e.Serve = p
 	e.mu.Unlock()
-	return p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error {
+	err = p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error {
 		if err := e.expectStatus(ctx, e.PlacementURL+"/", http.StatusOK); err != nil {
 			return err
 		}
 		return e.expectStatus(ctx, e.ContainerURL+"/", 0)
 	})
+	if err != nil {
+		_ = p.Stop(10 * time.Second)
+	}
+	return err
 }
 
 // StopServe stops serve with SIGTERM (a clean stop).
@@ -367,25 +382,36 @@ func (e *Env) StartAgent(ctx context.Context, host string) error {
 	if old != nil && !old.Exited() {
 		return fmt.Errorf("agent %s already runs (pid %d)", host, old.Pid())
 	}
-	path := filepath.Join(e.Dir, "unisched", "agent-"+host+".yaml")
-	cfg := e.agentConfig(e.Computes[i], e.ports.agents[i])
-	if err := e.keystoneAgent(ctx, cfg); err != nil {
+	start := func() error {
+		path := filepath.Join(e.Dir, "unisched", "agent-"+host+".yaml")
+		cfg := e.agentConfig(e.Computes[i], e.ports.agents[i])
+		if err := e.keystoneAgent(ctx, cfg); err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+		started := time.Now()
+		p, err := proctest.Launch(name, filepath.Join(e.Dir, "logs", name+".log"), exec.Command(e.bin, "agent", "--config", path))
+		if err != nil {
+			return err
+		}
+		e.addProcess(p)
+		err = p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error { return e.registeredSince(ctx, host, started) })
+		if err != nil {
+			_ = p.Stop(10 * time.Second)
+		}
 		return err
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
+	if old != nil {
+		return start() // the same address again, as a restarted host keeps its own
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return err
-	}
-	started := time.Now()
-	p, err := proctest.Launch(name, filepath.Join(e.Dir, "logs", name+".log"), exec.Command(e.bin, "agent", "--config", path))
-	if err != nil {
-		return err
-	}
-	e.addProcess(p)
-	return p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error { return e.registeredSince(ctx, host, started) })
+	// its first start picks the agent's port: no one else refers to it
+	return e.movePorts([]*int{&e.ports.agents[i]}, start)
 }
 
 // registeredSince is nil once host's row carries an agent URL and a
