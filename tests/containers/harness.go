@@ -322,6 +322,16 @@ func (e *Env) StartServe(ctx context.Context) error {
 
 // agentConfig is the YAML (written as JSON, which YAML reads) of one agent.
 func (e *Env) agentConfig(spec AgentSpec, listen string) map[string]any {
+	return map[string]any{
+		"agent": AgentSection(spec, listen, e.ContainerURL, e.DockerHost, e.Dir),
+		"log":   map[string]any{"level": e.opts.LogLevel},
+	}
+}
+
+// AgentSection is the agent section of the configuration of spec's agent:
+// listening on listen, registering with the container API at serveURL,
+// running containers on dockerHost, its state file in dir.
+func AgentSection(spec AgentSpec, listen, serveURL, dockerHost, dir string) map[string]any {
 	cells := make([]map[string]any, len(spec.Cells))
 	for i, c := range spec.Cells {
 		m := map[string]any{"id": c.ID, "cpus": c.CPUs, "memory_mb": c.MemoryMB}
@@ -333,13 +343,13 @@ func (e *Env) agentConfig(spec AgentSpec, listen string) map[string]any {
 	a := map[string]any{
 		"host":           spec.Host,
 		"listen":         listen,
-		"serve_url":      e.ContainerURL,
+		"serve_url":      serveURL,
 		"token":          AdminToken,
-		"docker_host":    e.DockerHost,
+		"docker_host":    dockerHost,
 		"cells":          cells,
 		"dedicated_cpus": spec.DedicatedCPUs,
 		"shared_cpus":    spec.SharedCPUs,
-		"state_file":     filepath.Join(e.Dir, "agent-"+spec.Host+".state"),
+		"state_file":     filepath.Join(dir, "agent-"+spec.Host+".state"),
 	}
 	set := func(k string, v any, zero bool) {
 		if !zero {
@@ -355,10 +365,7 @@ func (e *Env) agentConfig(spec AgentSpec, listen string) map[string]any {
 	for k, v := range spec.Extra {
 		a[k] = v
 	}
-	return map[string]any{
-		"agent": a,
-		"log":   map[string]any{"level": e.opts.LogLevel},
-	}
+	return a
 }
 
 // StartAgent starts one agent (or the same host again after a Stop) and
@@ -423,7 +430,7 @@ func (e *Env) registeredSince(ctx context.Context, host string, since time.Time)
 }
 
 // removeContainers force-removes the Docker containers of the
-// environment's hosts (one list per host: Docker ANDs label filters).
+// environment's hosts.
 func (e *Env) removeContainers() {
 	if e.Docker == nil {
 		return
@@ -431,18 +438,27 @@ func (e *Env) removeContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, s := range e.opts.Agents {
-		list, err := e.Docker.ContainerList(ctx, container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", agentproto.LabelHost+"="+s.Host))})
-		if err != nil {
-			e.T.Logf("listing containers of %s: %v", s.Host, err)
-			continue
-		}
-		for _, c := range list {
-			if err := e.Docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				e.T.Logf("removing container %s: %v", c.ID, err)
-			}
+		if err := RemoveHostContainers(ctx, e.Docker, s.Host); err != nil {
+			e.T.Logf("removing containers of %s: %v", s.Host, err)
 		}
 	}
+}
+
+// RemoveHostContainers force-removes every container labelled with host
+// (one list per host: Docker ANDs label filters).
+func RemoveHostContainers(ctx context.Context, cli *client.Client, host string) error {
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", agentproto.LabelHost+"="+host))})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range list {
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Reset empties the database through serve's test reset (POST

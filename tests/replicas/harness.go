@@ -38,14 +38,9 @@ import (
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/unisched/unisched/bridge/agentproto"
 	"github.com/unisched/unisched/bridge/outbox"
 	"github.com/unisched/unisched/bridge/reconcile"
 	"github.com/unisched/unisched/internal/dockertest"
@@ -539,32 +534,11 @@ func (c *Cluster) LeaderGauges(ctx context.Context, r *Replica) (map[string]floa
 // agentConfig is the YAML (as JSON) of one agent: its serve is the
 // balancer's container API.
 func (c *Cluster) agentConfig(spec containers.AgentSpec, listen string) map[string]any {
-	cells := make([]map[string]any, len(spec.Cells))
-	for i, cl := range spec.Cells {
-		cells[i] = map[string]any{"id": cl.ID, "cpus": cl.CPUs, "memory_mb": cl.MemoryMB}
-	}
-	a := map[string]any{
-		"host":           spec.Host,
-		"listen":         listen,
-		"serve_url":      c.ContainerURL,
-		"token":          containers.AdminToken,
-		"docker_host":    c.DockerHost,
-		"cells":          cells,
-		"dedicated_cpus": spec.DedicatedCPUs,
-		"shared_cpus":    spec.SharedCPUs,
-		"state_file":     filepath.Join(c.Dir, "agent-"+spec.Host+".state"),
-	}
-	if spec.DiskGB != 0 {
-		a["disk_gb"] = spec.DiskGB
-	}
-	if spec.CPUAllocationRatio != 0 {
-		a["cpu_allocation_ratio"] = spec.CPUAllocationRatio
-	}
-	for k, v := range spec.Extra {
-		a[k] = v
-	}
 	// JSON logs: the tests read the agents' "event applied" lines.
-	return map[string]any{"agent": a, "log": map[string]any{"level": c.opts.LogLevel, "format": "json"}}
+	return map[string]any{
+		"agent": containers.AgentSection(spec, listen, c.ContainerURL, c.DockerHost, c.Dir),
+		"log":   map[string]any{"level": c.opts.LogLevel, "format": "json"},
+	}
 }
 
 // StartAgent starts one agent and waits until its host is registered.
@@ -656,7 +630,7 @@ func (c *Cluster) removeContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, s := range c.opts.Agents {
-		if err := removeHostContainers(ctx, cli, s.Host); err != nil {
+		if err := containers.RemoveHostContainers(ctx, cli, s.Host); err != nil {
 			c.T.Logf("removing containers of %s: %v", s.Host, err)
 		}
 	}
@@ -676,20 +650,4 @@ func (c *Cluster) Logs(lines int) string {
 		}
 	}
 	return b.String()
-}
-
-// removeHostContainers removes every container labelled with host.
-func removeHostContainers(ctx context.Context, cli *client.Client, host string) error {
-	list, err := cli.ContainerList(ctx, container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", agentproto.LabelHost+"="+host))})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ct := range list {
-		if err := cli.ContainerRemove(ctx, ct.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
