@@ -108,8 +108,9 @@ type Options struct {
 	Dir string
 	// PortBase: the environment uses PortBase..PortBase+7 on 127.0.0.1
 	// (unisched, the Placement recorder, AMQP, Erlang distribution, epmd,
-	// Glance, the Neutron stand-in, nova-api). 0: UNISCHED_NOVA_PORT_BASE,
-	// else free ports the kernel picks.
+	// Glance, the Neutron stand-in, nova-api, and more). 0:
+	// UNISCHED_NOVA_PORT_BASE, else free ports (proctest.FreePort), and a
+	// service whose port is taken before it binds it moves to another.
 	PortBase int
 	// AdminURL is the PostgreSQL superuser URL (default harness.AdminURL()).
 	AdminURL string
