@@ -10,19 +10,22 @@ import (
 // IsStaleTask says whether err is dockerd refusing to start a container
 // because containerd still holds a task for it: after dockerd is killed
 // while starting a container, the shim survives and the next start is
-// answered "task <id>: already exists". The container itself is fine to
-// recreate; the request was not at fault.
+// answered "task <id>: already exists", or, when containerd kept the
+// container object itself, "id already in use". The container itself is
+// fine to recreate (a new Docker container has a new id); the request was
+// not at fault.
 //
 // The Docker API has no error type of its own for this case: depending
 // on the daemon version it comes as a 500 (internal) or a 409 (conflict),
-// so the daemon's message is matched ("task " ... "already exists"). The
-// typed check narrows the match to those two classes.
+// so the daemon's message is matched ("task " ... "already exists", "id
+// already in use"). The typed check narrows the match to those two classes.
 func IsStaleTask(err error) bool {
 	if err == nil || !(cerrdefs.IsInternal(err) || cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err)) {
 		return false
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "already exists") && strings.Contains(msg, "task ")
+	return strings.Contains(msg, "already exists") && strings.Contains(msg, "task ") ||
+		strings.Contains(msg, "id already in use")
 }
 
 // IsTransient says whether err is the daemon's (or the connection's)

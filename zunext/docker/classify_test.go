@@ -41,6 +41,7 @@ func TestClassify(t *testing.T) {
 		{"nil", nil, false, false},
 		{"stale task 500", daemon(errdefs.System, "task d939ab: already exists"), true, true},
 		{"stale task 409", daemon(errdefs.Conflict, "task d939ab: already exists"), true, true},
+		{"stale containerd container 500", daemon(errdefs.System, "id already in use"), true, true},
 		{"stale task containerd type", wrap(fmt.Errorf("task d939ab: %w", cerrdefs.ErrAlreadyExists)), true, true},
 		{"containerd failure 500", daemon(errdefs.System, "failed to create shim task: ttrpc: closed"), true, false},
 		{"daemon unavailable 503", daemon(errdefs.Unavailable, "shutting down"), true, false},
