@@ -36,7 +36,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/bridge/agentproto"
@@ -389,7 +388,7 @@ func (e *Env) StartAgent(ctx context.Context, spec AgentSpec) (*Agent, error) {
 		cmd.Env = append(cmd.Env, e.opts.AgentEnv...)
 		started := time.Now()
 		p, err := proctest.Start(ctx, "unisched agent "+spec.Host, filepath.Join(e.Dir, "agent-"+spec.Host+".log"), cmd, e.opts.StartTimeout,
-			func(ctx context.Context) error { return e.registeredSince(ctx, spec.Host, started) })
+			func(ctx context.Context) error { return harness.AgentRegistered(ctx, e.DB, spec.Host, started) })
 		if err != nil {
 			return err
 		}
@@ -406,27 +405,6 @@ func (e *Env) StartAgent(ctx context.Context, spec AgentSpec) (*Agent, error) {
 		return nil, err
 	}
 	return e.Agents[spec.Host], nil
-}
-
-// registeredSince is nil once host's row carries an agent URL and a
-// heartbeat not older than since (a restarted agent re-registers).
-func (e *Env) registeredSince(ctx context.Context, host string, since time.Time) error {
-	if e.DB == nil {
-		return errors.New("no database pool")
-	}
-	var url string
-	var hb *time.Time
-	err := e.DB.QueryRow(ctx, `SELECT agent_url, heartbeat_at FROM bridge_hosts WHERE name = $1`, host).Scan(&url, &hb)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("host %s not registered yet", host)
-	}
-	if err != nil {
-		return err
-	}
-	if url == "" || hb == nil || hb.Before(since.Add(-2*time.Second)) {
-		return fmt.Errorf("host %s: agent_url %q, heartbeat %v: not (re)registered yet", host, url, hb)
-	}
-	return nil
 }
 
 // removeContainers force-removes the Docker containers of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/proctest"
 )
@@ -147,6 +151,28 @@ func Get(ctx context.Context, url string, want int) error {
 	resp.Body.Close()
 	if want != 0 && resp.StatusCode != want {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// AgentRegistered is nil once host's row of bridge_hosts carries an agent
+// URL and a heartbeat not older than since: an agent started at since is
+// ready (a restarted one registers again).
+func AgentRegistered(ctx context.Context, db *pgxpool.Pool, host string, since time.Time) error {
+	if db == nil {
+		return errors.New("no database pool")
+	}
+	var url string
+	var hb *time.Time
+	err := db.QueryRow(ctx, `SELECT agent_url, heartbeat_at FROM bridge_hosts WHERE name = $1`, host).Scan(&url, &hb)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("host %s not registered yet", host)
+	}
+	if err != nil {
+		return err
+	}
+	if url == "" || hb == nil || hb.Before(since.Add(-2*time.Second)) {
+		return fmt.Errorf("host %s: agent_url %q, heartbeat %v: not (re)registered yet", host, url, hb)
 	}
 	return nil
 }

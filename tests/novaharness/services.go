@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/unisched/unisched/internal/dockertest"
@@ -401,7 +400,7 @@ func (e *Env) StartAgent(ctx context.Context, host string) error {
 			return err
 		}
 		e.addProcess(p)
-		err = p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error { return e.registeredSince(ctx, host, started) })
+		err = p.Wait(ctx, 2*time.Minute, func(ctx context.Context) error { return harness.AgentRegistered(ctx, e.DB, host, started) })
 		if err != nil {
 			_ = p.Stop(10 * time.Second)
 		}
@@ -412,24 +411,6 @@ func (e *Env) StartAgent(ctx context.Context, host string) error {
 	}
 	// its first start picks the agent's port: no one else refers to it
 	return e.movePorts([]*int{&e.ports.agents[i]}, start)
-}
-
-// registeredSince is nil once host's row carries an agent URL and a
-// heartbeat not older than since.
-func (e *Env) registeredSince(ctx context.Context, host string, since time.Time) error {
-	var url string
-	var hb *time.Time
-	err := e.DB.QueryRow(ctx, `SELECT agent_url, heartbeat_at FROM bridge_hosts WHERE name = $1`, host).Scan(&url, &hb)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("host %s not registered yet", host)
-	}
-	if err != nil {
-		return err
-	}
-	if url == "" || hb == nil || hb.Before(since.Add(-2*time.Second)) {
-		return fmt.Errorf("host %s: agent_url %q, heartbeat %v: not (re)registered yet", host, url, hb)
-	}
-	return nil
 }
 
 // startAgents starts one agent per compute, at once.

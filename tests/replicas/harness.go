@@ -555,15 +555,9 @@ func (c *Cluster) StartAgent(ctx context.Context, spec containers.AgentSpec) err
 		}
 		cmd := exec.Command(c.Bin, "agent", "--config", path)
 		cmd.Env = append(os.Environ(), "UNISCHED_LOG_LEVEL="+c.opts.LogLevel, "UNISCHED_LOG_FORMAT=json")
+		started := time.Now()
 		p, err := proctest.Start(ctx, "agent "+spec.Host, filepath.Join(c.Dir, "agent-"+spec.Host+".log"), cmd, 2*time.Minute,
-			func(ctx context.Context) error {
-				var url string
-				err := c.DB.QueryRow(ctx, `SELECT agent_url FROM bridge_hosts WHERE name = $1 AND heartbeat_at IS NOT NULL`, spec.Host).Scan(&url)
-				if err != nil {
-					return fmt.Errorf("host %s not registered: %w", spec.Host, err)
-				}
-				return nil
-			})
+			func(ctx context.Context) error { return harness.AgentRegistered(ctx, c.DB, spec.Host, started) })
 		if err != nil {
 			return err
 		}
