@@ -204,6 +204,18 @@ func (r *benchRun) lag() string {
 	return out
 }
 
+// lagBrief is one round's notify lag for the rounds' table.
+func (r *benchResult) lagBrief() string {
+	xs := make([]float64, 0, len(r.lags))
+	for _, o := range r.lags {
+		xs = append(xs, o.s)
+	}
+	if len(xs) == 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.1f ms / %.1f ms (%d, %d)", quantile(xs, 0.5)*1000, quantile(xs, 0.99)*1000, len(xs), countOver(xs, 0.1))
+}
+
 func countOver(xs []float64, v float64) int {
 	n := 0
 	for _, x := range xs {
@@ -533,15 +545,15 @@ func writeBenchDoc(path string, res *benchRun) error {
 	fmt.Fprintf(&sb, "Written by `scripts/bench-nova.sh` (tests/nova `BenchmarkBootToActive`) on %s, revision %s, %d cores (%s), load average before the run %s, after it %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), rev, runtime.NumCPU(), runtime.GOARCH, res.load, res.loadAfter)
 	fmt.Fprintf(&sb, "Real Nova Zed (Debian's packages, tests/novaharness: api, conductor, scheduler, two fake computes, RabbitMQ, Glance) with, as its Placement, either unisched (`serve` with the container API, the Nova proxy, the notification consumer and an agent per compute) or upstream Placement 8.0.0 (Debian's placement-api under uwsgi, 4 processes). %d rounds; each round starts one environment of each side in turn (unisched first in odd rounds, upstream first in even ones) and, after a warm-up boot, times %d boots of m1.tiny (1 VCPU, 512 MB, 1 GB), %d at a time, each from `POST /servers` to the first `ACTIVE` seen (polled every 50 ms).\n\n", len(res.rounds), res.boots, res.parallel)
-	sb.WriteString("| round (first) | load before | unisched median / p95 | upstream median / p95 | median ratio |\n|---|---|---|---|---|\n")
+	sb.WriteString("| round (first) | load before | unisched median / p95 | upstream median / p95 | median ratio | notify lag p50 / p99 (deliveries, over 100 ms) |\n|---|---|---|---|---|---|\n")
 	for i, rd := range res.rounds {
-		fmt.Fprintf(&sb, "| %d (%s) | %s | %.2f s / %.2f s | %.2f s / %.2f s | %.2f |\n", i+1, rd.first, rd.load,
-			rd.u.median(), rd.u.p95(), rd.up.median(), rd.up.p95(), rd.ratio())
+		fmt.Fprintf(&sb, "| %d (%s) | %s | %.2f s / %.2f s | %.2f s / %.2f s | %.2f | %s |\n", i+1, rd.first, rd.load,
+			rd.u.median(), rd.u.p95(), rd.up.median(), rd.up.p95(), rd.ratio(), rd.u.lagBrief())
 	}
 	fmt.Fprintf(&sb, "| all (%d boots a side) | | %.2f s / %.2f s | %.2f s / %.2f s | %.2f (median of the rounds' ratios) |\n\n",
 		len(u.samples), u.median(), u.p95(), up.median(), up.p95(), res.ratio())
 	fmt.Fprintf(&sb, "Below 1: unisched faster; the goal is no slower than upstream.\n\n")
-	fmt.Fprintf(&sb, "Notify lag (`unisched_notify_lag_seconds`: from the event's INSERT (for a VM claim the last statement of its transaction) to the consumer's answer; agents answer after applying the event to Docker, the bus once it confirmed the publish), every delivery of the unisched rounds: the boots' claims, then per round %d containers run and deleted and the servers deleted, read from the outbox table (`delivered_at - created_at`, the values the histogram observed): %s.\n\n", benchContainers, res.lag())
+	fmt.Fprintf(&sb, "Notify lag (`unisched_notify_lag_seconds`: from the event's INSERT (for a VM claim the last statement of its transaction) to the consumer's answer; an agent answers once it journaled the event (fsync), before Docker applies it, the bus once it confirmed the publish), every delivery of the unisched rounds: the boots' claims, then per round %d containers run and deleted and the servers deleted, read from the outbox table (`delivered_at - created_at`, the values the histogram observed): %s.\n\n", benchContainers, res.lag())
 	fmt.Fprintf(&sb, "Samples (s), unisched: %s\n\nSamples (s), upstream: %s\n\n", fmtS(u.samples), fmtS(up.samples))
 	sb.WriteString(history)
 	sb.WriteString("Reproduce: `scripts/bench-nova.sh` (installs placement-api if missing, needs the packages of tests/novaharness/install.sh, root for the private dockerd; about 3 minutes a round on a quiet machine; `UNISCHED_NOVA_BENCH_ROUNDS` sets the rounds). Most of a boot is Nova's own work on this machine (RPC, the fake driver, the periodic polls); Placement's share is a few calls per boot.\n")
