@@ -275,18 +275,7 @@ func novaRawGet(ctx context.Context, t *testing.T, base, token, path string) raw
 // token; the status.
 func novaProxyGet(ctx context.Context, t *testing.T, env *novaharness.Env, token, path string) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.ProxyURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Auth-Token", token)
-	req.Header.Set("OpenStack-API-Version", "compute "+novaharness.NovaVersion)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return novaRawGet(ctx, t, env.ProxyURL, token, path).status
 }
 
 // novaOnDecidedHost requires s on the host the bridge's decision log chose

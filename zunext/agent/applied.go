@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,35 +85,62 @@ func (s *appliedSet) addLocked(id int64) {
 	}
 }
 
-// rewriteLocked replaces the file with the remembered ids.
+// rewriteLocked replaces the file with the remembered ids and reopens it
+// for appending.
 func (s *appliedSet) rewriteLocked() error {
 	if s.f != nil {
 		s.f.Close()
 		s.f = nil
 	}
-	tmp := s.path + ".tmp"
+	f, err := rewriteFile(s.path, func(w *bufio.Writer) error {
+		for _, id := range s.order {
+			if _, err := fmt.Fprintf(w, "%d\n", id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("writing applied events: %w", err)
+	}
+	s.f, s.lines = f, len(s.order)
+	return nil
+}
+
+// rewriteFile replaces path with what write puts in it and opens the new
+// file for appending. It goes through a synced temporary file renamed over
+// path, and syncs the directory, so that a crash leaves the old file or the
+// new one, never a torn or empty one: the journal and the applied set both
+// compact this way.
+func rewriteFile(path string, write func(*bufio.Writer) error) (*os.File, error) {
+	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
-		return fmt.Errorf("writing applied events: %w", err)
+		return nil, err
 	}
 	w := bufio.NewWriter(f)
-	for _, id := range s.order {
-		fmt.Fprintf(w, "%d\n", id)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
 	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing applied events: %w", err)
+	if err == nil {
+		err = f.Sync()
 	}
-	f.Close()
-	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("writing applied events: %w", err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	s.f, err = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
 	if err != nil {
-		return fmt.Errorf("opening applied events: %w", err)
+		os.Remove(tmp)
+		return nil, err
 	}
-	s.lines = len(s.order)
-	return nil
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync() // the rename itself survives a crash
+		d.Close()
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
 func (s *appliedSet) Close() {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
@@ -147,8 +146,8 @@ func (j *journal) Len() int {
 	return len(j.pending)
 }
 
-// rewriteLocked replaces the file with the pending entries (synced, then
-// renamed over the old one) and reopens it for appending.
+// rewriteLocked replaces the file with the pending entries and reopens it
+// for appending.
 func (j *journal) rewriteLocked() error {
 	if j.path == "" {
 		return nil
@@ -157,41 +156,23 @@ func (j *journal) rewriteLocked() error {
 		j.f.Close()
 		j.f = nil
 	}
-	tmp := j.path + ".tmp"
-	f, err := os.Create(tmp)
+	pending := j.pendingLocked()
+	f, err := rewriteFile(j.path, func(w *bufio.Writer) error {
+		for _, q := range pending {
+			line, err := json.Marshal(journalEntry{Seq: q.seq, Event: q.ev})
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(append(line, '\n')); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("compacting the event journal: %w", err)
 	}
-	w := bufio.NewWriter(f)
-	pending := j.pendingLocked()
-	for _, q := range pending {
-		line, err := json.Marshal(journalEntry{Seq: q.seq, Event: q.ev})
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("compacting the event journal: %w", err)
-		}
-		w.Write(append(line, '\n'))
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("compacting the event journal: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("compacting the event journal: %w", err)
-	}
-	f.Close()
-	if err := os.Rename(tmp, j.path); err != nil {
-		return fmt.Errorf("compacting the event journal: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(j.path)); err == nil {
-		_ = d.Sync() // the rename itself survives a crash
-		d.Close()
-	}
-	if j.f, err = os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-		return fmt.Errorf("opening the event journal: %w", err)
-	}
-	j.lines = len(pending)
+	j.f, j.lines = f, len(pending)
 	return nil
 }
 
