@@ -2,6 +2,7 @@ package nova
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -78,6 +79,7 @@ func BenchmarkBootToActive(b *testing.B) {
 				rd.u = r
 				one := &benchRun{rounds: []benchRoundResult{{u: r}}}
 				b.Logf("round %d, unisched (load now %s): median %.2fs p95 %.2fs; notify lag %s", i+1, loadavg(), r.median(), r.p95(), one.lag())
+				b.Logf("round %d, unisched: slowest deliveries: %s", i+1, r.slowest(5))
 			} else {
 				rd.up = r
 			}
@@ -120,8 +122,10 @@ type benchResult struct {
 }
 
 type lagObs struct {
-	topic string
-	s     float64
+	id          int64
+	topic, kind string // kind: an agent event's type
+	attempts    int
+	s           float64
 }
 
 type benchRoundResult struct {
@@ -202,6 +206,18 @@ func (r *benchRun) lag() string {
 		out += "; the histogram's estimate: " + h
 	}
 	return out
+}
+
+// slowest names the n slowest deliveries (id, topic, agent event type,
+// attempts, lag): where a tail comes from.
+func (r *benchResult) slowest(n int) string {
+	obs := slices.Clone(r.lags)
+	slices.SortFunc(obs, func(a, b lagObs) int { return cmp.Compare(b.s, a.s) })
+	var parts []string
+	for _, o := range obs[:min(n, len(obs))] {
+		parts = append(parts, fmt.Sprintf("#%d %s %s (attempts %d) %.1f ms", o.id, o.topic, o.kind, o.attempts, o.s*1000))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // lagBrief is one round's notify lag for the rounds' table.
@@ -396,7 +412,8 @@ func lagLoad(ctx context.Context, e *novaharness.Env, servers []string, parallel
 // created_at is exactly what it observed into the histogram (discarded
 // events are not delivered and not observed).
 func outboxLags(ctx context.Context, e *novaharness.Env) ([]lagObs, error) {
-	rows, err := e.DB.Query(ctx, `SELECT topic, EXTRACT(EPOCH FROM delivered_at - created_at)::float8 FROM bridge_outbox
+	rows, err := e.DB.Query(ctx, `SELECT id, topic, COALESCE(payload->>'type', ''), attempts,
+       EXTRACT(EPOCH FROM delivered_at - created_at)::float8 FROM bridge_outbox
 WHERE delivered_at IS NOT NULL AND COALESCE(last_error, '') NOT LIKE 'discarded:%' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the outbox's lags: %w", err)
@@ -405,7 +422,7 @@ WHERE delivered_at IS NOT NULL AND COALESCE(last_error, '') NOT LIKE 'discarded:
 	var out []lagObs
 	for rows.Next() {
 		var o lagObs
-		if err := rows.Scan(&o.topic, &o.s); err != nil {
+		if err := rows.Scan(&o.id, &o.topic, &o.kind, &o.attempts, &o.s); err != nil {
 			return nil, err
 		}
 		out = append(out, o)
