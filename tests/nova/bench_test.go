@@ -567,7 +567,7 @@ func writeBenchDoc(path string, res *benchRun) error {
 		fmt.Fprintf(&sb, "| %d (%s) | %s | %.2f s / %.2f s | %.2f s / %.2f s | %.2f | %s |\n", i+1, rd.first, rd.load,
 			rd.u.median(), rd.u.p95(), rd.up.median(), rd.up.p95(), rd.ratio(), rd.u.lagBrief())
 	}
-	fmt.Fprintf(&sb, "| all (%d boots a side) | | %.2f s / %.2f s | %.2f s / %.2f s | %.2f (median of the rounds' ratios) |\n\n",
+	fmt.Fprintf(&sb, "| all (%d boots a side) | | %.2f s / %.2f s | %.2f s / %.2f s | %.2f (median of the rounds' ratios) | below |\n\n",
 		len(u.samples), u.median(), u.p95(), up.median(), up.p95(), res.ratio())
 	fmt.Fprintf(&sb, "Below 1: unisched faster; the goal is no slower than upstream.\n\n")
 	fmt.Fprintf(&sb, "Notify lag (`unisched_notify_lag_seconds`: from the event's INSERT (for a VM claim the last statement of its transaction) to the consumer's answer; an agent answers once it journaled the event (fsync), before Docker applies it, the bus once it confirmed the publish), every delivery of the unisched rounds: the boots' claims, then per round %d containers run and deleted and the servers deleted, read from the outbox table (`delivered_at - created_at`, the values the histogram observed): %s.\n\n", benchContainers, res.lag())
