@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"github.com/unisched/unisched/etc"
 	"github.com/unisched/unisched/internal/config"
 )
@@ -58,7 +57,7 @@ func runConfig(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := builtin.Engine(cfg.Scheduler); err != nil {
+		if _, err := schedulerEngine(cfg.Scheduler); err != nil {
 			return fmt.Errorf("scheduler: %w", err)
 		}
 		if cfg.Database.URL == "" {

@@ -21,7 +21,6 @@ import (
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/novahook"
 	"github.com/unisched/unisched/bridge/outbox"
-	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/internal/metrics"
 	"github.com/unisched/unisched/internal/openstack"
@@ -127,7 +126,7 @@ func runServe(ctx context.Context, args []string) error {
 	slog.SetDefault(log)
 	// Built before anything starts, so that a typo in a plugin name stops
 	// serve at start rather than at the first placement.
-	engine, err := builtin.Engine(cfg.Scheduler)
+	engine, err := schedulerEngine(cfg.Scheduler)
 	if err != nil {
 		return err
 	}

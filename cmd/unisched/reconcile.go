@@ -19,7 +19,6 @@ import (
 
 	"github.com/unisched/unisched/bridge"
 	"github.com/unisched/unisched/bridge/reconcile"
-	"github.com/unisched/unisched/bridge/scheduler/builtin"
 	"github.com/unisched/unisched/internal/config"
 	"github.com/unisched/unisched/novaext"
 )
@@ -65,7 +64,7 @@ func reconcileCommand(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("connecting to database: %w", err)
 	}
 	defer pool.Close()
-	engine, err := builtin.Engine(cfg.Scheduler)
+	engine, err := schedulerEngine(cfg.Scheduler)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
-
-	"github.com/unisched/unisched/bridge/scheduler"
 )
 
 // Config is the whole configuration; sections mirror etc/unisched.yaml.
@@ -19,11 +17,12 @@ type Config struct {
 	Placement Placement `mapstructure:"placement"`
 	// ContainerAPI is the second listener of serve: Zun's API, the native
 	// /v1/workloads API and the agents' routes.
-	ContainerAPI ContainerAPI     `mapstructure:"container_api"`
-	Scheduler    scheduler.Config `mapstructure:"scheduler"`
-	Log          Log              `mapstructure:"log"`
-	Test         Test             `mapstructure:"test"`
-	Agent        Agent            `mapstructure:"agent"`
+	ContainerAPI ContainerAPI `mapstructure:"container_api"`
+	// Scheduler is the bridge's scheduler (scheduler.go).
+	Scheduler Scheduler `mapstructure:"scheduler"`
+	Log       Log       `mapstructure:"log"`
+	Test      Test      `mapstructure:"test"`
+	Agent     Agent     `mapstructure:"agent"`
 	// Nova is the compute cloud's API and notification bus (nova.go).
 	Nova Nova `mapstructure:"nova"`
 	// Notifications are the container notifications serve publishes.
@@ -104,37 +103,10 @@ var defaults = map[string]any{
 	"container_api.listen":                      "127.0.0.1:9517",
 	"container_api.max_body_bytes":              int64(1 << 20),
 	"container_api.relay_parallelism":           8,
-	"scheduler.thresholds.dedicated_usage":      0.5,
-	"scheduler.thresholds.shared_load":          0.5,
-	"scheduler.thresholds.pack_until":           0.5,
-	"scheduler.filters":                         defaultFilters,
-	"scheduler.weighers":                        defaultWeighers,
-	"scheduler.max_scored_hosts":                1000,
-	"scheduler.alternates":                      2,
-	"scheduler.parallelism":                     1,
 	"log.level":                                 "info",
 	"log.format":                                "text",
 	"test.reset":                                false,
 }
-
-// defaultFilters and defaultWeighers are scheduler.DefaultConfig's
-// plugins with the arguments etc/unisched.yaml spells out (the filters'
-// own defaults), in the shape a YAML file decodes to.
-var (
-	defaultFilters = []any{
-		map[string]any{"name": "availability_zone", "args": map[string]any{"default_zone": "nova"}},
-		map[string]any{"name": "aggregates"},
-		map[string]any{"name": "traits", "args": map[string]any{"always_forbidden": []any{"COMPUTE_STATUS_DISABLED"}}},
-		map[string]any{"name": "affinity"},
-		map[string]any{"name": "resources"},
-		map[string]any{"name": "numa"},
-		map[string]any{"name": "pool_pressure"},
-	}
-	defaultWeighers = []any{
-		map[string]any{"name": "balance", "weight": 1},
-		map[string]any{"name": "soft_affinity", "weight": 1},
-	}
-)
 
 // Enabled says whether serve runs the container API listener. "off" is
 // the way to turn it off from the environment, where an empty variable

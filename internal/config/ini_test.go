@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/unisched/unisched/bridge/scheduler"
 )
 
 const iniSample = "../../etc/unisched.conf.sample"
@@ -349,7 +347,7 @@ func TestINISampleInSync(t *testing.T) {
 	if !reflect.DeepEqual(c, defaults) {
 		t.Errorf("the uncommented sample differs from the defaults:\nsample:   %+v\ndefaults: %+v", c, defaults)
 	}
-	if len(c.Scheduler.Filters) != len(scheduler.DefaultConfig().Filters) || c.Scheduler.Filters[2].Args["always_forbidden"] == nil {
+	if len(c.Scheduler.Filters) != len(schedulerDefaults["scheduler.filters"].([]any)) || c.Scheduler.Filters[2].Args["always_forbidden"] == nil {
 		t.Errorf("scheduler filters from the sample: %+v", c.Scheduler.Filters)
 	}
 }
