@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/unisched/unisched/internal/openstack"
-	"github.com/unisched/unisched/tests/harness"
+	"github.com/unisched/unisched/internal/proctest"
 	"github.com/unisched/unisched/tests/keystoneharness"
 )
 
@@ -289,7 +289,7 @@ func TestAuthenticator(t *testing.T) {
 }
 
 func TestKeystoneDown(t *testing.T) {
-	port, err := harness.FreePort()
+	port, err := proctest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

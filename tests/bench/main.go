@@ -48,8 +48,8 @@ type config struct {
 func main() {
 	var c config
 	var sizes, uSizes, uEnv string
-	flag.IntVar(&c.UpstreamPort, "upstream-port", 18880, "port of upstream placement")
-	flag.IntVar(&c.UnischedPort, "unisched-port", 18788, "port of unisched")
+	flag.IntVar(&c.UpstreamPort, "upstream-port", 0, "port of upstream placement (0: a free one, another if it is taken before uwsgi binds it)")
+	flag.IntVar(&c.UnischedPort, "unisched-port", 0, "port of unisched (0: a free one, another if it is taken before serve binds it)")
 	flag.IntVar(&c.Workers, "workers", 4, "uwsgi worker processes of upstream placement")
 	flag.StringVar(&sizes, "sizes", "1000,5000", "fleet sizes measured on both servers")
 	flag.StringVar(&uSizes, "unisched-sizes", "100000", "further sizes measured on unisched only")
@@ -214,20 +214,24 @@ func run(ctx context.Context, c config) error {
 	}()
 	conc := max(c.SeedConc, c.BigSeedConc, c.ClaimConc)
 	if !c.SkipUpstream {
-		fmt.Fprintf(os.Stderr, "bench: starting upstream placement (%d uwsgi workers) on port %d\n", c.Workers, c.UpstreamPort)
+		fmt.Fprintf(os.Stderr, "bench: starting upstream placement (%d uwsgi workers)\n", c.Workers)
 		srv, err := harness.StartUpstream(ctx, harness.UpstreamOptions{Port: c.UpstreamPort, Workers: c.Workers,
-			DB: fmt.Sprintf("bench_upstream_%d", c.UpstreamPort), Dir: filepath.Join(c.Artifacts, "upstream")})
+			DB: fmt.Sprintf("bench_upstream_%d", os.Getpid()), Dir: filepath.Join(c.Artifacts, "upstream")})
 		if err != nil {
 			return err
 		}
+		c.UpstreamPort = srv.Port
+		fmt.Fprintf(os.Stderr, "bench: upstream placement at %s\n", srv.URL)
 		sides = append(sides, &side{name: "upstream", srv: srv, client: load.NewClient(srv.URL, conc, 5*time.Minute)})
 	}
-	fmt.Fprintf(os.Stderr, "bench: starting unisched on port %d\n", c.UnischedPort)
+	fmt.Fprintf(os.Stderr, "bench: starting unisched\n")
 	usrv, err := harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: c.UnischedPort,
-		DB: fmt.Sprintf("bench_unisched_%d", c.UnischedPort), Dir: filepath.Join(c.Artifacts, "unisched"), Env: c.UnischedEnv})
+		DB: fmt.Sprintf("bench_unisched_%d", os.Getpid()), Dir: filepath.Join(c.Artifacts, "unisched"), Env: c.UnischedEnv})
 	if err != nil {
 		return err
 	}
+	c.UnischedPort = usrv.Port
+	fmt.Fprintf(os.Stderr, "bench: unisched at %s\n", usrv.URL)
 	sides = append(sides, &side{name: "unisched", srv: usrv, client: load.NewClient(usrv.URL, conc, 5*time.Minute)})
 
 	jsonl, err := os.Create(filepath.Join(c.Artifacts, "bench.jsonl"))

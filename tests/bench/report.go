@@ -279,9 +279,9 @@ func renderMarkdown(s summary) string {
 	p("```")
 	p("")
 	p("`scripts/bench.sh` installs Debian's `placement-api python3-placement uwsgi-core uwsgi-plugin-python3 python3-psycopg2`")
-	p("when missing (as root), then `go run ./tests/bench`: it builds unisched, creates the databases `bench_upstream_<port>` and")
-	p("`bench_unisched_<port>` (`UNISCHED_TEST_DATABASE_URL`, default the local PostgreSQL over its unix socket), starts upstream")
-	p("on port %d (placement-manage db sync, uwsgi) and unisched on port %d, runs the sizes, writes this file and",
+	p("when missing (as root), then `go run ./tests/bench`: it builds unisched, creates the databases `bench_upstream_<pid>` and")
+	p("`bench_unisched_<pid>` (`UNISCHED_TEST_DATABASE_URL`, default the local PostgreSQL over its unix socket), starts upstream")
+	p("on port %d (placement-manage db sync, uwsgi) and unisched on port %d (free ports unless given), runs the sizes, writes this file and",
 		s.Config.UpstreamPort, s.Config.UnischedPort)
 	p("`_artifacts/bench/bench.jsonl` (every measurement as JSON, one line per size), then stops both servers by pid and")
 	p("drops the databases. Seeding uses %d clients at the sizes both servers run and %d at unisched-only sizes.",

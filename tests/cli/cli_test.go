@@ -126,14 +126,10 @@ func startServer(t *testing.T) string {
 	if err := harness.BuildUnisched(ctx, root, bin); err != nil {
 		t.Fatal(err)
 	}
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	srv, err := harness.StartUnisched(ctx, harness.UnischedOptions{
-		Bin: bin, Port: port, Dir: dir, DB: "unisched_cli_" + hex.EncodeToString(suffix),
+		Bin: bin, Dir: dir, DB: "unisched_cli_" + hex.EncodeToString(suffix),
 	})
 	if err != nil {
 		t.Fatal(err)

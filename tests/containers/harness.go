@@ -98,6 +98,8 @@ type Options struct {
 	// restart it; DockerArgs are its extra flags (e.g. "--live-restore").
 	OwnDocker  bool
 	DockerArgs []string
+	// Dashboard runs serve's dashboard too, at Env.DashboardURL.
+	Dashboard bool
 }
 
 // Env is one running environment.
@@ -121,6 +123,8 @@ type Env struct {
 	PlacementURL string
 	// ContainerURL is the container API (Zun v1, /v1/workloads, agent routes).
 	ContainerURL string
+	// DashboardURL is the dashboard's page when Options.Dashboard asked for it.
+	DashboardURL string
 	Serve        *proctest.Process
 	Agents       map[string]*Agent
 
@@ -231,7 +235,8 @@ func Start(t testing.TB, opts Options) *Env {
 	defer cancel()
 	env.DBName, env.DBURL = harness.TestDatabase(ctx, t, "", "unisched_ctr")
 	env.serve = harness.Serve{Name: "unisched serve", Bin: env.Bin, LogPath: filepath.Join(env.Dir, "serve.log"), DBURL: env.DBURL,
-		Env: append([]string{"UNISCHED_TEST_RESET=true", "UNISCHED_LOG_LEVEL=" + opts.LogLevel}, opts.ServeEnv...), Timeout: opts.StartTimeout}
+		Env: append([]string{"UNISCHED_TEST_RESET=true", "UNISCHED_LOG_LEVEL=" + opts.LogLevel}, opts.ServeEnv...), Timeout: opts.StartTimeout,
+		Dashboard: opts.Dashboard}
 
 	// Cleanups run last-registered first: agents stop before serve, and
 	// the hosts' containers go after both.
@@ -245,6 +250,9 @@ func Start(t testing.TB, opts Options) *Env {
 		}
 	})
 	env.PlacementURL, env.ContainerURL = env.serve.PlacementURL(), env.serve.ContainerURL()
+	if opts.Dashboard {
+		env.DashboardURL = env.serve.DashboardURL()
+	}
 	env.Zun = NewZun(env.ContainerURL, AdminToken)
 	env.Placement = &Placement{URL: env.PlacementURL, Token: "admin", HTTP: &http.Client{Timeout: 30 * time.Second}}
 	var err error

@@ -41,7 +41,6 @@ import (
 	"github.com/unisched/unisched/internal/dockertest"
 	"github.com/unisched/unisched/internal/pg"
 	"github.com/unisched/unisched/tests/containers"
-	"github.com/unisched/unisched/tests/harness"
 )
 
 // EnvRequire=1 turns a missing Chromium or Docker into a failure.
@@ -76,20 +75,6 @@ func chromium(t *testing.T) string {
 	}
 	t.Skipf("chromium not installed, skipping (set %s=1 to fail instead)", EnvRequire)
 	return ""
-}
-
-// dashboardPort is a free port of this suite's range.
-func dashboardPort(t *testing.T) int {
-	t.Helper()
-	base := 25000 + os.Getpid()%900
-	for i := 0; i < 100; i++ {
-		p := base + i
-		if harness.CheckPortFree(p) == nil {
-			return p
-		}
-	}
-	t.Fatal("no free port in 25000-25999")
-	return 0
 }
 
 // artifactsDir is $ARTIFACTS/dashboard, or a temporary directory.
@@ -306,12 +291,8 @@ func hosts() []containers.AgentSpec {
 func TestDashboardInChromium(t *testing.T) {
 	chrome := chromium(t)
 	containers.NeedAgent(t)
-	port := dashboardPort(t)
-	dashURL := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	env := containers.Start(t, containers.Options{Agents: hosts(), ServeEnv: []string{
-		fmt.Sprintf("UNISCHED_DASHBOARD_LISTEN=127.0.0.1:%d", port),
-		"UNISCHED_DASHBOARD_REFRESH=2s",
-	}})
+	env := containers.Start(t, containers.Options{Agents: hosts(), Dashboard: true, ServeEnv: []string{"UNISCHED_DASHBOARD_REFRESH=2s"}})
+	dashURL := env.DashboardURL
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 

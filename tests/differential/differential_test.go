@@ -190,21 +190,14 @@ func start() pair {
 		p.err = err
 		return p
 	}
-	ports := [2]int{}
-	for i := range ports {
-		if ports[i], err = harness.FreePort(); err != nil {
-			p.err = err
-			return p
-		}
-	}
 	suffix := fmt.Sprint(os.Getpid())
-	p.upstream, err = harness.StartUpstream(ctx, harness.UpstreamOptions{Port: ports[0], Workers: 2,
+	p.upstream, err = harness.StartUpstream(ctx, harness.UpstreamOptions{Workers: 2,
 		DB: "differential_upstream_" + suffix, Dir: filepath.Join(dir, "upstream")})
 	if err != nil {
 		p.err = err
 		return p
 	}
-	p.unisched, err = harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin, Port: ports[1],
+	p.unisched, err = harness.StartUnisched(ctx, harness.UnischedOptions{Bin: bin,
 		DB: "differential_unisched_" + suffix, Dir: filepath.Join(dir, "unisched")})
 	if err != nil {
 		p.err = err

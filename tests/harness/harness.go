@@ -37,8 +37,10 @@ func AdminURL() string {
 
 // Server is a Placement process the harness started.
 type Server struct {
-	Name    string
-	URL     string
+	Name string
+	URL  string
+	// Port is URL's port: the one asked for, or the one picked last.
+	Port    int
 	DB      string
 	LogPath string
 
@@ -105,7 +107,7 @@ func (s *Server) Stop() error {
 func startOnPort(ctx context.Context, s *Server, port int, timeout time.Duration,
 	launch func(port int) (*exec.Cmd, error), ready func(context.Context) bool) error {
 	run := func(port int) error {
-		s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		s.URL, s.Port = fmt.Sprintf("http://127.0.0.1:%d", port), port
 		cmd, err := launch(port)
 		if err != nil {
 			return err
@@ -143,11 +145,6 @@ func CheckPortFree(port int) error {
 	}
 	return nil
 }
-
-// FreePort is a loopback port nothing is bound to now, outside the
-// kernel's ephemeral range (proctest.FreePort). A server given Port 0
-// picks its own and moves when that one turns out taken.
-func FreePort() (int, error) { return proctest.FreePort() }
 
 // CreateDatabase (re)creates an empty database through the admin URL.
 func CreateDatabase(ctx context.Context, admin, name string) error {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -88,6 +89,10 @@ type Serve struct {
 	Timeout time.Duration
 
 	PlacementPort, ContainerPort int
+	// Dashboard adds serve's dashboard listener on DashboardPort, picked
+	// and moved with the other two.
+	Dashboard     bool
+	DashboardPort int
 }
 
 // PlacementURL is http://127.0.0.1:PlacementPort.
@@ -96,21 +101,32 @@ func (s *Serve) PlacementURL() string { return fmt.Sprintf("http://127.0.0.1:%d"
 // ContainerURL is http://127.0.0.1:ContainerPort.
 func (s *Serve) ContainerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.ContainerPort) }
 
+// DashboardURL is http://127.0.0.1:DashboardPort/.
+func (s *Serve) DashboardURL() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.DashboardPort) }
+
 // Start runs serve and waits until Placement answers GET / with 200 and
 // the container API answers at all.
 func (s *Serve) Start(ctx context.Context) (*proctest.Process, error) {
-	if s.PlacementPort != 0 && s.ContainerPort != 0 {
+	ports := []*int{&s.PlacementPort, &s.ContainerPort}
+	if s.Dashboard {
+		ports = append(ports, &s.DashboardPort)
+	}
+	if !slices.ContainsFunc(ports, func(p *int) bool { return *p == 0 }) {
 		return s.start(ctx)
 	}
 	var p *proctest.Process
-	err := proctest.RetryPorts(2, func(ps []int) error {
-		s.PlacementPort, s.ContainerPort = ps[0], ps[1]
+	err := proctest.RetryPorts(len(ports), func(ps []int) error {
+		for i, port := range ps {
+			*ports[i] = port
+		}
 		var err error
 		p, err = s.start(ctx)
 		return err
 	})
 	if err != nil {
-		s.PlacementPort, s.ContainerPort = 0, 0
+		for _, port := range ports {
+			*port = 0
+		}
 	}
 	return p, err
 }
@@ -126,6 +142,11 @@ func (s *Serve) start(ctx context.Context) (*proctest.Process, error) {
 		fmt.Sprintf("UNISCHED_PLACEMENT_LISTEN=127.0.0.1:%d", s.PlacementPort),
 		fmt.Sprintf("UNISCHED_CONTAINER_API_LISTEN=127.0.0.1:%d", s.ContainerPort),
 	)
+	if s.Dashboard {
+		// serve binds every listener before it serves any: Placement
+		// answering means the dashboard's port was bound too
+		cmd.Env = append(cmd.Env, fmt.Sprintf("UNISCHED_DASHBOARD_LISTEN=127.0.0.1:%d", s.DashboardPort))
+	}
 	cmd.Env = append(cmd.Env, s.Env...)
 	return proctest.Start(ctx, s.Name, s.LogPath, cmd, timeout, func(ctx context.Context) error {
 		if err := Get(ctx, s.PlacementURL()+"/", http.StatusOK); err != nil {
