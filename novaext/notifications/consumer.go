@@ -357,17 +357,21 @@ func (c *Consumer) apply(ctx context.Context, m Message, a Action) error {
 		if err := c.cfg.Ledger.VMMoved(ctx, a.ServerID); err != nil || !a.RealPins {
 			return err
 		}
-		// Landed: Nova's pins where the allocations now are. A failure
-		// here redelivers the message; VMMoved again is harmless.
+		// Landed: the VM runs where its allocations now are, with Nova's
+		// pins there. Active again even without pins to read (a shared
+		// VM): a move to another host hands the old allocations to the
+		// migration's consumer, and the ledger records the destination's
+		// claim as a new, claimed VM. A failure here redelivers the
+		// message; VMMoved again is harmless.
 		topo, err := c.topology(ctx, m, a.ServerID)
-		if err != nil || topo == nil {
+		if err != nil {
 			return err
 		}
 		err = c.cfg.Ledger.VMCreated(ctx, a.ServerID, "", topo)
-		if errors.Is(err, bridge.ErrInvalid) {
+		if topo != nil && errors.Is(err, bridge.ErrInvalid) {
 			c.cfg.Logger.Warn("nova notifications: the ledger refused the moved VM's topology; keeping the expected pins",
 				"server", a.ServerID, "error", err)
-			return nil
+			err = c.cfg.Ledger.VMCreated(ctx, a.ServerID, "", nil)
 		}
 		return err
 	}

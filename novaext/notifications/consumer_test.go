@@ -320,3 +320,42 @@ func TestConsumerFollowsMoves(t *testing.T) {
 		t.Errorf("moved: %v", got)
 	}
 }
+
+// A shared VM migrated to another host: Nova hands its old allocations to
+// the migration's consumer (the ledger forgets the instance there), claims
+// the destination (a new VM, claimed), and the move's end finds no pins
+// to read (a shared VM has no NUMA topology). The ledger must still know
+// the VM runs again: active on the destination, as Nova has it; the
+// migration's consumer holds the source until Nova deletes it.
+func TestConsumerActivatesMovedSharedVM(t *testing.T) {
+	for _, event := range []string{"instance.resize_finish.end", "instance.live_migration_post_dest.end"} {
+		t.Run(event, func(t *testing.T) {
+			e := newEnv(t, false)
+			rp2 := bridgetest.Register(t, e.c, bridgetest.TwoCells("compute-2")).ProviderUUID
+			e.start()
+			vm, mig := uuid.NewString(), uuid.NewString()
+			res := map[string]int64{"VCPU": 1, "MEMORY_MB": 512}
+			vmClaimOf(t, e.c, e.pool, vm, e.rp, res)
+			e.topo.set(vm, &novaext.ServerTopology{}) // GET /servers/{id}/topology: no nodes
+			e.nova.publish(novaBody("instance.create.end", "INFO", "InstanceCreatePayload", instanceData(vm, "compute-1", "active")), "info")
+			eventually(t, 20*time.Second, "vm active", func() bool { return e.state(vm) == ledger.StateActive })
+
+			handOver(t, e.c, e.pool, vm, mig, e.rp, res)
+			vmClaimOf(t, e.c, e.pool, vm, rp2, res)
+			if w, ok := e.workload(vm); !ok || w.Host != "compute-2" || w.State != ledger.StateClaimed {
+				t.Fatalf("after the destination's claim: %+v (found %v), want claimed on compute-2", w, ok)
+			}
+			if w, ok := e.workload(mig); !ok || w.Host != "compute-1" {
+				t.Fatalf("the migration's consumer: %+v (found %v), want it holding compute-1", w, ok)
+			}
+			e.nova.publish(novaBody(event, "INFO", "InstanceActionPayload", instanceData(vm, "compute-2", "active")), "info")
+			eventually(t, 20*time.Second, "vm active on compute-2", func() bool {
+				w, ok := e.workload(vm)
+				return ok && w.Host == "compute-2" && w.State == ledger.StateActive
+			})
+			if w, ok := e.workload(mig); !ok || w.Host != "compute-1" {
+				t.Fatalf("the migration's consumer after the move's end: %+v (found %v), want it still holding compute-1", w, ok)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/unisched/unisched/internal/pgtest"
 	"github.com/unisched/unisched/internal/rabbittest"
 	"github.com/unisched/unisched/placement/claims"
+	"github.com/unisched/unisched/placement/store"
 )
 
 // TestMain: a RabbitMQ node for the binary (rabbittest), the test
@@ -152,6 +153,13 @@ func queueDepth(t *testing.T, url, queue string) int {
 // the allocation and the ledger's VM in one transaction.
 func vmClaim(t *testing.T, c *bridge.Coordinator, db pg.Beginner, id, rp string, pcpu, mem int64) {
 	t.Helper()
+	vmClaimOf(t, c, db, id, rp, map[string]int64{"PCPU": pcpu, "MEMORY_MB": mem})
+}
+
+// vmClaimOf is vmClaim with any resources: Nova's PUT /allocations/{id}
+// for res on rp, recorded by the hook in its transaction.
+func vmClaimOf(t *testing.T, c *bridge.Coordinator, db pg.Beginner, id, rp string, res map[string]int64) {
+	t.Helper()
 	ctx := context.Background()
 	err := pg.WithTx(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		// A consumer that exists is moved as Nova does: at its generation.
@@ -160,13 +168,45 @@ func vmClaim(t *testing.T, c *bridge.Coordinator, db pg.Beginner, id, rp string,
 		if err := tx.QueryRow(ctx, `SELECT generation FROM consumers WHERE uuid = $1`, id).Scan(&g); err == nil {
 			gen = &g
 		}
+		var amounts []claims.Amount
+		for class, n := range res {
+			amounts = append(amounts, claims.Amount{ProviderUUID: rp, Class: class, Used: n})
+		}
 		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: id, ProjectID: "p1", UserID: "u1", Generation: gen,
-			ConsumerType: bridge.ConsumerTypeInstance, Allocations: []claims.Amount{
-				{ProviderUUID: rp, Class: "PCPU", Used: pcpu}, {ProviderUUID: rp, Class: "MEMORY_MB", Used: mem}}}); err != nil {
+			ConsumerType: bridge.ConsumerTypeInstance, Allocations: amounts}); err != nil {
 			return err
 		}
 		return c.RecordVMAllocations(ctx, tx, "", bridge.VMAllocations{ConsumerUUID: id, ProjectID: "p1", UserID: "u1",
-			Allocations: map[string]map[string]int64{rp: {"PCPU": pcpu, "MEMORY_MB": mem}}})
+			Allocations: map[string]map[string]int64{rp: res}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// handOver is what Nova's conductor does before a cold or live migration
+// (POST /allocations, 1.28): the instance's allocations on rp move to the
+// migration's consumer, the instance holding nothing until the scheduler
+// claims the destination.
+func handOver(t *testing.T, c *bridge.Coordinator, db pg.Beginner, instance, migration, rp string, res map[string]int64) {
+	t.Helper()
+	ctx := context.Background()
+	err := pg.WithTx(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var amounts []claims.Amount
+		for class, n := range res {
+			amounts = append(amounts, claims.Amount{ProviderUUID: rp, Class: class, Used: n})
+		}
+		if err := store.DeleteAllAllocationsOfConsumer(ctx, tx, instance); err != nil {
+			return err
+		}
+		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: migration, ProjectID: "p1", UserID: "u1",
+			ConsumerType: "MIGRATION", Allocations: amounts}); err != nil {
+			return err
+		}
+		return c.RecordNovaAllocations(ctx, tx, "", []bridge.VMAllocations{
+			{ConsumerUUID: migration, ProjectID: "p1", UserID: "u1", Allocations: map[string]map[string]int64{rp: res}},
+			{ConsumerUUID: instance, ProjectID: "p1", UserID: "u1"},
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

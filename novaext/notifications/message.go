@@ -90,8 +90,9 @@ type Action struct {
 	// Reason is the fault, for Failed.
 	Reason string
 	// RealPins, for Moved: the server has landed (on its new host, or back
-	// on its old one), so Nova's topology there is read after the
-	// allocations and replaces the pins the bridge expected.
+	// on its old one), so the VM is active again and Nova's topology there
+	// is read after the allocations and replaces the pins the bridge
+	// expected.
 	RealPins bool
 }
 
