@@ -19,9 +19,9 @@ var c1024 = novaharness.Flavor{Name: "m1.c1024", ID: "c1024", VCPUs: 1, RAM: 102
 // holds the instance's new flavor and, under the migration's uuid, its old
 // one; the ledger must follow: the VM with the new flavor's resources, the
 // migration record with the old ones. Once confirmed or reverted the four
-// views agree again and the VM holds the flavor Nova says. The resizes stay
-// on their host (allow_resize_to_same_host): the harness's shared VMs fit
-// compute-1 only, compute-2 having dedicated CPUs only.
+// views agree again and the VM holds the flavor Nova says, active. A resize
+// may stay on its host (allow_resize_to_same_host) or go to the other one
+// (both computes have shared CPUs): the test follows the scheduler.
 func TestMoves(t *testing.T) {
 	start(t)
 	need(t, partSched, partNotify)
@@ -41,13 +41,13 @@ func TestMoves(t *testing.T) {
 
 	// 1. resize to m1.c1024, confirmed
 	resize(t, s.ID, c1024.Name)
-	moving(t, ctx, s.ID, host, small, large)
+	host = moving(t, ctx, s.ID, host, small, large)
 	if _, err := openstack(t, "server", "resize", "confirm", s.ID); err != nil {
 		t.Fatalf("openstack server resize confirm: %v", err)
 	}
 	settled(t, ctx, s.ID, host, large, "after the resize's confirm")
 
-	// 2. resize back to m1.c512, reverted: it keeps m1.c1024
+	// 2. resize back to m1.c512, reverted: it keeps m1.c1024 where it was
 	resize(t, s.ID, "m1.c512")
 	moving(t, ctx, s.ID, host, large, small)
 	if _, err := openstack(t, "server", "resize", "revert", s.ID); err != nil {
@@ -121,18 +121,27 @@ func moving(t *testing.T, ctx context.Context, id, src string, before, after map
 }
 
 // settled waits until server id is ACTIVE on host, the four views agree
-// and the ledger holds it there with res, and no migration record holds
-// anything any more.
+// and the ledger has it active there with res, and no migration record
+// holds anything any more.
 func settled(t *testing.T, ctx context.Context, id, host string, res map[string]int, step string) {
 	t.Helper()
 	s := waitStatus(t, ctx, id, "ACTIVE")
 	if s.Hypervisor != host {
 		t.Fatalf("%s: server %s ACTIVE on %s, want %s", step, id, s.Hypervisor, host)
 	}
-	v := agree(t, step, 2*time.Minute)
-	w := v.Ledger[id]
-	if w == nil || w.Host != host || !maps.Equal(w.resources(), res) {
-		t.Fatalf("%s: the ledger has %+v for server %s, want it on %s with %v", step, w, id, host, res)
+	var v *views
+	var w *workload
+	// the move's end (instance.*.end, after the allocations) makes it
+	// active again
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		v = agree(t, step, 2*time.Minute)
+		if w = v.Ledger[id]; w == nil || w.State != "claimed" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if w == nil || w.State != "active" || w.Host != host || !maps.Equal(w.resources(), res) {
+		t.Fatalf("%s: the ledger has %+v for server %s, want it active on %s with %v", step, w, id, host, res)
 	}
 	for wid, w := range v.Ledger {
 		if wid != id && w.Kind == "vm" && w.holds() {
@@ -162,18 +171,24 @@ func waitStatus(t *testing.T, ctx context.Context, id, status string) novaharnes
 	}
 }
 
-// migrationUUID is the uuid of the server's newest migration (compute
-// 2.59 shows it): Nova's consumer for the source's allocation during a
-// move.
-func migrationUUID(ctx context.Context, id string) (string, error) {
+// migration is one of a server's migrations as GET /os-migrations shows it
+// (2.59).
+type migration struct {
+	ID     int    `json:"id"`
+	UUID   string `json:"uuid"`
+	Status string `json:"status"`
+	Type   string `json:"migration_type"`
+	Source string `json:"source_compute"`
+	Dest   string `json:"dest_compute"`
+}
+
+// lastMigration is the server's newest migration.
+func lastMigration(ctx context.Context, id string) (migration, error) {
 	var out struct {
-		Migrations []struct {
-			UUID string `json:"uuid"`
-			ID   int    `json:"id"`
-		} `json:"migrations"`
+		Migrations []migration `json:"migrations"`
 	}
 	if _, err := env.Nova(ctx, http.MethodGet, "/os-migrations?instance_uuid="+id, nil, &out, "2.59"); err != nil {
-		return "", err
+		return migration{}, err
 	}
 	best := -1
 	for i, m := range out.Migrations {
@@ -182,7 +197,188 @@ func migrationUUID(ctx context.Context, id string) (string, error) {
 		}
 	}
 	if best < 0 || out.Migrations[best].UUID == "" {
-		return "", fmt.Errorf("server %s: no migration with a uuid in %+v", id, out.Migrations)
+		return migration{}, fmt.Errorf("server %s: no migration with a uuid in %+v", id, out.Migrations)
 	}
-	return out.Migrations[best].UUID, nil
+	return out.Migrations[best], nil
+}
+
+// migrationUUID is the uuid of the server's newest migration: Nova's
+// consumer for the source's allocation during a move.
+func migrationUUID(ctx context.Context, id string) (string, error) {
+	m, err := lastMigration(ctx, id)
+	return m.UUID, err
+}
+
+// TestMigrations: a shared VM moved between the computes by real Nova
+// (both have shared CPUs: a 1-VCPU flavor fits either). A cold migration
+// to the other host waits in VERIFY_RESIZE with the instance's allocation
+// on the new host and the source's under the migration's uuid, in
+// Placement and in the ledger; confirmed, the VM is on the new host
+// everywhere and the source holds nothing for it. A cold migration back,
+// reverted, leaves it where it was. A live migration then brings it back
+// to the host it booted on, the ledger following.
+func TestMigrations(t *testing.T) {
+	start(t)
+	need(t, partSched, partNotify)
+	ensureFlavors(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { deleteAll(t) })
+	agree(t, "before", time.Minute)
+
+	s := boot(t, "vm-migrations", "m1.c512")
+	small := map[string]int{"DISK_GB": 1, "MEMORY_MB": 512, "VCPU": 1}
+	home := s.Hypervisor
+	away := otherCompute(t, home)
+
+	// 1. cold migration to the other host, confirmed
+	coldMigrate(t, ctx, s.ID, away)
+	if got := moving(t, ctx, s.ID, home, small, small); got != away {
+		t.Fatalf("cold migration of %s to %s: in VERIFY_RESIZE on %s", s.ID, away, got)
+	}
+	mig := mustMigrationUUID(t, ctx, s.ID)
+	if _, err := openstack(t, "server", "resize", "confirm", s.ID); err != nil {
+		t.Fatalf("openstack server resize confirm: %v", err)
+	}
+	settled(t, ctx, s.ID, away, small, "after the cold migration's confirm")
+	released(t, ctx, mig, home)
+
+	// 2. cold migration back, reverted: the VM stays where it was
+	coldMigrate(t, ctx, s.ID, home)
+	if got := moving(t, ctx, s.ID, away, small, small); got != home {
+		t.Fatalf("cold migration of %s to %s: in VERIFY_RESIZE on %s", s.ID, home, got)
+	}
+	mig = mustMigrationUUID(t, ctx, s.ID)
+	if _, err := openstack(t, "server", "resize", "revert", s.ID); err != nil {
+		t.Fatalf("openstack server resize revert: %v", err)
+	}
+	settled(t, ctx, s.ID, away, small, "after the cold migration's revert")
+	released(t, ctx, mig, home)
+
+	// 3. live migration back to the host it booted on
+	liveMigrate(t, ctx, s.ID, home)
+	mig = mustMigrationUUID(t, ctx, s.ID)
+	settled(t, ctx, s.ID, home, small, "after the live migration")
+	released(t, ctx, mig, away)
+
+	remove(t, s)
+	agree(t, "after the delete", time.Minute)
+}
+
+// otherCompute is the environment's compute that is not host.
+func otherCompute(t *testing.T, host string) string {
+	t.Helper()
+	for _, c := range env.Computes {
+		if c.Host != host {
+			return c.Host
+		}
+	}
+	t.Fatalf("no compute other than %s in %+v", host, env.Computes)
+	return ""
+}
+
+// coldMigrate asks Nova, as the admin, to migrate server id to host
+// (2.56: a target host, checked by the scheduler).
+func coldMigrate(t *testing.T, ctx context.Context, id, host string) {
+	t.Helper()
+	t0 := time.Now()
+	body := map[string]any{"migrate": map[string]any{"host": host}}
+	if _, err := env.Nova(ctx, http.MethodPost, "/servers/"+id+"/action", body, nil, "2.56"); err != nil {
+		t.Fatalf("cold migration of %s to %s: %v", id, host, err)
+	}
+	waitStatus(t, ctx, id, "VERIFY_RESIZE")
+	t.Logf("cold migration of %s to %s: VERIFY_RESIZE in %.1fs", id, host, time.Since(t0).Seconds())
+}
+
+// liveMigrate asks Nova, as the admin, to live-migrate server id to host
+// (2.68: a target host always checked by the scheduler, block migration
+// as the hosts allow) and waits until the server is ACTIVE there with no
+// task and its migration completed.
+func liveMigrate(t *testing.T, ctx context.Context, id, host string) {
+	t.Helper()
+	t0 := time.Now()
+	body := map[string]any{"os-migrateLive": map[string]any{"host": host, "block_migration": "auto"}}
+	if _, err := env.Nova(ctx, http.MethodPost, "/servers/"+id+"/action", body, nil, "2.68"); err != nil {
+		t.Fatalf("live migration of %s to %s: %v", id, host, err)
+	}
+	for {
+		s, err := env.GetServer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := lastMigration(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case s.Status == "ERROR" || m.Status == "error" || m.Status == "failed":
+			t.Fatalf("live migration of %s to %s: server %s (task %q) on %s, migration %+v, fault %v\n%s",
+				id, host, s.Status, s.TaskState, s.Hypervisor, m, s.Fault, env.Logs(40))
+		case s.Status == "ACTIVE" && s.TaskState == "" && m.Status == "completed":
+			if s.Hypervisor != host {
+				t.Fatalf("live migration of %s to %s: completed with the server on %s", id, host, s.Hypervisor)
+			}
+			t.Logf("live migration of %s to %s: ACTIVE there, migration %s completed, in %.1fs", id, host, m.UUID, time.Since(t0).Seconds())
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("live migration of %s to %s: server %s (task %q) on %s, migration %+v\n%s",
+				id, host, s.Status, s.TaskState, s.Hypervisor, m, env.Logs(40))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// released requires that migration consumer mig holds nothing any more,
+// in Placement and in the ledger, and that the ledger holds on src (the
+// move's source) exactly what Placement uses there.
+func released(t *testing.T, ctx context.Context, mig, src string) {
+	t.Helper()
+	allocs, err := env.Allocations(ctx, mig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) != 0 {
+		t.Fatalf("migration %s still holds %v in Placement", mig, allocs)
+	}
+	ws, err := ledgerWorkloads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ws[mig]; w != nil && w.holds() {
+		t.Fatalf("migration %s still holds %+v in the ledger", mig, w)
+	}
+	rp, err := env.ProviderByName(ctx, src)
+	if err != nil || rp == nil {
+		t.Fatalf("provider of %s: %v %v", src, rp, err)
+	}
+	var u struct {
+		Usages map[string]int `json:"usages"`
+	}
+	if _, err := env.Placement(ctx, http.MethodGet, "/resource_providers/"+rp.UUID+"/usages", nil, &u); err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]int{}
+	for _, w := range ws {
+		if w.holds() && w.Host == src {
+			for c, n := range w.resources() {
+				held[c] += n
+			}
+		}
+	}
+	for c, n := range u.Usages {
+		if n != held[c] {
+			t.Fatalf("%s after the move: Placement uses %v, the ledger's workloads there hold %v", src, u.Usages, held)
+		}
+	}
+	t.Logf("migration %s holds nothing; %s uses %v", mig, src, u.Usages)
+}
+
+func mustMigrationUUID(t *testing.T, ctx context.Context, id string) string {
+	t.Helper()
+	m, err := lastMigration(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.UUID
 }

@@ -96,8 +96,9 @@ func (e *Env) defaultNova(c *ini, host, state string) {
 		"periodic_fuzzy_delay", "0",
 		// a stop waits at most this long for in-flight work
 		"graceful_shutdown_timeout", "5",
-		// compute-1 alone has shared CPUs and compute-2 alone dedicated
-		// ones, so a resize can only stay on its host
+		// a resize may stay on its host: with one host able to take a
+		// flavor (compute-2 alone has dedicated CPUs) it could not be
+		// resized otherwise; shared flavors fit both default computes
 		"allow_resize_to_same_host", "true",
 	)
 }
