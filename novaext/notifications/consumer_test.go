@@ -325,11 +325,20 @@ func TestConsumerFollowsMoves(t *testing.T) {
 // the migration's consumer (the ledger forgets the instance there), claims
 // the destination (a new VM, claimed), and the move's end finds no pins
 // to read (a shared VM has no NUMA topology). The ledger must still know
-// the VM runs again: active on the destination, as Nova has it; the
-// migration's consumer holds the source until Nova deletes it.
+// the VM runs again, as Nova has it: active on the destination while the
+// migration's consumer holds the source until Nova deletes it, or, after
+// a live migration's rollback (the allocations given back to the
+// instance), active on the source again.
 func TestConsumerActivatesMovedSharedVM(t *testing.T) {
-	for _, event := range []string{"instance.resize_finish.end", "instance.live_migration_post_dest.end"} {
-		t.Run(event, func(t *testing.T) {
+	for _, tc := range []struct {
+		event string
+		back  bool
+	}{
+		{"instance.resize_finish.end", false},
+		{"instance.live_migration_post_dest.end", false},
+		{"instance.live_migration_rollback.end", true},
+	} {
+		t.Run(tc.event, func(t *testing.T) {
 			e := newEnv(t, false)
 			rp2 := bridgetest.Register(t, e.c, bridgetest.TwoCells("compute-2")).ProviderUUID
 			e.start()
@@ -348,13 +357,18 @@ func TestConsumerActivatesMovedSharedVM(t *testing.T) {
 			if w, ok := e.workload(mig); !ok || w.Host != "compute-1" {
 				t.Fatalf("the migration's consumer: %+v (found %v), want it holding compute-1", w, ok)
 			}
-			e.nova.publish(novaBody(event, "INFO", "InstanceActionPayload", instanceData(vm, "compute-2", "active")), "info")
-			eventually(t, 20*time.Second, "vm active on compute-2", func() bool {
+			host, migHeld := "compute-2", true
+			if tc.back {
+				handBack(t, e.c, e.pool, vm, mig, e.rp, res)
+				host, migHeld = "compute-1", false
+			}
+			e.nova.publish(novaBody(tc.event, "INFO", "InstanceActionPayload", instanceData(vm, host, "active")), "info")
+			eventually(t, 20*time.Second, "vm active on "+host, func() bool {
 				w, ok := e.workload(vm)
-				return ok && w.Host == "compute-2" && w.State == ledger.StateActive
+				return ok && w.Host == host && w.State == ledger.StateActive
 			})
-			if w, ok := e.workload(mig); !ok || w.Host != "compute-1" {
-				t.Fatalf("the migration's consumer after the move's end: %+v (found %v), want it still holding compute-1", w, ok)
+			if w, ok := e.workload(mig); ok != migHeld || ok && w.Host != "compute-1" {
+				t.Fatalf("the migration's consumer after the move's end: %+v (found %v), want found %v on compute-1", w, ok, migHeld)
 			}
 		})
 	}

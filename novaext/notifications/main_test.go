@@ -212,3 +212,35 @@ func handOver(t *testing.T, c *bridge.Coordinator, db pg.Beginner, instance, mig
 		t.Fatal(err)
 	}
 }
+
+// handBack is what Nova's source compute does when a move is undone
+// (a live migration's rollback, POST /allocations): the migration's
+// allocations on rp go back to the instance.
+func handBack(t *testing.T, c *bridge.Coordinator, db pg.Beginner, instance, migration, rp string, res map[string]int64) {
+	t.Helper()
+	ctx := context.Background()
+	err := pg.WithTx(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var gen int
+		if err := tx.QueryRow(ctx, `SELECT generation FROM consumers WHERE uuid = $1`, instance).Scan(&gen); err != nil {
+			return err
+		}
+		var amounts []claims.Amount
+		for class, n := range res {
+			amounts = append(amounts, claims.Amount{ProviderUUID: rp, Class: class, Used: n})
+		}
+		if err := store.DeleteAllAllocationsOfConsumer(ctx, tx, migration); err != nil {
+			return err
+		}
+		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: instance, ProjectID: "p1", UserID: "u1", Generation: &gen,
+			ConsumerType: bridge.ConsumerTypeInstance, Allocations: amounts}); err != nil {
+			return err
+		}
+		return c.RecordNovaAllocations(ctx, tx, "", []bridge.VMAllocations{
+			{ConsumerUUID: migration, ProjectID: "p1", UserID: "u1"},
+			{ConsumerUUID: instance, ProjectID: "p1", UserID: "u1", Allocations: map[string]map[string]int64{rp: res}},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -119,10 +119,12 @@ var movingOps = map[string]bool{
 }
 
 // landingOps are the moves whose end leaves the server running where its
-// allocations now are, with a NUMA topology Nova has settled there.
+// allocations now are, with a NUMA topology Nova has settled there. A live
+// migration's rollback lands it back on its source: the source compute
+// gives the instance its allocations there back before rollback.end.
 var landingOps = map[string]bool{
 	"resize_finish": true, "resize_revert": true, "live_migration_post": true, "live_migration_post_dest": true,
-	"rebuild": true, "evacuate": true, "unshelve": true,
+	"live_migration_rollback": true, "rebuild": true, "evacuate": true, "unshelve": true,
 }
 
 // Classify maps a notification to the ledger's action: instance.create.end
