@@ -81,17 +81,26 @@ func moving(t *testing.T, ctx context.Context, id, src string, before, after map
 	if err != nil {
 		t.Fatal(err)
 	}
+	held(t, ctx, id, dst, after, mig, src, before)
+	t.Logf("%s in VERIFY_RESIZE: %v on %s (instance), %v on %s (migration %s), in Placement and the ledger", id, after, dst, before, src, mig)
+	return dst
+}
+
+// held requires Placement to hold a move in progress as Nova makes it,
+// instance id's resources after on dst and the migration's consumer mig's
+// before on src, and waits until the ledger holds the same.
+func held(t *testing.T, ctx context.Context, id, dst string, after map[string]int, mig, src string, before map[string]int) {
+	t.Helper()
 	want := map[string]struct {
 		host string
 		res  map[string]int
 	}{id: {dst, after}, mig: {src, before}}
-	var last string
 	for {
 		ws, err := ledgerWorkloads(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = ""
+		last := ""
 		for consumer, w := range want {
 			rp, err := env.ProviderByName(ctx, w.host)
 			if err != nil || rp == nil {
@@ -110,8 +119,7 @@ func moving(t *testing.T, ctx context.Context, id, src string, before, after map
 			}
 		}
 		if last == "" {
-			t.Logf("%s in VERIFY_RESIZE: %v on %s (instance), %v on %s (migration %s), in Placement and the ledger", id, after, dst, before, src, mig)
-			return dst
+			return
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("the ledger does not follow the move of %s:%s", id, last)
@@ -215,8 +223,11 @@ func migrationUUID(ctx context.Context, id string) (string, error) {
 // on the new host and the source's under the migration's uuid, in
 // Placement and in the ledger; confirmed, the VM is on the new host
 // everywhere and the source holds nothing for it. A cold migration back,
-// reverted, leaves it where it was. A live migration then brings it back
-// to the host it booted on, the ledger following.
+// reverted, leaves it where it was. A live migration home, aborted while
+// it runs, is rolled back: the VM stays. Another, seen while it runs
+// (Placement and the ledger hold the instance on the destination and the
+// source under the migration's uuid) then completed, brings it back to the
+// host it booted on.
 func TestMigrations(t *testing.T) {
 	start(t)
 	need(t, partSched, partNotify)
@@ -255,11 +266,20 @@ func TestMigrations(t *testing.T) {
 	settled(t, ctx, s.ID, away, small, "after the cold migration's revert")
 	released(t, ctx, mig, home)
 
-	// 3. live migration back to the host it booted on
-	liveMigrate(t, ctx, s.ID, home)
-	mig = mustMigrationUUID(t, ctx, s.ID)
+	// 3. live migration home, aborted while it runs: rolled back, the VM
+	// stays where it was
+	m := startLive(t, ctx, s.ID, home)
+	abortLive(t, ctx, s.ID, m)
+	settled(t, ctx, s.ID, away, small, "after the live migration's abort")
+	released(t, ctx, m.UUID, home)
+
+	// 4. live migration home, seen while it runs, then completed
+	m = startLive(t, ctx, s.ID, home)
+	held(t, ctx, s.ID, home, small, m.UUID, away, small)
+	t.Logf("%s live-migrating: %v on %s (instance), %v on %s (migration %s), in Placement and the ledger", s.ID, small, home, small, away, m.UUID)
+	finishLive(t, ctx, s.ID, m)
 	settled(t, ctx, s.ID, home, small, "after the live migration")
-	released(t, ctx, mig, away)
+	released(t, ctx, m.UUID, away)
 
 	remove(t, s)
 	agree(t, "after the delete", time.Minute)
@@ -290,40 +310,92 @@ func coldMigrate(t *testing.T, ctx context.Context, id, host string) {
 	t.Logf("cold migration of %s to %s: VERIFY_RESIZE in %.1fs", id, host, time.Since(t0).Seconds())
 }
 
-// liveMigrate asks Nova, as the admin, to live-migrate server id to host
+// startLive asks Nova, as the admin, to live-migrate server id to host
 // (2.68: a target host always checked by the scheduler, block migration
-// as the hosts allow) and waits until the server is ACTIVE there with no
-// task and its migration completed.
-func liveMigrate(t *testing.T, ctx context.Context, id, host string) {
+// as the hosts allow) and waits until the migration runs: the computes'
+// FakeLiveMigrateDriver keeps it running for 5 s, or until it is aborted
+// or forced to complete.
+func startLive(t *testing.T, ctx context.Context, id, host string) migration {
 	t.Helper()
 	t0 := time.Now()
+	prev, _ := lastMigration(ctx, id)
 	body := map[string]any{"os-migrateLive": map[string]any{"host": host, "block_migration": "auto"}}
 	if _, err := env.Nova(ctx, http.MethodPost, "/servers/"+id+"/action", body, nil, "2.68"); err != nil {
 		t.Fatalf("live migration of %s to %s: %v", id, host, err)
 	}
 	for {
-		s, err := env.GetServer(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
 		m, err := lastMigration(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch {
-		case s.Status == "ERROR" || m.Status == "error" || m.Status == "failed":
-			t.Fatalf("live migration of %s to %s: server %s (task %q) on %s, migration %+v, fault %v\n%s",
-				id, host, s.Status, s.TaskState, s.Hypervisor, m, s.Fault, env.Logs(40))
-		case s.Status == "ACTIVE" && s.TaskState == "" && m.Status == "completed":
-			if s.Hypervisor != host {
-				t.Fatalf("live migration of %s to %s: completed with the server on %s", id, host, s.Hypervisor)
+		if m.ID > prev.ID {
+			switch m.Status {
+			case "running":
+				t.Logf("live migration %s of %s to %s: running after %.1fs", m.UUID, id, host, time.Since(t0).Seconds())
+				return m
+			case "queued", "preparing", "accepted", "pre-migrating":
+			default:
+				s, _ := env.GetServer(ctx, id)
+				t.Fatalf("live migration of %s to %s: migration %+v, not seen running; server %s (task %q) on %s, fault %v\n%s",
+					id, host, m, s.Status, s.TaskState, s.Hypervisor, s.Fault, env.Logs(40))
 			}
-			t.Logf("live migration of %s to %s: ACTIVE there, migration %s completed, in %.1fs", id, host, m.UUID, time.Since(t0).Seconds())
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("live migration of %s to %s: never running (last migration %+v)\n%s", id, host, m, env.Logs(40))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// abortLive aborts running live migration m of server id (2.24) and
+// waits until Nova has rolled it back: the server ACTIVE with no task,
+// the migration cancelled.
+func abortLive(t *testing.T, ctx context.Context, id string, m migration) {
+	t.Helper()
+	t0 := time.Now()
+	if _, err := env.Nova(ctx, http.MethodDelete, fmt.Sprintf("/servers/%s/migrations/%d", id, m.ID), nil, nil, "2.24"); err != nil {
+		t.Fatalf("aborting live migration %s of %s: %v", m.UUID, id, err)
+	}
+	waitLive(t, ctx, id, m, "cancelled", m.Source)
+	t.Logf("live migration %s of %s aborted: rolled back, ACTIVE on %s, in %.1fs", m.UUID, id, m.Source, time.Since(t0).Seconds())
+}
+
+// finishLive waits until live migration m of server id has completed: the
+// server ACTIVE on the destination with no task.
+func finishLive(t *testing.T, ctx context.Context, id string, m migration) {
+	t.Helper()
+	t0 := time.Now()
+	waitLive(t, ctx, id, m, "completed", m.Dest)
+	t.Logf("live migration %s of %s completed: ACTIVE on %s, %.1fs later", m.UUID, id, m.Dest, time.Since(t0).Seconds())
+}
+
+// waitLive waits until live migration m of server id has ended in status,
+// the server ACTIVE on host with no task.
+func waitLive(t *testing.T, ctx context.Context, id string, m migration, status, host string) {
+	t.Helper()
+	for {
+		s, err := env.GetServer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := lastMigration(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := now.ID == m.ID && (now.Status == "completed" || now.Status == "cancelled" || now.Status == "error" || now.Status == "failed")
+		switch {
+		case s.Status == "ERROR" || ended && now.Status != status:
+			t.Fatalf("live migration %s of %s: server %s (task %q) on %s, migration %+v (want %s), fault %v\n%s",
+				m.UUID, id, s.Status, s.TaskState, s.Hypervisor, now, status, s.Fault, env.Logs(40))
+		case ended && s.Status == "ACTIVE" && s.TaskState == "":
+			if s.Hypervisor != host {
+				t.Fatalf("live migration %s of %s %s with the server on %s, want %s", m.UUID, id, status, s.Hypervisor, host)
+			}
 			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("live migration of %s to %s: server %s (task %q) on %s, migration %+v\n%s",
-				id, host, s.Status, s.TaskState, s.Hypervisor, m, env.Logs(40))
+			t.Fatalf("live migration %s of %s: server %s (task %q) on %s, migration %+v, want %s\n%s",
+				m.UUID, id, s.Status, s.TaskState, s.Hypervisor, now, status, env.Logs(40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
