@@ -334,14 +334,16 @@ func (c *Coordinator) claim(ctx context.Context, sreq *scheduler.Request, snap *
 		if _, err := tx.Exec(ctx, sqlSetContainer, id, ct); err != nil {
 			return fmt.Errorf("recording the container of workload %s: %w", id, err)
 		}
-		if err := agentEvent(ctx, tx, id, agentproto.Event{Type: agentproto.EventCreate, Host: d.Host, Container: ct}); err != nil {
-			return err
-		}
+		// The shared containers move off the pCPUs taken first: their
+		// rows may be locked by their own reports meanwhile, and the
+		// create's event, written last, does not wait for them.
 		pinned := ledger.Assignment{Cells: cells}.Pinned()
 		if !h.shared.Intersection(pinned).IsEmpty() {
-			return hostCPUsEvent(ctx, tx, d.Host)
+			if err := hostCPUsEvent(ctx, tx, d.Host); err != nil {
+				return err
+			}
 		}
-		return nil
+		return agentEvent(ctx, tx, id, agentproto.Event{Type: agentproto.EventCreate, Host: d.Host, Container: ct})
 	})
 }
 

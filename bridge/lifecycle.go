@@ -127,7 +127,10 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 				return nil
 			}
 		}
-		if err := c.notifyReport(ctx, tx, lw, r); err != nil {
+		// Made now, from the workload as it was; written last (see
+		// containerNotification).
+		note, err := c.reportNotification(ctx, tx, lw, r)
+		if err != nil {
 			return err
 		}
 		switch r.Status {
@@ -135,7 +138,10 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 			if err := release(ctx, tx, lw); err != nil {
 				return err
 			}
-			return ledger.DeleteWorkload(ctx, tx, id)
+			if err := ledger.DeleteWorkload(ctx, tx, id); err != nil {
+				return err
+			}
+			return writeNotification(ctx, tx, note)
 		case agentproto.StatusError:
 			switch lw.State {
 			case ledger.StateClaimed:
@@ -173,7 +179,7 @@ func (c *Coordinator) Report(ctx context.Context, host string, r agentproto.Repo
 		if _, err := tx.Exec(ctx, sqlSetRuntime, id, r.Status, r.Reason, r.ContainerID, r.ExitCode, at); err != nil {
 			return fmt.Errorf("recording the report on workload %s: %w", id, err)
 		}
-		return nil
+		return writeNotification(ctx, tx, note)
 	})
 }
 
@@ -203,13 +209,13 @@ func (c *Coordinator) Delete(ctx context.Context, id string, stop, force bool) e
 			}
 			return ledger.DeleteWorkload(ctx, tx, id)
 		}
-		if err := c.notifyContainer(ctx, tx, lw, ct, "delete", "start", "Deleting", ""); err != nil {
-			return err
-		}
 		if lw.State != ledger.StateDeleting {
 			if err := ledger.SetState(ctx, tx, id, ledger.StateDeleting, ""); err != nil {
 				return err
 			}
+		}
+		if err := c.notifyContainer(ctx, tx, lw, ct, "delete", "start", "Deleting", ""); err != nil {
+			return err
 		}
 		return agentEvent(ctx, tx, id, agentproto.Event{Type: agentproto.EventDelete, Host: lw.Host, Container: ct, Stop: stop, Force: force})
 	})
@@ -246,16 +252,15 @@ func (c *Coordinator) Action(ctx context.Context, id, action string, args Action
 		if _, err := tx.Exec(ctx, sqlSetContainer, lw.ID, ct); err != nil {
 			return fmt.Errorf("recording the container of workload %s: %w", lw.ID, err)
 		}
+		if out, err = c.get(ctx, tx, lw.ID); err != nil {
+			return err
+		}
 		err = agentEvent(ctx, tx, lw.ID, agentproto.Event{Type: agentproto.EventAction, Host: lw.Host, Container: ct,
 			Action: action, Signal: args.Signal, Timeout: args.Timeout})
 		if err != nil {
 			return err
 		}
-		if err := c.notifyContainer(ctx, tx, lw, ct, action, "start", stateStatus(lw.State), ""); err != nil {
-			return err
-		}
-		out, err = c.get(ctx, tx, lw.ID)
-		return err
+		return c.notifyContainer(ctx, tx, lw, ct, action, "start", stateStatus(lw.State), "")
 	})
 	return out, err
 }
@@ -307,13 +312,13 @@ func (c *Coordinator) Rename(ctx context.Context, id, name string) (Workload, er
 		if _, err := tx.Exec(ctx, sqlSetName, lw.ID, name, ct); err != nil {
 			return fmt.Errorf("renaming workload %s: %w", lw.ID, err)
 		}
-		if ct != nil && lw.Host != "" {
-			if err := agentEvent(ctx, tx, lw.ID, agentproto.Event{Type: agentproto.EventRename, Host: lw.Host, Container: ct}); err != nil {
-				return err
-			}
+		if out, err = c.get(ctx, tx, lw.ID); err != nil {
+			return err
 		}
-		out, err = c.get(ctx, tx, lw.ID)
-		return err
+		if ct != nil && lw.Host != "" {
+			return agentEvent(ctx, tx, lw.ID, agentproto.Event{Type: agentproto.EventRename, Host: lw.Host, Container: ct})
+		}
+		return nil
 	})
 	return out, err
 }
@@ -394,17 +399,16 @@ func (c *Coordinator) Resize(ctx context.Context, id string, cpu *float64, memor
 		if _, err := tx.Exec(ctx, sqlSetResources, id, res.VCPU, res.PCPU, res.MemoryMB, ct); err != nil {
 			return fmt.Errorf("recording the new size of workload %s: %w", id, err)
 		}
-		if err := agentEvent(ctx, tx, id, agentproto.Event{Type: agentproto.EventUpdate, Host: lw.Host, Container: ct}); err != nil {
-			return err
-		}
 		changed := oldPinned.Difference(newPinned).Union(newPinned.Difference(oldPinned))
 		if !hc.shared.Intersection(changed).IsEmpty() {
 			if err := hostCPUsEvent(ctx, tx, lw.Host); err != nil {
 				return err
 			}
 		}
-		out, err = c.get(ctx, tx, id)
-		return err
+		if out, err = c.get(ctx, tx, id); err != nil {
+			return err
+		}
+		return agentEvent(ctx, tx, id, agentproto.Event{Type: agentproto.EventUpdate, Host: lw.Host, Container: ct})
 	})
 	return out, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,13 +73,39 @@ const osloTimestamp = "2006-01-02 15:04:05.000000"
 // Notifications of a workload share the key "notify:<id>": they keep their
 // order, and a bus that is down never holds up the agents' events.
 func (c *Coordinator) notifyContainer(ctx context.Context, tx pgx.Tx, lw ledger.Workload, ct *agentproto.Container, action, phase, status, reason string) error {
-	if !c.opts.Notifications || lw.Kind != scheduler.KindContainer {
+	m, err := c.containerNotification(ctx, tx, lw, ct, action, phase, status, reason)
+	if err != nil {
+		return err
+	}
+	return writeNotification(ctx, tx, m)
+}
+
+// writeNotification writes a notification made by containerNotification;
+// nil is none.
+func writeNotification(ctx context.Context, tx pgx.Tx, m *outbox.Message) error {
+	if m == nil {
 		return nil
+	}
+	if _, err := outbox.Insert(ctx, tx, *m); err != nil {
+		return fmt.Errorf("writing the %s notification of %s: %w", strings.TrimPrefix(m.Topic, NotificationTopicPrefix), strings.TrimPrefix(m.Key, "notify:"), err)
+	}
+	return nil
+}
+
+// containerNotification makes the notification notifyContainer writes,
+// nil when the coordinator publishes none for lw. A transaction that must
+// say what the workload was before it changes it makes the message first
+// and writes it last: the notify lag runs from the write, and what the
+// transaction does after its writes (waiting for a provider's lock, say)
+// would count in it.
+func (c *Coordinator) containerNotification(ctx context.Context, tx pgx.Tx, lw ledger.Workload, ct *agentproto.Container, action, phase, status, reason string) (*outbox.Message, error) {
+	if !c.opts.Notifications || lw.Kind != scheduler.KindContainer {
+		return nil, nil
 	}
 	if ct == nil {
 		var err error
 		if ct, err = loadContainer(ctx, tx, lw.ID); err != nil {
-			return err
+			return nil, err
 		}
 		if ct == nil {
 			ct = &agentproto.Container{}
@@ -113,48 +140,43 @@ func (c *Coordinator) notifyContainer(ctx context.Context, tx pgx.Tx, lw ledger.
 		Timestamp: time.Now().UTC().Format(osloTimestamp),
 		Payload:   ContainerPayloadV1{Name: "ContainerPayload", Namespace: "zun", Version: "1.0", Data: p},
 	}
-	_, err := outbox.Insert(ctx, tx, outbox.Message{Topic: NotificationTopicPrefix + n.EventType, Key: "notify:" + lw.ID, Payload: n})
-	if err != nil {
-		return fmt.Errorf("writing the %s notification of workload %s: %w", n.EventType, lw.ID, err)
-	}
-	return nil
+	return &outbox.Message{Topic: NotificationTopicPrefix + n.EventType, Key: "notify:" + lw.ID, Payload: n}, nil
 }
 
-// notifyReport writes the notifications an agent's report means, given
-// the workload as it was before the report: the end (or error) of its
-// create at its first report, the end of its delete, or the end of the
-// action the report answers.
-func (c *Coordinator) notifyReport(ctx context.Context, tx pgx.Tx, lw ledger.Workload, r agentproto.Report) error {
+// reportNotification makes the notification an agent's report means,
+// given the workload as it was before the report: the end (or error) of
+// its create at its first report, the end of its delete, or the end of the
+// action the report answers; nil when it means none.
+func (c *Coordinator) reportNotification(ctx context.Context, tx pgx.Tx, lw ledger.Workload, r agentproto.Report) (*outbox.Message, error) {
 	if !c.opts.Notifications || lw.Kind != scheduler.KindContainer {
-		return nil
+		return nil, nil
 	}
 	switch {
 	case r.Status == agentproto.StatusDeleted:
-		return c.notifyContainer(ctx, tx, lw, nil, "delete", "end", "Deleted", "")
+		return c.containerNotification(ctx, tx, lw, nil, "delete", "end", "Deleted", "")
 	case lw.State == ledger.StateClaimed && r.Status == agentproto.StatusError:
-		return c.notifyContainer(ctx, tx, lw, nil, "create", "error", "Error", r.Reason)
+		return c.containerNotification(ctx, tx, lw, nil, "create", "error", "Error", r.Reason)
 	case lw.State == ledger.StateClaimed:
-		return c.notifyContainer(ctx, tx, lw, nil, "create", "end", r.Status, r.Reason)
+		return c.containerNotification(ctx, tx, lw, nil, "create", "end", r.Status, r.Reason)
 	case r.EventID != 0 && lw.State != ledger.StateDeleting:
 		var typ, action string
-		err := tx.QueryRow(ctx, `SELECT COALESCE(payload->>'type', ''), COALESCE(payload->>'action', '')
-FROM bridge_outbox WHERE id = $1 AND topic = $2`, r.EventID, AgentTopic).Scan(&typ, &action)
+		err := tx.QueryRow(ctx, sqlAnsweredEvent, r.EventID, AgentTopic).Scan(&typ, &action)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // trimmed long ago, or not ours
+			return nil, nil // trimmed long ago, or not ours
 		}
 		if err != nil {
-			return fmt.Errorf("reading event %d answered by a report on workload %s: %w", r.EventID, lw.ID, err)
+			return nil, fmt.Errorf("reading event %d answered by a report on workload %s: %w", r.EventID, lw.ID, err)
 		}
 		if typ != agentproto.EventAction || action == "" {
-			return nil
+			return nil, nil
 		}
 		phase := "end"
 		if r.Status == agentproto.StatusError {
 			phase = "error"
 		}
-		return c.notifyContainer(ctx, tx, lw, nil, action, phase, r.Status, r.Reason)
+		return c.containerNotification(ctx, tx, lw, nil, action, phase, r.Status, r.Reason)
 	}
-	return nil
+	return nil, nil
 }
 
 // stateStatus is the Zun status a notification shows for a ledger state

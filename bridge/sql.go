@@ -54,6 +54,11 @@ JOIN bridge_hosts h ON h.id = wc.host_id WHERE h.name = $1 GROUP BY wc.cell`
 	sqlHostPins = `SELECT p.cell, p.workload_id::text, array_agg(p.cpu ORDER BY p.cpu) FROM bridge_workload_cpus p
 JOIN bridge_hosts h ON h.id = p.host_id WHERE h.name = $1 GROUP BY p.cell, p.workload_id ORDER BY p.cell, p.workload_id`
 
+	// The type and action of the agent event a report answers, to tell which
+	// action's end the report is.
+	sqlAnsweredEvent = `SELECT COALESCE(payload->>'type', ''), COALESCE(payload->>'action', '')
+FROM bridge_outbox WHERE id = $1 AND topic = $2`
+
 	sqlHostAgent = `SELECT agent_url FROM bridge_hosts WHERE name = $1`
 
 	sqlSetAgent = `UPDATE bridge_hosts SET agent_url = $2, os = $3, kernel_version = $4, architecture = $5,

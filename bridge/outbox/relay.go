@@ -63,6 +63,10 @@ type Config struct {
 	// own outcome is committed, so several may call it at once; an event
 	// is reported once by the relay that recorded its delivery.
 	Delivered func(ev Event, at time.Time)
+	// SlowDelivery: a delivery whose notify lag exceeds it is logged with
+	// where the time went (waiting to be claimed, for a lane, in the
+	// consumer; 100ms, the lag the notify loop aims to stay under).
+	SlowDelivery time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -93,6 +97,7 @@ func (c *Config) setDefaults() {
 	def(&c.DeliverTimeout, 30*time.Second)
 	def(&c.Retention, 24*time.Hour)
 	def(&c.TrimInterval, time.Minute)
+	def(&c.SlowDelivery, 100*time.Millisecond)
 }
 
 // Relay delivers outbox events while it leads. Run one per replica: they
@@ -245,7 +250,7 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 			}
 		}
 		for running < r.cfg.Parallelism {
-			lanes, err := r.claim(ctx, conn, inFlight, r.cfg.Parallelism-running)
+			lanes, err := r.claim(ctx, conn, inFlight, running)
 			if err != nil {
 				return err
 			}
@@ -316,11 +321,16 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn) error {
 type lane struct {
 	keys []string
 	evs  []Event
+	// asked and claimed are when the claim that made the lane was sent
+	// and returned, busy how many lanes were running then.
+	asked, claimed time.Time
+	busy           int
 }
 
 // claim reads the runnable events of at most free keys not in flight and
 // splits them into lanes.
-func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]bool, free int) ([]lane, error) {
+func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]bool, running int) ([]lane, error) {
+	free := r.cfg.Parallelism - running
 	busy := make([]string, 0, len(inFlight))
 	for k := range inFlight {
 		busy = append(busy, k)
@@ -329,14 +339,16 @@ func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]b
 	if r.cfg.Parallelism == 1 {
 		keys = r.cfg.BatchSize
 	}
-	evs, err := claim(ctx, conn, r.cfg.Now(), r.cfg.BatchSize, keys, busy)
+	asked := r.cfg.Now()
+	evs, err := claim(ctx, conn, asked, r.cfg.BatchSize, keys, busy)
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
+	claimed := r.cfg.Now()
 	if r.cfg.Parallelism == 1 {
 		// One lane of every claimed event in id order: the batch goes out
 		// exactly as it was claimed, one event at a time.
-		l := lane{evs: evs}
+		l := lane{evs: evs, asked: asked, claimed: claimed, busy: running}
 		seen := map[string]bool{}
 		for _, ev := range evs {
 			if !seen[ev.Key] {
@@ -353,7 +365,7 @@ func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]b
 		if !ok {
 			i = len(lanes)
 			at[ev.Key] = i
-			lanes = append(lanes, lane{keys: []string{ev.Key}})
+			lanes = append(lanes, lane{keys: []string{ev.Key}, asked: asked, claimed: claimed, busy: running})
 		}
 		lanes[i].evs = append(lanes[i].evs, ev)
 	}
@@ -361,11 +373,14 @@ func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]b
 }
 
 // outcome is one event's delivery: err nil when delivered, at when its
-// Deliver returned.
+// Deliver returned; claimed and started when it was claimed and when its
+// Deliver was called, to tell where a slow delivery's time went.
 type outcome struct {
-	ev  Event
-	err error
-	at  time.Time
+	ev                      Event
+	err                     error
+	asked, claimed, started time.Time
+	busy                    int
+	at                      time.Time
 }
 
 // runLane delivers a lane's events in id order, skipping the rest of a
@@ -380,11 +395,12 @@ func (r *Relay) runLane(ctx context.Context, l lane) {
 		if failed[ev.Key] {
 			continue
 		}
+		started := r.cfg.Now()
 		derr := r.deliver(ctx, ev)
 		if ctx.Err() != nil {
 			return
 		}
-		outs = append(outs, outcome{ev: ev, err: derr, at: r.cfg.Now()})
+		outs = append(outs, outcome{ev: ev, err: derr, asked: l.asked, claimed: l.claimed, busy: l.busy, started: started, at: r.cfg.Now()})
 		if derr != nil && !isDiscard(derr) {
 			failed[ev.Key] = true
 		}
@@ -437,18 +453,38 @@ func (r *Relay) settle(ctx context.Context, outs []outcome) {
 		}
 		return
 	}
-	if r.cfg.Delivered == nil || len(marked) == 0 {
+	if len(marked) == 0 {
 		return
 	}
+	recorded := r.cfg.Now()
 	mine := make(map[int64]bool, len(marked))
 	for _, id := range marked {
 		mine[id] = true
 	}
 	for _, o := range outs {
-		if o.err == nil && mine[o.ev.ID] {
+		if o.err != nil || !mine[o.ev.ID] {
+			continue
+		}
+		if lag := o.at.Sub(o.ev.CreatedAt); lag > r.cfg.SlowDelivery {
+			r.logSlow(o, lag, recorded)
+		}
+		if r.cfg.Delivered != nil {
 			r.cfg.Delivered(o.ev, o.at)
 		}
 	}
+}
+
+// logSlow says where a slow delivery's lag went: until the claim (the
+// writing transaction's remainder and commit, the NOTIFY, the leader's
+// wake-up and claim query), in the lane (a lane slot, the key's earlier
+// events), in the consumer; and how long recording it took after.
+func (r *Relay) logSlow(o outcome, lag time.Duration, recorded time.Time) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	r.cfg.Logger.Warn("outbox relay: slow delivery", "id", o.ev.ID, "topic", o.ev.Topic, "key", o.ev.Key,
+		"attempt", o.ev.Attempts+1, "lag_ms", ms(lag),
+		"to_claim_ms", ms(o.asked.Sub(o.ev.CreatedAt)), "claim_ms", ms(o.claimed.Sub(o.asked)), "lanes_busy", o.busy,
+		"in_lane_ms", ms(o.started.Sub(o.claimed)),
+		"deliver_ms", ms(o.at.Sub(o.started)), "record_ms", ms(recorded.Sub(o.at)))
 }
 
 // deliver calls the Deliverer with a timeout; a panic is a failed delivery.
