@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -145,6 +146,61 @@ func TestRegisterHostInvalid(t *testing.T) {
 	}
 	if n := f.scalar(`SELECT count(*) FROM resource_providers`); n != 0 {
 		t.Fatalf("%d providers left by invalid registrations", n)
+	}
+}
+
+// The deliverer reads a host's agent URL once per URLTTL, and again at
+// once after a delivery there failed: an agent that re-registered
+// elsewhere gets the next attempt.
+func TestAgentDelivererFollowsAnAgentThatMoved(t *testing.T) {
+	f := setup(t)
+	agent := func(name string, got *[]string, mu *sync.Mutex) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			*got = append(*got, name)
+			mu.Unlock()
+			w.WriteHeader(http.StatusAccepted)
+		}))
+	}
+	var mu sync.Mutex
+	var got []string
+	a, b := agent("a", &got, &mu), agent("b", &got, &mu)
+	defer b.Close()
+	reg := bridgetest.TwoCells("h1")
+	reg.AgentURL = a.URL
+	f.register(reg)
+	w, err := f.c.Create(f.ctx, shared(1, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := outbox.ListKey(f.ctx, f.pool, w.ID)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("outbox: %+v, %v", rows, err)
+	}
+	ev := rows[0].Event
+	d := bridge.NewAgentDeliverer(f.pool, bridge.AgentDelivererOptions{URLTTL: time.Hour})
+	deliver := func() error { return d.Deliver(f.ctx, ev) }
+	if err := deliver(); err != nil {
+		t.Fatal(err)
+	}
+	reg.AgentURL = b.URL
+	f.register(reg)
+	if err := deliver(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if err := deliver(); err == nil {
+		t.Fatal("a delivery to the agent's old address succeeded")
+	}
+	if err := deliver(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The second delivery went to the cached address; the one after the
+	// failure read the new one.
+	if strings.Join(got, " ") != "a a b" {
+		t.Fatalf("deliveries reached %v, want a a b", got)
 	}
 }
 

@@ -140,3 +140,63 @@ func TestNoNotificationsByDefault(t *testing.T) {
 		t.Errorf("notifications written: %s", eventTypes(ns))
 	}
 }
+
+// The notify lag runs from an event's INSERT: a report that waits for a
+// lock (its delete releasing the consumer's allocations while a Placement
+// write holds the consumer) writes its notification after the wait, not
+// before it.
+func TestReportWritesItsNotificationLast(t *testing.T) {
+	_, pool := bridgetest.Coordinator(t)
+	c := bridge.New(pool, bridgetest.Engine(t), bridge.Options{Notifications: true})
+	f := &fixture{t: t, ctx: t.Context(), pool: pool, c: c}
+	f.register(bridgetest.TwoCells("h1"))
+	w, err := c.Create(f.ctx, shared(1, 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := c.Report(f.ctx, "h1", agentproto.Report{WorkloadID: w.ID, Status: agentproto.StatusRunning, ObservedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(f.ctx, w.ID, false, false); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another transaction holds the consumer, as a Placement write does.
+	holder, err := pool.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(f.ctx)
+	if _, err := holder.Exec(f.ctx, `SELECT 1 FROM consumers WHERE uuid = $1 FOR UPDATE`, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Report(f.ctx, "h1", agentproto.Report{WorkloadID: w.ID, Status: agentproto.StatusDeleted, ObservedAt: now.Add(time.Second)})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the report did not wait for the consumer's lock: %v", err)
+	case <-time.After(time.Second):
+	}
+	released := time.Now()
+	if err := holder.Commit(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rows, err := outbox.ListKey(f.ctx, pool, "notify:"+w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rows[len(rows)-1]
+	if last.Topic != bridge.NotificationTopicPrefix+"container.delete.end" {
+		t.Fatalf("last notification %s", last.Topic)
+	}
+	// Written first, the INSERT would come up to a second before the release.
+	if early := released.Sub(last.CreatedAt); early > 300*time.Millisecond {
+		t.Errorf("delete.end written %s before the lock it waited for was released", early)
+	}
+}
