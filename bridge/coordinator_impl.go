@@ -227,7 +227,7 @@ func toSet(ids []int32) cpuset.CPUSet {
 // loadContainer reads the desired container of a workload in tx.
 func loadContainer(ctx context.Context, db pg.DBTX, id string) (*agentproto.Container, error) {
 	var raw []byte
-	if err := db.QueryRow(ctx, `SELECT container FROM bridge_workloads WHERE id = $1`, id).Scan(&raw); err != nil {
+	if err := db.QueryRow(ctx, sqlContainer, id).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("loading the container of workload %s: %w", id, err)
 	}
 	if len(raw) == 0 {
@@ -252,10 +252,7 @@ func (h hostCPUs) freeShared() cpuset.CPUSet { return h.shared.Difference(h.pinn
 
 func loadHostCPUs(ctx context.Context, db pg.DBTX, host string) (hostCPUs, error) {
 	var shared, pinned []int32
-	err := db.QueryRow(ctx, `SELECT COALESCE(array_agg(c.cpu ORDER BY c.cpu) FILTER (WHERE c.shared), '{}'),
-	COALESCE(array_agg(c.cpu ORDER BY c.cpu) FILTER (WHERE EXISTS (SELECT 1 FROM bridge_workload_cpus p
-		WHERE p.host_id = c.host_id AND p.cpu = c.cpu)), '{}')
-FROM bridge_host_cpus c JOIN bridge_hosts h ON h.id = c.host_id WHERE h.name = $1`, host).Scan(&shared, &pinned)
+	err := db.QueryRow(ctx, sqlHostCPUs, host).Scan(&shared, &pinned)
 	if err != nil {
 		return hostCPUs{}, fmt.Errorf("reading the CPUs of host %s: %w", host, err)
 	}

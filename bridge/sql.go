@@ -59,6 +59,18 @@ JOIN bridge_hosts h ON h.id = p.host_id WHERE h.name = $1 GROUP BY p.cell, p.wor
 	sqlAnsweredEvent = `SELECT COALESCE(payload->>'type', ''), COALESCE(payload->>'action', '')
 FROM bridge_outbox WHERE id = $1 AND topic = $2`
 
+	// A host's shared pool and its pCPUs pinned by any workload.
+	sqlHostCPUs = `SELECT COALESCE(array_agg(c.cpu ORDER BY c.cpu) FILTER (WHERE c.shared), '{}'),
+	COALESCE(array_agg(c.cpu ORDER BY c.cpu) FILTER (WHERE EXISTS (SELECT 1 FROM bridge_workload_cpus p
+		WHERE p.host_id = c.host_id AND p.cpu = c.cpu)), '{}')
+FROM bridge_host_cpus c JOIN bridge_hosts h ON h.id = c.host_id WHERE h.name = $1`
+
+	sqlContainer = `SELECT container FROM bridge_workloads WHERE id = $1`
+
+	// Locks providers in id order, as Placement's writes do, so that two
+	// lockers cannot deadlock.
+	sqlLockProviders = `SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[]) ORDER BY id FOR UPDATE`
+
 	sqlHostAgent = `SELECT agent_url FROM bridge_hosts WHERE name = $1`
 
 	sqlSetAgent = `UPDATE bridge_hosts SET agent_url = $2, os = $3, kernel_version = $4, architecture = $5,

@@ -82,7 +82,7 @@ WHERE h.name = $1 FOR UPDATE OF rp`
 // RecordVMAllocations records in the ledger what a Placement write did to
 // a consumer, in the write's transaction: a VM on a ledger host (created
 // or updated, state claimed, its expected cells and pCPUs, an event for
-// the host's agent), released when its allocations left the ledger's
+// the host's agent when the host's free shared pool changed), released when its allocations left the ledger's
 // hosts. requestID (the caller's global request id) finds the decision
 // taken for the candidates query, whose cell is preferred. Consumers that
 // are container workloads are the coordinator's own and left alone.
@@ -97,6 +97,10 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 	}
 	lw, err := ledger.LockWorkload(ctx, tx, id)
 	exists := err == nil
+	// What the VM held on this host before: the host's agent is told of
+	// the claim only when the shared pool changes, by these or by the
+	// new pins.
+	var oldPins cpuset.CPUSet
 	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
 	}
@@ -138,6 +142,9 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 		}
 		if lw.Host == host && lw.Resources == res && lw.CPUPolicy == policy && assignmentFits(old, res, policy) {
 			return nil // the same claim written again (heal, a retry)
+		}
+		if lw.Host == host {
+			oldPins = old.Pinned()
 		}
 		if lw.Host != "" && lw.Host != host {
 			if err := releaseVM(ctx, tx, lw); err != nil {
@@ -182,6 +189,10 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 		if err := ledger.LinkDecision(ctx, tx, requestID, host, id); err != nil {
 			return err
 		}
+	}
+	touched, err := sharedTouched(ctx, tx, host, oldPins.Union(ledger.Assignment{Cells: cells}.Pinned()))
+	if err != nil || !touched {
+		return err
 	}
 	return hostCPUsEvent(ctx, tx, host)
 }
@@ -433,13 +444,23 @@ func cellsString(cells []ledger.CellAssignment) string {
 }
 
 // releaseVM frees what the VM holds in the ledger (never its Placement
-// allocations: Nova owns those) and tells the host's agent its shared
-// pool may have grown.
+// allocations: Nova owns those) and, when its pins were in the host's
+// shared pool, tells the host's agent the pool grew.
 func releaseVM(ctx context.Context, tx pgx.Tx, lw ledger.Workload) error {
+	a, err := ledger.GetAssignment(ctx, tx, lw.ID)
+	if err != nil {
+		return err
+	}
+	touched := false
+	if lw.Host != "" {
+		if touched, err = sharedTouched(ctx, tx, lw.Host, a.Pinned()); err != nil {
+			return err
+		}
+	}
 	if err := ledger.Release(ctx, tx, lw.ID); err != nil {
 		return err
 	}
-	if lw.Host == "" {
+	if !touched {
 		return nil
 	}
 	return hostCPUsEvent(ctx, tx, lw.Host)
@@ -771,7 +792,7 @@ func (c *Coordinator) syncVM(ctx context.Context, tx pgx.Tx, id string) error {
 		}
 	}
 	if len(uuids) > 0 {
-		if _, err := tx.Exec(ctx, `SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, uuids); err != nil {
+		if _, err := tx.Exec(ctx, sqlLockProviders, uuids); err != nil {
 			return fmt.Errorf("locking the providers of VM %s: %w", id, err)
 		}
 	}

@@ -76,15 +76,26 @@ func TestVMClaimRecordsLedgerAndEvent(t *testing.T) {
 		wantPins  int
 		wantCells int
 		policy    scheduler.CPUPolicy
+		// overlap registers a host whose shared pool holds its dedicated
+		// pCPUs: a pin shrinks the pool, and the agent is told its new
+		// value; otherwise the pool stays and no event is written.
+		overlap  bool
+		wantPool string
 	}{
-		{"dedicated two pCPUs in one cell", 2, 0, 1024, 2, 1, scheduler.CPUDedicated},
-		{"dedicated one pCPU", 1, 0, 512, 1, 1, scheduler.CPUDedicated},
-		{"shared floats, holds no pCPU", 0, 2, 1024, 0, 0, scheduler.CPUShared},
+		{"dedicated two pCPUs in one cell", 2, 0, 1024, 2, 1, scheduler.CPUDedicated, false, ""},
+		{"dedicated one pCPU", 1, 0, 512, 1, 1, scheduler.CPUDedicated, false, ""},
+		{"shared floats, holds no pCPU", 0, 2, 1024, 0, 0, scheduler.CPUShared, false, ""},
+		{"dedicated pins from the shared pool", 2, 0, 1024, 2, 1, scheduler.CPUDedicated, true, "0-1,4-7"},
+		{"shared on a host whose pools overlap", 0, 2, 1024, 0, 0, scheduler.CPUShared, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := setup(t)
-			rp := f.register(bridgetest.TwoCells("h1")).ProviderUUID
+			reg := bridgetest.TwoCells("h1")
+			if tc.overlap {
+				reg.SharedCPUs = "0-7"
+			}
+			rp := f.register(reg).ProviderUUID
 			id := uuid.NewString()
 			before := len(f.events("host:h1"))
 			if err := f.vmClaim(id, rp, "req-"+uuid.NewString(), tc.pcpu, tc.vcpu, tc.mem); err != nil {
@@ -104,9 +115,12 @@ func TestVMClaimRecordsLedgerAndEvent(t *testing.T) {
 			if !a.Pinned().IsSubsetOf(cpuset.New(2, 3, 6, 7)) {
 				t.Fatalf("pins %s outside the dedicated pool", a.Pinned())
 			}
-			evs := f.events("host:h1")
-			if len(evs) != before+1 || evs[len(evs)-1].Type != agentproto.EventHostCPUs {
-				t.Fatalf("host events %+v", evs)
+			evs := f.events("host:h1")[before:]
+			switch {
+			case tc.wantPool == "" && len(evs) != 0:
+				t.Fatalf("host events %+v for a claim that left the shared pool alone", evs)
+			case tc.wantPool != "" && (len(evs) != 1 || evs[0].Type != agentproto.EventHostCPUs || evs[0].SharedCPUs != tc.wantPool):
+				t.Fatalf("host events %+v, want one with shared cpus %s", evs, tc.wantPool)
 			}
 		})
 	}

@@ -81,7 +81,12 @@ func (e *env) do(method, path, mv, reqID, body string) (int, string) {
 // and 4 GB each).
 func (e *env) ledgerHost(name string) {
 	e.t.Helper()
-	e.rp[name] = bridgetest.Register(e.t, e.c, bridgetest.TwoCells(name)).ProviderUUID
+	e.register(bridgetest.TwoCells(name))
+}
+
+func (e *env) register(reg agentproto.Registration) {
+	e.t.Helper()
+	e.rp[reg.Host] = bridgetest.Register(e.t, e.c, reg).ProviderUUID
 }
 
 // novaHost is a compute provider no agent describes.
@@ -390,10 +395,13 @@ func claimBody(rp string, pcpu, mem int) string {
 
 // Nova's boot as Placement sees it: candidates, then the claim with the
 // same request id; the ledger records the VM in the decided cell, with
-// the host's event; DELETE releases it.
+// the host's event (its shared pool holds the dedicated pCPUs, so the pins
+// shrink it); DELETE releases it.
 func TestNovaBootClaimAndDelete(t *testing.T) {
 	e := newEnv(t, bridge.CandidatesFirst)
-	e.ledgerHost("h1")
+	reg := bridgetest.TwoCells("h1")
+	reg.SharedCPUs = "0-7"
+	e.register(reg)
 	reqID := "req-" + uuid.NewString()
 	got := e.candidates("resources=PCPU:2,MEMORY_MB:1024", reqID)
 	if len(got) != 1 || got[0] != "h1" {
