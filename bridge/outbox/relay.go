@@ -408,10 +408,10 @@ func (r *Relay) runLane(ctx context.Context, l lane) {
 	r.settle(ctx, outs)
 }
 
-// settle records a lane's outcomes in one short transaction on the pool,
-// then tells the Delivered hook about the deliveries it recorded. Should
-// the transaction fail, nothing is recorded and the events are delivered
-// again: at least once.
+// settle records a lane's outcomes on the pool (in one statement when all
+// were delivered, else in one short transaction), then tells the Delivered
+// hook about the deliveries it recorded. Should that fail, nothing is
+// recorded and the events are delivered again: at least once.
 func (r *Relay) settle(ctx context.Context, outs []outcome) {
 	var ids []int64
 	var ats []time.Time
@@ -428,24 +428,15 @@ func (r *Relay) settle(ctx context.Context, outs []outcome) {
 		}
 	}
 	var marked []int64
-	err := pg.WithTx(ctx, r.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		for _, o := range outs {
-			switch {
-			case o.err == nil:
-			case isDiscard(o.err):
-				if err := setDiscarded(ctx, tx, o.ev.ID, o.at, o.err.Error()); err != nil {
-					return err
-				}
-			default:
-				if err := setFailed(ctx, tx, o.ev.ID, o.err.Error(), o.at.Add(r.backoff(o.ev.Attempts+1))); err != nil {
-					return err
-				}
-			}
-		}
-		var err error
-		marked, err = setDelivered(ctx, tx, ids, ats)
-		return err
-	})
+	var err error
+	if len(ids) == len(outs) {
+		// Every event delivered: one statement, no transaction around it.
+		// The lane's keys stay in flight until it is recorded, so this is
+		// on the path of each key's next event.
+		marked, err = setDelivered(ctx, r.pool, ids, ats)
+	} else {
+		marked, err = r.settleMixed(ctx, outs, ids, ats)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			r.cfg.Logger.Error("outbox relay: recording a lane's outcomes failed; its events will be delivered again",
@@ -472,6 +463,31 @@ func (r *Relay) settle(ctx context.Context, outs []outcome) {
 			r.cfg.Delivered(o.ev, o.at)
 		}
 	}
+}
+
+// settleMixed records outcomes some of which failed or were discarded, in
+// one transaction, and returns the events it marked delivered.
+func (r *Relay) settleMixed(ctx context.Context, outs []outcome, ids []int64, ats []time.Time) ([]int64, error) {
+	var marked []int64
+	err := pg.WithTx(ctx, r.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		for _, o := range outs {
+			switch {
+			case o.err == nil:
+			case isDiscard(o.err):
+				if err := setDiscarded(ctx, tx, o.ev.ID, o.at, o.err.Error()); err != nil {
+					return err
+				}
+			default:
+				if err := setFailed(ctx, tx, o.ev.ID, o.err.Error(), o.at.Add(r.backoff(o.ev.Attempts+1))); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		marked, err = setDelivered(ctx, tx, ids, ats)
+		return err
+	})
+	return marked, err
 }
 
 // logSlow says where a slow delivery's lag went: until the claim (the

@@ -178,11 +178,11 @@ func claim(ctx context.Context, db pg.DBTX, now time.Time, limit, keys int, busy
 
 // setDelivered marks events delivered, each at its own time, and returns
 // those it marked (not the ones already settled).
-func setDelivered(ctx context.Context, tx pgx.Tx, ids []int64, at []time.Time) ([]int64, error) {
+func setDelivered(ctx context.Context, db pg.DBTX, ids []int64, at []time.Time) ([]int64, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, markDelivered, ids, at)
+	rows, err := db.Query(ctx, markDelivered, ids, at)
 	if err != nil {
 		return nil, fmt.Errorf("marking outbox events delivered: %w", err)
 	}
