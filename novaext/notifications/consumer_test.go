@@ -327,16 +327,19 @@ func TestConsumerFollowsMoves(t *testing.T) {
 // to read (a shared VM has no NUMA topology). The ledger must still know
 // the VM runs again, as Nova has it: active on the destination while the
 // migration's consumer holds the source until Nova deletes it, or, after
-// a live migration's rollback (the allocations given back to the
-// instance), active on the source again.
+// a live migration's rollback or a failed migrate task (the allocations
+// given back to the instance), active on the source again.
 func TestConsumerActivatesMovedSharedVM(t *testing.T) {
 	for _, tc := range []struct {
 		event string
-		back  bool
+		// dest: the scheduler claimed the destination; back: the move
+		// was undone
+		dest, back bool
 	}{
-		{"instance.resize_finish.end", false},
-		{"instance.live_migration_post_dest.end", false},
-		{"instance.live_migration_rollback.end", true},
+		{"instance.resize_finish.end", true, false},
+		{"instance.live_migration_post_dest.end", true, false},
+		{"instance.live_migration_rollback.end", true, true},
+		{"compute_task.migrate_server.error", false, true},
 	} {
 		t.Run(tc.event, func(t *testing.T) {
 			e := newEnv(t, false)
@@ -350,9 +353,11 @@ func TestConsumerActivatesMovedSharedVM(t *testing.T) {
 			eventually(t, 20*time.Second, "vm active", func() bool { return e.state(vm) == ledger.StateActive })
 
 			handOver(t, e.c, e.pool, vm, mig, e.rp, res)
-			vmClaimOf(t, e.c, e.pool, vm, rp2, res)
-			if w, ok := e.workload(vm); !ok || w.Host != "compute-2" || w.State != ledger.StateClaimed {
-				t.Fatalf("after the destination's claim: %+v (found %v), want claimed on compute-2", w, ok)
+			if tc.dest {
+				vmClaimOf(t, e.c, e.pool, vm, rp2, res)
+				if w, ok := e.workload(vm); !ok || w.Host != "compute-2" || w.State != ledger.StateClaimed {
+					t.Fatalf("after the destination's claim: %+v (found %v), want claimed on compute-2", w, ok)
+				}
 			}
 			if w, ok := e.workload(mig); !ok || w.Host != "compute-1" {
 				t.Fatalf("the migration's consumer: %+v (found %v), want it holding compute-1", w, ok)
@@ -362,7 +367,11 @@ func TestConsumerActivatesMovedSharedVM(t *testing.T) {
 				handBack(t, e.c, e.pool, vm, mig, e.rp, res)
 				host, migHeld = "compute-1", false
 			}
-			e.nova.publish(novaBody(tc.event, "INFO", "InstanceActionPayload", instanceData(vm, host, "active")), "info")
+			prio := "INFO"
+			if strings.HasSuffix(tc.event, ".error") {
+				prio = "ERROR"
+			}
+			e.nova.publish(novaBody(tc.event, prio, "InstanceActionPayload", instanceData(vm, host, "active")), strings.ToLower(prio))
 			eventually(t, 20*time.Second, "vm active on "+host, func() bool {
 				w, ok := e.workload(vm)
 				return ok && w.Host == host && w.State == ledger.StateActive

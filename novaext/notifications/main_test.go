@@ -213,16 +213,20 @@ func handOver(t *testing.T, c *bridge.Coordinator, db pg.Beginner, instance, mig
 	}
 }
 
-// handBack is what Nova's source compute does when a move is undone
-// (a live migration's rollback, POST /allocations): the migration's
-// allocations on rp go back to the instance.
+// handBack is what Nova does when a move is undone (a live migration's
+// rollback on the source compute, a failed migrate task in the conductor;
+// POST /allocations): the migration's allocations on rp go back to the
+// instance.
 func handBack(t *testing.T, c *bridge.Coordinator, db pg.Beginner, instance, migration, rp string, res map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
 	err := pg.WithTx(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var gen int
-		if err := tx.QueryRow(ctx, `SELECT generation FROM consumers WHERE uuid = $1`, instance).Scan(&gen); err != nil {
-			return err
+		// the instance holds the destination, or nothing (a migration
+		// that failed before the scheduler found one)
+		var gen *int
+		var g int
+		if err := tx.QueryRow(ctx, `SELECT generation FROM consumers WHERE uuid = $1`, instance).Scan(&g); err == nil {
+			gen = &g
 		}
 		var amounts []claims.Amount
 		for class, n := range res {
@@ -231,7 +235,7 @@ func handBack(t *testing.T, c *bridge.Coordinator, db pg.Beginner, instance, mig
 		if err := store.DeleteAllAllocationsOfConsumer(ctx, tx, migration); err != nil {
 			return err
 		}
-		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: instance, ProjectID: "p1", UserID: "u1", Generation: &gen,
+		if err := claims.Replace(ctx, tx, claims.Claim{ConsumerUUID: instance, ProjectID: "p1", UserID: "u1", Generation: gen,
 			ConsumerType: bridge.ConsumerTypeInstance, Allocations: amounts}); err != nil {
 			return err
 		}

@@ -156,7 +156,11 @@ func Classify(m Message) (Action, error) {
 	case parts[0] == "compute_task" && op == "build_instances" && phase == "error":
 		a.Kind, a.Reason = Failed, reason(d.Reason, "the build failed")
 	case parts[0] == "compute_task" && phase == "error" && (op == "migrate_server" || op == "rebuild_server"):
+		// The task's rollback gave the instance its allocations back
+		// before the conductor notified: a server left active or stopped
+		// is where it was, as it was (active in the ledger, Nova's pins).
 		a.Kind = Moved
+		a.RealPins = strings.EqualFold(d.State, "active") || strings.EqualFold(d.State, "stopped")
 	case parts[0] == "compute_task":
 	case et == "instance.create.end":
 		a.Kind = Created

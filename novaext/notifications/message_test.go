@@ -3,6 +3,7 @@ package notifications
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"testing"
 )
 
@@ -52,6 +53,10 @@ func TestClassify(t *testing.T) {
 			Action{Kind: Failed, ServerID: id, Reason: "NoValidHost: No valid host was found. There are not enough hosts available."}, false},
 		{"a failed migrate task", novaMessage("compute_task.migrate_server.error", "ERROR", "ComputeTaskPayload", noValidHost),
 			Action{Kind: Moved, ServerID: id}, false},
+		{"a failed migrate task leaving it active (rolled back)", novaMessage("compute_task.migrate_server.error", "ERROR", "ComputeTaskPayload", with(noValidHost, "state", "active")),
+			Action{Kind: Moved, ServerID: id, RealPins: true}, false},
+		{"a failed migrate task leaving it stopped (rolled back)", novaMessage("compute_task.migrate_server.error", "ERROR", "ComputeTaskPayload", with(noValidHost, "state", "stopped")),
+			Action{Kind: Moved, ServerID: id, RealPins: true}, false},
 		{"delete.end", novaMessage("instance.delete.end", "INFO", "InstanceActionPayload", instance(id, "compute-1", "deleted", nil)),
 			Action{Kind: Deleted, ServerID: id}, false},
 		{"resize_finish.end", novaMessage("instance.resize_finish.end", "INFO", "InstanceActionResizePayload", instance(id, "compute-2", "resized", nil)),
@@ -109,4 +114,11 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%s: %+v, %v; want %+v", tc.name, a, err, tc.want)
 		}
 	}
+}
+
+// with is a copy of m with k set to v.
+func with(m map[string]any, k string, v any) map[string]any {
+	out := maps.Clone(m)
+	out[k] = v
+	return out
 }
