@@ -227,7 +227,9 @@ func migrationUUID(ctx context.Context, id string) (string, error) {
 // it runs, is rolled back: the VM stays. Another, seen while it runs
 // (Placement and the ledger hold the instance on the destination and the
 // source under the migration's uuid) then completed, brings it back to the
-// host it booted on.
+// host it booted on. Last, a dedicated VM's migration to the host without
+// dedicated CPUs finds no host: the conductor rolls it back and the VM is
+// active where it was, with Nova's pins, in the ledger.
 func TestMigrations(t *testing.T) {
 	start(t)
 	need(t, partSched, partNotify)
@@ -283,6 +285,50 @@ func TestMigrations(t *testing.T) {
 
 	remove(t, s)
 	agree(t, "after the delete", time.Minute)
+
+	// 5. a dedicated VM (compute-2 alone has PCPU) migrated to compute-1:
+	// no valid host; the conductor gives the instance its allocations back
+	d := boot(t, "vm-migrations-ded", "m1.ded2")
+	if d.Hypervisor != "compute-2" {
+		t.Fatalf("dedicated server on %s, want compute-2", d.Hypervisor)
+	}
+	failedMigrate(t, ctx, d.ID, "compute-1")
+	mig = mustMigrationUUID(t, ctx, d.ID)
+	settled(t, ctx, d.ID, "compute-2", map[string]int{"DISK_GB": 1, "MEMORY_MB": 512, "PCPU": 2}, "after a cold migration no host could take")
+	released(t, ctx, mig, "compute-2")
+	remove(t, d)
+	agree(t, "after the deletes", time.Minute)
+}
+
+// failedMigrate asks Nova to migrate server id to host, which cannot take
+// it: the API accepts (it casts to the conductor), the conductor finds no
+// valid host, rolls its task back (the migration in error, the instance's
+// allocations given back) and sets the server ACTIVE again, with no task,
+// where it was.
+func failedMigrate(t *testing.T, ctx context.Context, id, host string) {
+	t.Helper()
+	prev, _ := lastMigration(ctx, id)
+	body := map[string]any{"migrate": map[string]any{"host": host}}
+	if _, err := env.Nova(ctx, http.MethodPost, "/servers/"+id+"/action", body, nil, "2.56"); err != nil {
+		t.Fatalf("cold migration of %s to %s: %v", id, host, err)
+	}
+	for {
+		s, err := env.GetServer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := lastMigration(ctx, id)
+		switch {
+		case m.ID > prev.ID && m.Status == "error" && s.Status == "ACTIVE" && s.TaskState == "":
+			t.Logf("cold migration %s of %s to %s: in error, the server ACTIVE on %s, fault %v", m.UUID, id, host, s.Hypervisor, s.Fault)
+			return
+		case m.ID > prev.ID && m.Status != "error" && m.Status != "pre-migrating" && m.Status != "accepted":
+			t.Fatalf("cold migration of %s to %s, which cannot take it: migration %+v, server %s (task %q)", id, host, m, s.Status, s.TaskState)
+		case s.Status == "ERROR" || ctx.Err() != nil:
+			t.Fatalf("server %s after a migration no host could take: %s (task %q), migration %+v, fault %v", id, s.Status, s.TaskState, m, s.Fault)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // otherCompute is the environment's compute that is not host.
