@@ -141,6 +141,10 @@ func runServe(ctx context.Context, args []string) error {
 	if cfg.Database.MaxConns > 0 {
 		poolCfg.MaxConns = cfg.Database.MaxConns
 	}
+	if cfg.Database.MinIdleConns < 0 || cfg.Database.MinIdleConns > poolCfg.MaxConns {
+		return fmt.Errorf("database.min_idle_conns %d must be between 0 and database.max_conns (%d)", cfg.Database.MinIdleConns, poolCfg.MaxConns)
+	}
+	poolCfg.MinIdleConns = cfg.Database.MinIdleConns
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("connecting to database: %w", err)

@@ -279,3 +279,17 @@ func TestServeBadSchedulerConfig(t *testing.T) {
 		t.Fatalf("serve with an unknown filter: %v", err)
 	}
 }
+
+// More idle connections than the pool may hold stops serve at start.
+func TestServeBadPoolSizes(t *testing.T) {
+	t.Setenv("UNISCHED_DATABASE_URL", pgtest.URL(t))
+	t.Setenv("UNISCHED_PLACEMENT_LISTEN", testPlacementAddr)
+	t.Setenv("UNISCHED_CONTAINER_API_LISTEN", testContainerAddr)
+	t.Setenv("UNISCHED_DATABASE_MAX_CONNS", "4")
+	t.Setenv("UNISCHED_DATABASE_MIN_IDLE_CONNS", "5")
+	t.Setenv("UNISCHED_LOG_LEVEL", "error")
+	err := runServe(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "database.min_idle_conns 5 must be between 0 and database.max_conns (4)") {
+		t.Fatalf("serve with min_idle_conns over max_conns: %v", err)
+	}
+}

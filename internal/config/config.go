@@ -58,6 +58,13 @@ type ContainerAPI struct {
 type Database struct {
 	URL      string `mapstructure:"url"`
 	MaxConns int32  `mapstructure:"max_conns"`
+	// MinIdleConns is how many idle connections the pool keeps open
+	// (opened at start, topped up every minute), so that a burst after
+	// a quiet spell or a restart does not wait for new connections: a
+	// new PostgreSQL session costs a backend start and the first
+	// statements' preparation, tens to hundreds of milliseconds on a
+	// busy host, on the path of the relay's deliveries.
+	MinIdleConns int32 `mapstructure:"min_idle_conns"`
 	// Migrate applies pending migrations when serve starts.
 	Migrate bool `mapstructure:"migrate"`
 }
@@ -90,6 +97,7 @@ type Test struct {
 var defaults = map[string]any{
 	"database.url":                              "",
 	"database.max_conns":                        int32(20),
+	"database.min_idle_conns":                   int32(8),
 	"database.migrate":                          true,
 	"placement.listen":                          "127.0.0.1:8778",
 	"placement.auth_strategy":                   "noauth2",

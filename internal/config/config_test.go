@@ -65,6 +65,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	}
 	t.Setenv("UNISCHED_DATABASE_URL", "postgres://x@/y")
 	t.Setenv("UNISCHED_DATABASE_MAX_CONNS", "7")
+	t.Setenv("UNISCHED_DATABASE_MIN_IDLE_CONNS", "3")
 	t.Setenv("UNISCHED_PLACEMENT_LISTEN", "127.0.0.1:9999")
 	t.Setenv("UNISCHED_PLACEMENT_CORS_ALLOWED_ORIGINS", "http://a.example,http://b.example")
 	t.Setenv("UNISCHED_TEST_RESET", "true")
@@ -81,6 +82,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	}{
 		{"database.url from env", c.Database.URL, "postgres://x@/y"},
 		{"database.max_conns from env", c.Database.MaxConns, int32(7)},
+		{"database.min_idle_conns from env", c.Database.MinIdleConns, int32(3)},
 		{"env beats file", c.Placement.Listen, "127.0.0.1:9999"},
 		{"file beats default", c.Placement.Policy, "open"},
 		{"list from env", strings.Join(c.Placement.CORSAllowedOrigins, " "), "http://a.example http://b.example"},
