@@ -149,6 +149,23 @@ func TestRegisterHostInvalid(t *testing.T) {
 	}
 }
 
+// createEvent registers reg with its agent at agentURL and creates a
+// shared container there: its create event, the one in the outbox.
+func (f *fixture) createEvent(reg agentproto.Registration, agentURL string) (outbox.Event, bridge.Workload) {
+	f.t.Helper()
+	reg.AgentURL = agentURL
+	f.register(reg)
+	w, err := f.c.Create(f.ctx, shared(1, 64))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rows, err := outbox.ListKey(f.ctx, f.pool, w.ID)
+	if err != nil || len(rows) != 1 {
+		f.t.Fatalf("outbox: %+v, %v", rows, err)
+	}
+	return rows[0].Event, w
+}
+
 // The deliverer reads a host's agent URL once per URLTTL, and again at
 // once after a delivery there failed: an agent that re-registered
 // elsewhere gets the next attempt.
@@ -167,17 +184,7 @@ func TestAgentDelivererFollowsAnAgentThatMoved(t *testing.T) {
 	a, b := agent("a", &got, &mu), agent("b", &got, &mu)
 	defer b.Close()
 	reg := bridgetest.TwoCells("h1")
-	reg.AgentURL = a.URL
-	f.register(reg)
-	w, err := f.c.Create(f.ctx, shared(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := outbox.ListKey(f.ctx, f.pool, w.ID)
-	if err != nil || len(rows) != 1 {
-		t.Fatalf("outbox: %+v, %v", rows, err)
-	}
-	ev := rows[0].Event
+	ev, _ := f.createEvent(reg, a.URL)
 	d := bridge.NewAgentDeliverer(f.pool, bridge.AgentDelivererOptions{URLTTL: time.Hour})
 	deliver := func() error { return d.Deliver(f.ctx, ev) }
 	if err := deliver(); err != nil {
@@ -225,18 +232,7 @@ func TestAgentDeliverer(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer agent.Close()
-	reg := bridgetest.TwoCells("h1")
-	reg.AgentURL = agent.URL + "/"
-	f.register(reg)
-	w, err := f.c.Create(f.ctx, shared(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := outbox.ListKey(f.ctx, f.pool, w.ID)
-	if err != nil || len(rows) != 1 {
-		t.Fatalf("outbox: %+v, %v", rows, err)
-	}
-	ev := rows[0].Event
+	ev, w := f.createEvent(bridgetest.TwoCells("h1"), agent.URL+"/")
 	d := bridge.NewAgentDeliverer(f.pool, bridge.AgentDelivererOptions{Token: "admin:admin"})
 	discarded := func(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "discarded:") }
 
