@@ -20,9 +20,10 @@ import (
 // AgentDelivererOptions tune NewAgentDeliverer.
 type AgentDelivererOptions struct {
 	// Client posts the events; the relay bounds each delivery with its own
-	// timeout through the context. The default keeps as many idle
-	// connections per agent as the relay has lanes, so that a burst of
-	// events to one host does not open (and close) a connection each.
+	// timeout through the context. The default keeps up to 16 idle
+	// connections per agent (more than the relay's default 8 lanes), so
+	// that a burst of events to one host does not open (and close) a
+	// connection each, as http.DefaultClient's 2 would.
 	Client *http.Client
 	// Token, when set, is sent as X-Auth-Token.
 	Token string
@@ -35,12 +36,14 @@ type AgentDelivererOptions struct {
 
 // NewAgentDeliverer delivers the AgentTopic events of the outbox: it posts
 // the agentproto.Event, with ID set to the outbox id the agent dedupes by,
-// to {agent_url}/v1/events of the event's host, looked up per event so a
-// re-registered agent gets the next one at its new address (see URLTTL). A 2xx answer is
-// delivered (the agent answers 202 once it has journaled the event, and
-// applies it afterwards; its outcome arrives as a report); an unknown host, an agent answering 404 or an event that
-// cannot be decoded is discarded (retrying cannot help); anything else is
-// retried by the relay.
+// to {agent_url}/v1/events of the event's host, read from the hosts table
+// at most every URLTTL and again after a failed delivery, so a
+// re-registered agent gets the next events at its new address. A 2xx
+// answer is delivered (the agent answers 202 once it has journaled the
+// event, and applies it afterwards; its outcome arrives as a report); an
+// unknown host, an agent answering 404 or an event that cannot be decoded
+// is discarded (retrying cannot help); anything else is retried by the
+// relay.
 func NewAgentDeliverer(db pg.DBTX, opts AgentDelivererOptions) outbox.Deliverer {
 	if opts.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
