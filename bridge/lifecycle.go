@@ -24,12 +24,19 @@ import (
 // its pinned pCPUs were in the shared pool, the host's agent is told the
 // pool grew.
 func release(ctx context.Context, tx pgx.Tx, lw ledger.Workload) error {
+	if err := store.DeleteAllAllocationsOfConsumer(ctx, tx, lw.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("releasing the Placement allocations of workload %s: %w", lw.ID, err)
+	}
+	return releaseLedger(ctx, tx, lw)
+}
+
+// releaseLedger frees what the workload holds in the ledger and, when its
+// pins were in the host's shared pool, tells the host's agent the pool
+// grew. A VM's Placement allocations are Nova's: its release stops here.
+func releaseLedger(ctx context.Context, tx pgx.Tx, lw ledger.Workload) error {
 	a, err := ledger.GetAssignment(ctx, tx, lw.ID)
 	if err != nil {
 		return err
-	}
-	if err := store.DeleteAllAllocationsOfConsumer(ctx, tx, lw.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("releasing the Placement allocations of workload %s: %w", lw.ID, err)
 	}
 	touched := false
 	if lw.Host != "" {
@@ -40,10 +47,10 @@ func release(ctx context.Context, tx pgx.Tx, lw ledger.Workload) error {
 	if err := ledger.Release(ctx, tx, lw.ID); err != nil {
 		return err
 	}
-	if touched {
-		return hostCPUsEvent(ctx, tx, lw.Host)
+	if !touched {
+		return nil
 	}
-	return nil
+	return hostCPUsEvent(ctx, tx, lw.Host)
 }
 
 // lockWorkload locks the workload row for a change, mapping not found.

@@ -113,7 +113,7 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 		}
 		// Removed, or moved to a host no agent describes: the ledger has
 		// nothing left to hold for it.
-		if err := releaseVM(ctx, tx, lw); err != nil {
+		if err := releaseLedger(ctx, tx, lw); err != nil {
 			return err
 		}
 		return ledger.DeleteWorkload(ctx, tx, id)
@@ -147,7 +147,7 @@ func (c *Coordinator) RecordVMAllocations(ctx context.Context, tx pgx.Tx, reques
 			oldPins = old.Pinned()
 		}
 		if lw.Host != "" && lw.Host != host {
-			if err := releaseVM(ctx, tx, lw); err != nil {
+			if err := releaseLedger(ctx, tx, lw); err != nil {
 				return err
 			}
 		}
@@ -443,29 +443,6 @@ func cellsString(cells []ledger.CellAssignment) string {
 	return strings.Join(parts, " ")
 }
 
-// releaseVM frees what the VM holds in the ledger (never its Placement
-// allocations: Nova owns those) and, when its pins were in the host's
-// shared pool, tells the host's agent the pool grew.
-func releaseVM(ctx context.Context, tx pgx.Tx, lw ledger.Workload) error {
-	a, err := ledger.GetAssignment(ctx, tx, lw.ID)
-	if err != nil {
-		return err
-	}
-	touched := false
-	if lw.Host != "" {
-		if touched, err = sharedTouched(ctx, tx, lw.Host, a.Pinned()); err != nil {
-			return err
-		}
-	}
-	if err := ledger.Release(ctx, tx, lw.ID); err != nil {
-		return err
-	}
-	if !touched {
-		return nil
-	}
-	return hostCPUsEvent(ctx, tx, lw.Host)
-}
-
 // errRetryVM: the VM changed host between two reads; run again.
 var errRetryVM = errors.New("VM changed while being locked")
 
@@ -725,7 +702,7 @@ func (c *Coordinator) VMFailed(ctx context.Context, id, reason string) error {
 		if err != nil {
 			return err
 		}
-		if err := releaseVM(ctx, tx, lw); err != nil {
+		if err := releaseLedger(ctx, tx, lw); err != nil {
 			return err
 		}
 		if reason == "" {
@@ -746,7 +723,7 @@ func (c *Coordinator) VMDeleted(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := releaseVM(ctx, tx, lw); err != nil {
+		if err := releaseLedger(ctx, tx, lw); err != nil {
 			return err
 		}
 		return ledger.DeleteWorkload(ctx, tx, lw.ID)

@@ -319,10 +319,14 @@ func (r *Relay) wait(ctx context.Context, conn *pgx.Conn) error {
 // lane is what one worker delivers, in id order: one key's events, or
 // with Parallelism 1 every event claimed, of several keys.
 type lane struct {
-	keys []string
-	evs  []Event
-	// asked and claimed are when the claim that made the lane was sent
-	// and returned, busy how many lanes were running then.
+	keys  []string
+	evs   []Event
+	claim claimStamp
+}
+
+// claimStamp is when the claim that made a lane was sent and returned, and
+// how many lanes were running then: where a slow delivery's time went.
+type claimStamp struct {
 	asked, claimed time.Time
 	busy           int
 }
@@ -344,11 +348,11 @@ func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]b
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
-	claimed := r.cfg.Now()
+	stamp := claimStamp{asked: asked, claimed: r.cfg.Now(), busy: running}
 	if r.cfg.Parallelism == 1 {
 		// One lane of every claimed event in id order: the batch goes out
 		// exactly as it was claimed, one event at a time.
-		l := lane{evs: evs, asked: asked, claimed: claimed, busy: running}
+		l := lane{evs: evs, claim: stamp}
 		seen := map[string]bool{}
 		for _, ev := range evs {
 			if !seen[ev.Key] {
@@ -365,7 +369,7 @@ func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]b
 		if !ok {
 			i = len(lanes)
 			at[ev.Key] = i
-			lanes = append(lanes, lane{keys: []string{ev.Key}, asked: asked, claimed: claimed, busy: running})
+			lanes = append(lanes, lane{keys: []string{ev.Key}, claim: stamp})
 		}
 		lanes[i].evs = append(lanes[i].evs, ev)
 	}
@@ -373,14 +377,14 @@ func (r *Relay) claim(ctx context.Context, conn *pgx.Conn, inFlight map[string]b
 }
 
 // outcome is one event's delivery: err nil when delivered, at when its
-// Deliver returned; claimed and started when it was claimed and when its
+// Deliver returned; claim and started when it was claimed and when its
 // Deliver was called, to tell where a slow delivery's time went.
 type outcome struct {
-	ev                      Event
-	err                     error
-	asked, claimed, started time.Time
-	busy                    int
-	at                      time.Time
+	ev      Event
+	err     error
+	claim   claimStamp
+	started time.Time
+	at      time.Time
 }
 
 // runLane delivers a lane's events in id order, skipping the rest of a
@@ -400,7 +404,7 @@ func (r *Relay) runLane(ctx context.Context, l lane) {
 		if ctx.Err() != nil {
 			return
 		}
-		outs = append(outs, outcome{ev: ev, err: derr, asked: l.asked, claimed: l.claimed, busy: l.busy, started: started, at: r.cfg.Now()})
+		outs = append(outs, outcome{ev: ev, err: derr, claim: l.claim, started: started, at: r.cfg.Now()})
 		if derr != nil && !isDiscard(derr) {
 			failed[ev.Key] = true
 		}
@@ -498,8 +502,8 @@ func (r *Relay) logSlow(o outcome, lag time.Duration, recorded time.Time) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	r.cfg.Logger.Warn("outbox relay: slow delivery", "id", o.ev.ID, "topic", o.ev.Topic, "key", o.ev.Key,
 		"attempt", o.ev.Attempts+1, "lag_ms", ms(lag),
-		"to_claim_ms", ms(o.asked.Sub(o.ev.CreatedAt)), "claim_ms", ms(o.claimed.Sub(o.asked)), "lanes_busy", o.busy,
-		"in_lane_ms", ms(o.started.Sub(o.claimed)),
+		"to_claim_ms", ms(o.claim.asked.Sub(o.ev.CreatedAt)), "claim_ms", ms(o.claim.claimed.Sub(o.claim.asked)),
+		"lanes_busy", o.claim.busy, "in_lane_ms", ms(o.started.Sub(o.claim.claimed)),
 		"deliver_ms", ms(o.at.Sub(o.started)), "record_ms", ms(recorded.Sub(o.at)))
 }
 

@@ -60,6 +60,9 @@ func runConfig(args []string, stdout io.Writer) error {
 		if _, err := schedulerEngine(cfg.Scheduler); err != nil {
 			return fmt.Errorf("scheduler: %w", err)
 		}
+		if _, err := poolConfig(cfg.Database); err != nil {
+			return err
+		}
 		if cfg.Database.URL == "" {
 			fmt.Fprintln(stdout, "warning: no database.url (serve and migrate need one)")
 		}

@@ -53,3 +53,13 @@ func TestConfigCommand(t *testing.T) {
 		t.Error("an unknown sample format was accepted")
 	}
 }
+
+// `config check` refuses the pool sizes serve refuses.
+func TestConfigCheckPoolSizes(t *testing.T) {
+	t.Setenv("UNISCHED_DATABASE_MAX_CONNS", "4")
+	t.Setenv("UNISCHED_DATABASE_MIN_IDLE_CONNS", "5")
+	err := runConfig([]string{"check"}, new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), "database.min_idle_conns 5 must be between 0 and database.max_conns (4)") {
+		t.Fatalf("config check with min_idle_conns over max_conns: %v", err)
+	}
+}

@@ -117,6 +117,24 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(openstack.ContextHandler(h))
 }
 
+// poolConfig is the pool serve opens: database.url's settings, then
+// max_conns and min_idle_conns. `config check` builds it too, so that it
+// refuses what serve would.
+func poolConfig(db config.Database) (*pgxpool.Config, error) {
+	c, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database url: %w", err)
+	}
+	if db.MaxConns > 0 {
+		c.MaxConns = db.MaxConns
+	}
+	if db.MinIdleConns < 0 || db.MinIdleConns > c.MaxConns {
+		return nil, fmt.Errorf("database.min_idle_conns %d must be between 0 and database.max_conns (%d)", db.MinIdleConns, c.MaxConns)
+	}
+	c.MinIdleConns = db.MinIdleConns
+	return c, nil
+}
+
 func runServe(ctx context.Context, args []string) error {
 	cfg, _, err := loadConfig("serve", args)
 	if err != nil {
@@ -134,17 +152,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err := prepareSchema(ctx, cfg.Database, log); err != nil { // cmd/unisched/migrate.go
 		return err
 	}
-	poolCfg, err := pgxpool.ParseConfig(cfg.Database.URL)
+	poolCfg, err := poolConfig(cfg.Database)
 	if err != nil {
-		return fmt.Errorf("parsing database url: %w", err)
+		return err
 	}
-	if cfg.Database.MaxConns > 0 {
-		poolCfg.MaxConns = cfg.Database.MaxConns
-	}
-	if cfg.Database.MinIdleConns < 0 || cfg.Database.MinIdleConns > poolCfg.MaxConns {
-		return fmt.Errorf("database.min_idle_conns %d must be between 0 and database.max_conns (%d)", cfg.Database.MinIdleConns, poolCfg.MaxConns)
-	}
-	poolCfg.MinIdleConns = cfg.Database.MinIdleConns
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("connecting to database: %w", err)
